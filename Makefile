@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make book` and `make test`. Both create .venv when it is missing
+# or older than requirements.txt / pyproject.toml, so they work from a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv book exercises test lab clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+## Build the book into _build/html (strict: warnings fail) and generate the student release in exercises/.
+book: venv exercises
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+## Generate exercises/ from solutions/ with nbgrader.
+exercises: venv
+	$(BIN)/python -m autograder.release
+
+## Run every test (the project's own, the checks against reference and mutants, the book build).
+test: venv
+	$(BIN)/python -m pytest
+
+## Open the exercises in JupyterLab.
+lab: venv
+	cd exercises && ../$(BIN)/jupyter lab
+
+clean:
+	rm -rf _build .pytest_cache

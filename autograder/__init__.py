@@ -1,0 +1,1 @@
+"""Attention and Transformers, from scratch: reference implementation, checks and grading CLI."""

@@ -1,0 +1,36 @@
+"""The reference implementation: the one hand-written source of all model code in the course.
+
+The book shows it, the solutions are filled from it, the checks compare learners' code with it,
+and ``tests/`` prove it equal to PyTorch's built-in modules.
+"""
+from .attention import AdditiveAttention, masked_softmax, scaled_dot_product_attention
+from .decoding import beam_search, greedy_decode, length_penalty_gnmt, trim_after_eos
+from .multihead import MultiHeadAttention
+from .positional import (
+    LearnedPositionalEmbedding,
+    PositionalEncoding,
+    RotaryEmbedding,
+    apply_rotary,
+    sinusoidal_positional_encoding,
+)
+from .rnn import Seq2SeqRNN, gradient_norm_by_distance
+from .transformer import (
+    DecoderLayer,
+    EncoderLayer,
+    FeedForward,
+    Transformer,
+    TransformerConfig,
+    causal_mask,
+    padding_mask,
+)
+
+__all__ = [
+    "AdditiveAttention", "masked_softmax", "scaled_dot_product_attention",
+    "beam_search", "greedy_decode", "length_penalty_gnmt", "trim_after_eos",
+    "MultiHeadAttention",
+    "LearnedPositionalEmbedding", "PositionalEncoding", "RotaryEmbedding", "apply_rotary",
+    "sinusoidal_positional_encoding",
+    "Seq2SeqRNN", "gradient_norm_by_distance",
+    "DecoderLayer", "EncoderLayer", "FeedForward", "Transformer", "TransformerConfig",
+    "causal_mask", "padding_mask",
+]

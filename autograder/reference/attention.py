@@ -1,0 +1,83 @@
+"""Scaled dot-product attention, written out so that every step can be read.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + mask) V
+
+Mask convention (the same as ``torch.nn.functional.scaled_dot_product_attention``):
+a boolean mask where **True means "may attend"**. A query row with no allowed key
+gets zero weights and a zero output instead of NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def check_mask(mask: torch.Tensor | None) -> None:
+    """Raise a clear error for a mask that is not boolean."""
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError(
+            f"mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}; "
+            "convert it with `mask.bool()` or build it with a comparison such as `tokens != pad_id`"
+        )
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis that gives weight 0 to masked keys.
+
+    A row whose keys are all masked gets all-zero weights (not NaN).
+    """
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    # The most negative finite number, not -inf: a fully masked row then stays finite.
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1)
+    return weights.masked_fill(~mask, 0.0)
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(output, weights)`` of scaled dot-product attention.
+
+    query (..., Lq, d_k), key (..., Lk, d_k), value (..., Lk, d_v),
+    mask boolean broadcastable to (..., Lq, Lk), True = may attend.
+    output (..., Lq, d_v), weights (..., Lq, Lk).
+    """
+    check_mask(mask)
+    d_k = query.size(-1)
+    if key.size(-1) != d_k:
+        raise ValueError(f"query and key must have the same last dimension d_k, got {d_k} and {key.size(-1)}")
+    if key.size(-2) != value.size(-2):
+        raise ValueError(
+            f"key and value must have the same length Lk, got {key.size(-2)} and {value.size(-2)}"
+        )
+    scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (..., Lq, Lk)
+    weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
+    attended = F.dropout(weights, dropout_p) if dropout_p > 0.0 else weights
+    output = attended @ value  # (..., Lq, d_v)
+    return output, weights
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau (additive) attention: score(q, k) = v^T tanh(W_q q + W_k k)."""
+
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
+        super().__init__()
+        self.w_q = nn.Linear(query_dim, hidden_dim, bias=False)
+        self.w_k = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.v = nn.Linear(hidden_dim, 1, bias=False)
+
+    def forward(self, query, key, value, mask=None):
+        """query (B, Lq, dq), key (B, Lk, dk), value (B, Lk, dv) -> ((B, Lq, dv), (B, Lq, Lk))."""
+        check_mask(mask)
+        features = torch.tanh(self.w_q(query).unsqueeze(2) + self.w_k(key).unsqueeze(1))  # (B, Lq, Lk, H)
+        scores = self.v(features).squeeze(-1)  # (B, Lq, Lk)
+        weights = masked_softmax(scores, mask)
+        return weights @ value, weights

@@ -1,0 +1,72 @@
+"""Multi-head attention: h attention heads run side by side on d_model / h dimensions each."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .attention import check_mask, scaled_dot_product_attention
+from .positional import apply_rotary
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_o, head_i = Attention(Q W_q^i, K W_k^i, V W_v^i).
+
+    Batch-first: query (B, Lq, d_model), key and value (B, Lk, d_model).
+    mask: boolean, broadcastable to (B, num_heads, Lq, Lk), True = may attend.
+    Returns output (B, Lq, d_model) and per-head weights (B, num_heads, Lq, Lk);
+    with ``use_sdpa=True`` the fused ``F.scaled_dot_product_attention`` computes the
+    same output faster and the weights are not materialised (``None``).
+    ``rotary=True`` rotates queries and keys by their positions (RoPE) before scoring.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
+                 use_sdpa: bool = False, rotary: bool = False):
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(
+                f"d_model ({d_model}) must be divisible by num_heads ({num_heads}): each head gets "
+                f"d_model / num_heads dimensions; pick num_heads among the divisors of {d_model}"
+            )
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_head = d_model // num_heads
+        self.dropout = dropout
+        self.use_sdpa = use_sdpa
+        self.rotary = rotary
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        return x.view(B, L, self.num_heads, self.d_head).transpose(1, 2)  # (B, h, L, d_head)
+
+    def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, L, _ = x.shape
+        return x.transpose(1, 2).contiguous().view(B, L, self.d_model)  # (B, L, d_model)
+
+    def forward(self, query, key, value, mask=None):
+        check_mask(mask)
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if t.dim() != 3 or t.size(-1) != self.d_model:
+                raise ValueError(
+                    f"{name} must have shape (B, L, d_model={self.d_model}), got {tuple(t.shape)}; "
+                    "inputs are batch-first"
+                )
+        q = self.split_heads(self.w_q(query))  # (B, h, Lq, d_head)
+        k = self.split_heads(self.w_k(key))  # (B, h, Lk, d_head)
+        v = self.split_heads(self.w_v(value))  # (B, h, Lk, d_head)
+        if self.rotary:
+            q = apply_rotary(q, torch.arange(q.size(-2), device=q.device))
+            k = apply_rotary(k, torch.arange(k.size(-2), device=k.device))
+        p = self.dropout if self.training else 0.0
+        if self.use_sdpa:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Lq, d_head)
+            if mask is not None:  # a query with no allowed key: zeros, as in the explicit path
+                out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+            weights = None
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)  # (B, h, Lq, d_head)
+        return self.w_o(self.merge_heads(out)), weights

@@ -1,0 +1,125 @@
+"""MultiHeadAttention equals torch.nn.MultiheadAttention(batch_first=True) with the same weights.
+
+float64, rtol=1e-10, atol=1e-12 (the same products summed in another order agree to ~1e-15).
+"""
+import pytest
+import torch
+import torch.nn as nn
+
+from autograder.reference import MultiHeadAttention, causal_mask
+
+TOL = dict(rtol=1e-10, atol=1e-12)
+
+
+def pair(d_model, num_heads, bias=True, seed=0):
+    torch.manual_seed(seed)
+    ours = MultiHeadAttention(d_model, num_heads, bias=bias).double()
+    theirs = nn.MultiheadAttention(d_model, num_heads, bias=bias, batch_first=True).double()
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        theirs.out_proj.weight.copy_(ours.w_o.weight)
+        if bias:
+            theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+            theirs.out_proj.bias.copy_(ours.w_o.bias)
+    return ours, theirs
+
+
+def inputs(B, Lq, Lk, d, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, Lq, d, generator=g, dtype=torch.float64)
+    mem = torch.randn(B, Lk, d, generator=g, dtype=torch.float64)
+    return x, mem
+
+
+@pytest.mark.parametrize("d_model,num_heads,bias", [(8, 1, True), (12, 3, True), (16, 4, False), (32, 8, True)])
+def test_self_attention_equals_pytorch(d_model, num_heads, bias):
+    ours, theirs = pair(d_model, num_heads, bias)
+    x, _ = inputs(2, 5, 5, d_model)
+    out, w = ours(x, x, x)
+    ref, ref_w = theirs(x, x, x, need_weights=True, average_attn_weights=True)
+    torch.testing.assert_close(out, ref, **TOL)
+    assert w.shape == (2, num_heads, 5, 5)
+    torch.testing.assert_close(w.mean(1), ref_w, **TOL)
+    _, ref_w_heads = theirs(x, x, x, need_weights=True, average_attn_weights=False)
+    torch.testing.assert_close(w, ref_w_heads, **TOL)
+
+
+def test_cross_attention_with_padding_equals_pytorch():
+    ours, theirs = pair(16, 4)
+    x, mem = inputs(3, 4, 7, 16)
+    lengths = torch.tensor([7, 3, 5])
+    keep = torch.arange(7)[None, :] < lengths[:, None]  # (B, Lk) True = real token
+    out, w = ours(x, mem, mem, keep[:, None, None, :])
+    ref, ref_w = theirs(x, mem, mem, key_padding_mask=~keep)
+    torch.testing.assert_close(out, ref, **TOL)
+    torch.testing.assert_close(w.mean(1), ref_w, **TOL)
+
+
+def test_causal_and_padding_mask_equals_pytorch():
+    ours, theirs = pair(12, 3)
+    x, _ = inputs(2, 6, 6, 12)
+    keep = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    out, _ = ours(x, x, x, causal_mask(6) & keep[:, None, None, :])
+    ref, _ = theirs(x, x, x, attn_mask=~causal_mask(6), key_padding_mask=~keep)
+    torch.testing.assert_close(out, ref, **TOL)
+
+
+def test_per_head_mask_equals_pytorch():
+    ours, theirs = pair(8, 2)
+    x, mem = inputs(2, 3, 5, 8)
+    g = torch.Generator().manual_seed(3)
+    mask = torch.rand(2, 2, 3, 5, generator=g) < 0.5
+    mask[..., 0] = True
+    out, _ = ours(x, mem, mem, mask)
+    ref, _ = theirs(x, mem, mem, attn_mask=~mask.reshape(4, 3, 5))
+    torch.testing.assert_close(out, ref, **TOL)
+
+
+def test_gradients_equal_pytorch():
+    ours, theirs = pair(12, 3)
+    x, mem = inputs(2, 4, 6, 12)
+    ours(x, mem, mem)[0].square().sum().backward()
+    theirs(x, mem, mem)[0].square().sum().backward()
+    w_in = torch.cat([ours.w_q.weight.grad, ours.w_k.weight.grad, ours.w_v.weight.grad])
+    torch.testing.assert_close(w_in, theirs.in_proj_weight.grad, **TOL)
+    torch.testing.assert_close(ours.w_o.weight.grad, theirs.out_proj.weight.grad, **TOL)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_fast_path_equals_explicit_path(masked):
+    explicit, _ = pair(16, 4)
+    fast = MultiHeadAttention(16, 4, use_sdpa=True).double()
+    fast.load_state_dict(explicit.state_dict())
+    x, mem = inputs(2, 5, 6, 16)
+    mask = None
+    if masked:
+        mask = torch.ones(2, 1, 5, 6, dtype=torch.bool)
+        mask[1, :, :, 3:] = False
+        mask[0, :, 2] = False  # a query with no key at all: both paths give zeros
+    out, w = fast(x, mem, mem, mask)
+    ref, _ = explicit(x, mem, mem, mask)
+    assert w is None
+    torch.testing.assert_close(out, ref, **TOL)
+
+
+def test_heads_attend_independently():
+    """Changing the query projection of head 0 changes head 0's weights only."""
+    m, _ = pair(8, 2)
+    x, _ = inputs(1, 4, 4, 8)
+    _, before = m(x, x, x)
+    with torch.no_grad():
+        m.w_q.weight[:4] *= 3.0
+    _, after = m(x, x, x)
+    assert not torch.allclose(before[:, 0], after[:, 0])
+    torch.testing.assert_close(before[:, 1], after[:, 1], **TOL)
+
+
+def test_indivisible_heads_raise_clear_error():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)
+
+
+def test_wrong_input_shape_raises_clear_error():
+    m = MultiHeadAttention(8, 2)
+    with pytest.raises(ValueError, match=r"\(B, L, d_model=8\)"):
+        m(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8))

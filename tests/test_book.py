@@ -1,0 +1,161 @@
+"""The book builds strictly and works offline.
+
+One strict build (`jupyter-book build . -W -n --keep-going`, the command of `make book`) into the
+default `_build/`, so that it shares the execution cache with `make book`; a clean clone (CI)
+executes every chapter. The built HTML is then checked: no page and no stylesheet loads a script,
+style, font or image from the network, and every page loads the local copy of MathJax 3.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+MATHJAX_ENTRY = "mathjax/tex-mml-chtml.js"
+NETWORK = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
+# url(...) in CSS; a data: URI (e.g. an SVG icon whose xmlns is http://www.w3.org/...) is local.
+CSS_URL = re.compile(r"""url\(\s*['"]?(?!data:)([^'")]+)""", re.IGNORECASE)
+CSS_IMPORT = re.compile(r"""@import\s+(?:url\()?\s*['"]?([^'");\s]+)""", re.IGNORECASE)
+
+
+class Resources(HTMLParser):
+    """Collect every address a browser would fetch while loading the page."""
+
+    # tag -> attributes that the browser fetches on load (a plain <a href> is a link, not a load)
+    FETCHED = {"script": ("src",), "img": ("src", "srcset"), "iframe": ("src",), "source": ("src", "srcset"),
+               "video": ("src", "poster"), "audio": ("src",), "embed": ("src",), "object": ("data",),
+               "input": ("src",)}
+
+    def __init__(self):
+        super().__init__()
+        self.fetched: list[tuple[str, str]] = []  # (tag, address)
+        self.inline_styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in self.FETCHED.get(tag, ()):
+            if attrs.get(name):
+                self.fetched.append((tag, attrs[name]))
+        if tag == "link" and attrs.get("href"):
+            rel = (attrs.get("rel") or "").lower()
+            if any(kind in rel for kind in ("stylesheet", "preload", "icon", "modulepreload", "prefetch", "manifest")):
+                self.fetched.append((f"link rel={rel}", attrs["href"]))
+        if attrs.get("style"):
+            self.inline_styles.append(attrs["style"])
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        if tag == "style":
+            self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.inline_styles.append(data)
+
+
+def css_network_urls(text: str) -> list[str]:
+    urls = CSS_URL.findall(text) + CSS_IMPORT.findall(text)
+    return list(dict.fromkeys(u for u in urls if NETWORK.match(u)))  # @import url(...) matches both
+
+
+def toc_files() -> list[str]:
+    """The pages listed in _toc.yml (comments skipped), e.g. 'book/ch02_attention'."""
+    text = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"^\s*(?:-\s*)?(?:file|root):\s*(\S+)", text, flags=re.MULTILINE)
+    return [f.removesuffix(".md").removesuffix(".ipynb") for f in files]
+
+
+@pytest.fixture(scope="module")
+def built_book() -> Path:
+    # the console script `jupyter-book` of the running venv, called through its interpreter
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+           "build", ".", "-W", "-n", "--keep-going"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"strict book build failed (exit {result.returncode}):\n{log[-8000:]}"
+    assert "build succeeded" in log, f"no 'build succeeded' in the build log:\n{log[-4000:]}"
+    assert "WARNING" not in log, f"the strict build logged a warning:\n{log[-4000:]}"
+    return HTML
+
+
+@pytest.mark.slow
+def test_every_toc_page_is_built(built_book):
+    pages = toc_files()
+    assert "book/intro" in pages and "book/ch00_welcome" in pages, f"_toc.yml lists {pages}"
+    missing = [p for p in pages if not (built_book / f"{p}.html").is_file()]
+    assert not missing, f"pages in _toc.yml without built HTML: {missing}"
+    assert (built_book / "index.html").is_file(), "no index.html at the root of the built book"
+
+
+@pytest.mark.slow
+def test_no_page_loads_anything_from_the_network(built_book):
+    pages = sorted(p for p in built_book.rglob("*.html") if "mathjax" not in p.relative_to(built_book).parts)
+    assert len(pages) >= 3, f"only {len(pages)} HTML pages built"
+    offending = []
+    for page in pages:
+        parser = Resources()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for tag, address in parser.fetched:
+            if NETWORK.match(address):
+                offending.append(f"{page.relative_to(built_book)}: <{tag}> {address}")
+        for style in parser.inline_styles:
+            offending += [f"{page.relative_to(built_book)}: inline style url {u}" for u in css_network_urls(style)]
+    for css in sorted((built_book / "_static").rglob("*.css")):
+        offending += [f"{css.relative_to(built_book)}: {u}" for u in css_network_urls(css.read_text(encoding="utf-8"))]
+    assert not offending, "network resources in the built book:\n" + "\n".join(offending)
+
+
+@pytest.mark.slow
+def test_every_page_loads_the_local_mathjax(built_book):
+    entry = built_book / MATHJAX_ENTRY
+    assert entry.is_file() and entry.stat().st_size > 100_000, f"local MathJax missing or truncated at {entry}"
+    fonts = list((built_book / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    assert len(fonts) >= 10, f"MathJax CHTML fonts missing next to {entry} (found {len(fonts)})"
+    for name in toc_files():
+        page = built_book / f"{name}.html"
+        scripts = [a for tag, a in _fetched(page) if tag == "script"]
+        mathjax = [s for s in scripts if s.split("?")[0].endswith(MATHJAX_ENTRY)]
+        assert mathjax, f"{page.name} does not load {MATHJAX_ENTRY}; its scripts: {scripts}"
+        target = (page.parent / mathjax[0].split("?")[0]).resolve()
+        assert target == entry.resolve(), f"{page.name} loads MathJax from {target}, not from {entry}"
+
+
+@pytest.mark.slow
+def test_chapters_show_computed_figures(built_book):
+    """Each chapter with experiments shows figures that its own code produced at build time."""
+    for name in toc_files():
+        if not re.match(r"book/ch0[1-8]_", name):
+            continue
+        images = [a for tag, a in _fetched(built_book / f"{name}.html") if tag == "img"]
+        computed = [a for a in images if "_images/" in a and a.split("?")[0].endswith(".png")]
+        assert computed, f"{name}: no figure computed by the chapter (images: {images})"
+        for address in computed:
+            assert (built_book / name).parent.joinpath(address).resolve().is_file(), f"{name}: {address} missing"
+
+
+def _fetched(page: Path) -> list[tuple[str, str]]:
+    parser = Resources()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.fetched
+
+
+def test_network_detection_catches_cdn_addresses():
+    """The checks above can fail: they recognise the usual ways a page pulls from a CDN."""
+    parser = Resources()
+    parser.feed('<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+                '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato">'
+                '<img src="http://example.org/x.png"><a href="https://example.org">a link is fine</a>'
+                '<style>@import url("https://fonts.googleapis.com/css2?family=Roboto");</style>')
+    remote = [a for _, a in parser.fetched if NETWORK.match(a)]
+    assert len(remote) == 3, remote
+    assert css_network_urls(" ".join(parser.inline_styles)) == ["https://fonts.googleapis.com/css2?family=Roboto"]
+    assert css_network_urls("@font-face{src:url(https://x.org/f.woff2)}") == ["https://x.org/f.woff2"]
+    assert css_network_urls("a{background:url(\"data:image/svg+xml;xmlns='http://www.w3.org/2000/svg'\")}") == []
+    assert css_network_urls("a{background:url(../img/x.png)}") == []

@@ -1,0 +1,472 @@
+"""Train the reference Transformer: ``python -m autograder.reference.train --task dates --device auto``.
+
+One file, read top to bottom: options and presets, data, the model, the schedule, the loop
+(label smoothing, AdamW, clipping, optional autocast / GradScaler / torch.compile / DDP),
+checkpoints that resume exactly, evaluation with greedy and beam search, metrics JSON and a plot.
+
+Data-parallel training: ``torchrun --nproc_per_node N -m autograder.reference.train ...`` (NCCL on
+GPUs, gloo on CPU). Every process builds the same global batch and keeps its rows ``rank::N``; the
+loss is summed over tokens and divided by the global token count, so the averaged gradient equals the
+one-process gradient of the whole batch.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data as D
+from .decoding import beam_search, greedy_decode
+from .transformer import Transformer, TransformerConfig
+
+TASKS = ("copy", "reverse", "sort", "dates", "tsv")
+
+# Presets set defaults; any flag given on the command line wins.
+PRESETS = {
+    # The CPU goal: >= 99 % exact match on the dates test split in <= 5 minutes on 2 cores.
+    # Why each choice: benchmarks/train_dates.py and benchmarks/results/train_dates*.json.
+    "cpu-small": dict(
+        tokenizer="bpe", bpe_vocab_size=2000, shared_vocab=True, tie_embeddings=True,
+        d_model=128, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, d_ff=256,
+        dropout=0.0, label_smoothing=0.0, positional="learned", norm_first=True,
+        batch_size=64, lr=2e-3, warmup=200, weight_decay=0.01, clip=1.0,
+        steps=100_000, time_budget=300.0, n_train=200_000,
+    ),
+    # The paper's base model (65 M parameters with its vocabulary), for a GPU.
+    "base": dict(
+        tokenizer="bpe", bpe_vocab_size=8000, shared_vocab=True, tie_embeddings=True,
+        d_model=512, num_heads=8, num_encoder_layers=6, num_decoder_layers=6, d_ff=2048,
+        dropout=0.1, label_smoothing=0.1, positional="sinusoidal", norm_first=False,
+        batch_size=256, lr=7e-4, warmup=4000, weight_decay=0.0, clip=1.0,
+        steps=100_000, time_budget=0.0, n_train=1_000_000,
+    ),
+}
+
+
+class TrainError(Exception):
+    """A bad option or input that the user can fix; printed as one line."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Options
+# ------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autograder.reference.train", description=__doc__.splitlines()[0])
+    a = p.add_argument
+    a("--task", default="dates", help=f"one of {TASKS}")
+    a("--tsv", help="parallel corpus for --task tsv: source<TAB>target per line (split 90/5/5)")
+    a("--preset", default="cpu-small", help=f"one of {tuple(PRESETS)}; flags override it")
+    a("--device", default="auto", help="cpu, cuda, mps or auto")
+    a("--amp", default="none", choices=("none", "bf16", "fp16"), help="autocast dtype (fp16 adds a GradScaler)")
+    a("--sdpa", action="store_true", help="fused F.scaled_dot_product_attention")
+    a("--compile", action="store_true", help="torch.compile the model for training")
+    a("--threads", type=int, default=0, help="torch CPU threads (0: leave PyTorch's default)")
+    a("--seed", type=int, default=0)
+    a("--out", default="runs/train", help="folder for checkpoint.pt, metrics.json, metrics.png")
+    a("--resume", help="checkpoint to continue from (its config must match this run's)")
+    # data
+    a("--tokenizer", choices=("char", "bpe"))
+    a("--bpe-vocab-size", type=int)
+    a("--shared-vocab", action=argparse.BooleanOptionalAction, help="one vocabulary for source and target")
+    a("--n-train", type=int)
+    a("--n-valid", type=int, default=1000)
+    a("--n-test", type=int, default=2000)
+    a("--n-heldout", type=int, default=1000, help="held-out-locale dates")
+    a("--min-len", type=int, default=1, help="algorithmic tasks: shortest string")
+    a("--max-len", type=int, default=12, help="algorithmic tasks: longest string")
+    # model
+    a("--d-model", type=int); a("--num-heads", type=int); a("--d-ff", type=int)
+    a("--num-encoder-layers", type=int); a("--num-decoder-layers", type=int)
+    a("--dropout", type=float); a("--positional", choices=("sinusoidal", "learned", "rotary", "none"))
+    a("--norm-first", action=argparse.BooleanOptionalAction)
+    a("--tie-embeddings", action=argparse.BooleanOptionalAction)
+    # optimisation
+    a("--batch-size", type=int, help="sentences per global batch")
+    a("--lr", type=float, help="peak learning rate, reached at the end of warmup")
+    a("--warmup", type=int, help="linear warmup steps, then lr * sqrt(warmup / step)")
+    a("--weight-decay", type=float); a("--clip", type=float, help="max gradient norm (0: off)")
+    a("--label-smoothing", type=float)
+    a("--steps", type=int, help="stop after this many optimizer steps in total")
+    a("--time-budget", type=float, help="stop after this many seconds of training (0: no limit)")
+    # evaluation
+    a("--eval-every", type=float, default=0.0, help="evaluate every N seconds of training (0: only at the end)")
+    a("--eval-split", default="valid", help="split for evaluations during training")
+    a("--eval-limit", type=int, default=500, help="examples per evaluation during training")
+    a("--beam-size", type=int, default=4)
+    a("--beam-limit", type=int, default=200, help="examples decoded with beam search at the end (slow)")
+    a("--ckpt-every", type=int, default=0, help="write a checkpoint every N steps (0: at the end only)")
+    a("--no-progress", action="store_true", help="no tqdm bar")
+    a("--no-plot", action="store_true")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    pre, _ = parser.parse_known_args(argv)
+    if pre.preset not in PRESETS:
+        raise TrainError(f"unknown preset {pre.preset!r}; choose one of {tuple(PRESETS)}")
+    parser.set_defaults(**PRESETS[pre.preset])
+    args = parser.parse_args(argv)
+    if args.task not in TASKS:
+        raise TrainError(f"unknown task {args.task!r}; choose one of {TASKS} (a TSV corpus: --task tsv --tsv FILE)")
+    if args.task == "tsv" and not args.tsv:
+        raise TrainError("--task tsv needs --tsv FILE (source<TAB>target per line)")
+    return args
+
+
+def resolve_device(name: str) -> torch.device:
+    cuda, mps = torch.cuda.is_available(), getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name.startswith("cuda") and not cuda:
+        raise TrainError(f"--device {name} was asked for but no CUDA GPU is visible to PyTorch; use --device cpu or --device auto")
+    if name == "mps" and not mps:
+        raise TrainError("--device mps was asked for but the MPS backend is not available; use --device cpu or --device auto")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise TrainError(f"unknown device {name!r}; choose cpu, cuda, mps or auto")
+    return torch.device(name)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+def load_splits(args) -> dict[str, list[D.Pair]]:
+    if args.task in D.ALGORITHMIC_TASKS:
+        mk = lambda n, s: D.algorithmic_pairs(args.task, n, args.min_len, args.max_len, seed=s)
+        return {"train": mk(args.n_train, args.seed * 10 + 1), "valid": mk(args.n_valid, args.seed * 10 + 2),
+                "test": mk(args.n_test, args.seed * 10 + 3)}
+    if args.task == "dates":
+        return D.dates_splits(args.n_train, args.n_valid, args.n_test, args.n_heldout, seed=args.seed)
+    return D.split_pairs(D.read_tsv(args.tsv), seed=args.seed)
+
+
+def build_vocabs(args, train: list[D.Pair]):
+    srcs, tgts = [s for s, _ in train], [t for _, t in train]
+    if args.shared_vocab:
+        v = D.build_vocab(args.tokenizer, srcs + tgts, args.bpe_vocab_size)
+        return v, v
+    return D.build_vocab(args.tokenizer, srcs, args.bpe_vocab_size), D.build_vocab(args.tokenizer, tgts, args.bpe_vocab_size)
+
+
+def model_config(args, src_vocab, tgt_vocab, max_len: int) -> TransformerConfig:
+    return TransformerConfig(
+        src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), d_model=args.d_model,
+        num_heads=args.num_heads, num_encoder_layers=args.num_encoder_layers,
+        num_decoder_layers=args.num_decoder_layers, d_ff=args.d_ff, dropout=args.dropout, max_len=max_len,
+        pad_id=D.PAD_ID, norm_first=args.norm_first, tie_embeddings=args.tie_embeddings,
+        positional=args.positional, use_sdpa=args.sdpa,
+    )
+
+
+# Fields that may differ between a checkpoint and the run resuming it (they do not change the weights' meaning).
+_RESUMABLE_DIFFERENCES = {"use_sdpa"}
+
+
+def check_same_config(path, saved: dict, now: dict) -> None:
+    diffs = [f"{k}={saved.get(k)!r} (now {now.get(k)!r})" for k in sorted(set(saved) | set(now))
+             if k not in _RESUMABLE_DIFFERENCES and saved.get(k) != now.get(k)]
+    if diffs:
+        raise TrainError(f"checkpoint {path} has a different config: {', '.join(diffs)}; "
+                         "pass the options it was trained with, or drop --resume")
+
+
+# ------------------------------------------------------------------------------------------------
+# Schedule, loss, distributed helpers
+# ------------------------------------------------------------------------------------------------
+
+def inverse_sqrt_lambda(warmup: int):
+    """Vaswani et al. (2017), scaled so that the peak (at ``warmup``) is 1: min(s / w, sqrt(w / s))."""
+    warmup = max(1, warmup)
+    return lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def dist_info() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment, (0, 1, 0) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation
+# ------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def evaluate(model, pairs, src_vocab, tgt_vocab, device, beam_size: int = 0, batch_size: int = 256,
+             max_new: int | None = None, bleu: bool = False) -> dict:
+    """Exact match, token accuracy (and BLEU) of greedy (``beam_size`` 0) or beam-search outputs."""
+    if not pairs:
+        return {}
+    exact = tok_right = tok_total = 0
+    hyps = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        src = D.pad_batch([src_vocab.encode(s) for s, _ in chunk]).to(device)
+        refs = [tgt_vocab.encode(t, add_eos=True) for _, t in chunk]
+        n = max_new or max(len(r) for r in refs) + 10
+        n = min(n, model.config.max_len - 1)
+        if beam_size:
+            out = beam_search(model, src, D.BOS_ID, D.EOS_ID, n, beam_size=beam_size)
+        else:
+            out = greedy_decode(model, src, D.BOS_ID, D.EOS_ID, n)
+        for row, ref, (_, tgt) in zip(out.tolist(), refs, chunk):
+            text = tgt_vocab.decode(row)
+            hyps.append(text)
+            exact += text == tgt
+            tok_right += sum(a == b for a, b in zip(row, ref))
+            tok_total += len(ref)
+    result = {"n": len(pairs), "exact_match": exact / len(pairs), "token_accuracy": tok_right / tok_total}
+    if bleu:
+        import sacrebleu
+
+        result["bleu"] = sacrebleu.corpus_bleu(hyps, [[t for _, t in pairs]]).score
+    result["examples"] = [{"source": s, "target": t, "output": h} for (s, t), h in list(zip(pairs, hyps))[:5]]
+    return result
+
+
+def save_plot(metrics: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    h = metrics["history"]
+    ax[0].plot([r["step"] for r in h], [r["loss"] for r in h])
+    ax[0].set(xlabel="step", ylabel="training loss (per token)", yscale="log", title="loss")
+    ev = metrics["evals"]
+    if ev:
+        ax[1].plot([e["train_seconds"] for e in ev], [100 * e["exact_match"] for e in ev], marker="o")
+    ax[1].set(xlabel="training seconds", ylabel="exact match (%)", title=f"greedy, {metrics['args']['eval_split']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+def run(args) -> dict:
+    """Train as ``args`` say; returns the metrics that are also written to ``out/metrics.json``."""
+    rank, world, local_rank = dist_info()
+    device = resolve_device(args.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.amp == "fp16" and device.type == "cpu":
+        raise TrainError("--amp fp16 needs a GPU; on a CPU use --amp bf16 or --amp none")
+    is_main = rank == 0
+    out = Path(args.out)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    ckpt = None
+    if args.resume:
+        if not Path(args.resume).is_file():
+            raise TrainError(f"checkpoint not found: {args.resume}")
+        ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
+    seed_everything(args.seed)
+    splits = load_splits(args)
+    if ckpt is not None:
+        src_vocab, tgt_vocab = D.vocab_from_dict(ckpt["vocab"]["src"]), D.vocab_from_dict(ckpt["vocab"]["tgt"])
+    else:
+        src_vocab, tgt_vocab = build_vocabs(args, splits["train"])
+    train_ds = D.PairDataset(splits["train"], src_vocab, tgt_vocab)
+    longest = max(max(len(s), len(t)) for s, t in zip(train_ds.src, train_ds.tgt))
+    config = model_config(args, src_vocab, tgt_vocab, max_len=max(64, 2 * longest))
+    if ckpt is not None:
+        check_same_config(args.resume, ckpt["config"], asdict(config))
+
+    model = Transformer(config).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-9)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt_lambda(args.warmup))
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
+    step, epoch, batch_in_epoch, train_seconds = 0, 0, 0, 0.0
+    metrics = {"args": vars(args), "config": asdict(config), "device": str(device), "world_size": world,
+               "history": [], "evals": []}
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        step, epoch, batch_in_epoch, train_seconds = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["train_seconds"]
+        metrics["history"], metrics["evals"] = ckpt["history"], ckpt["evals"]
+        set_rng_state(ckpt["rng"])
+
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        train_model = torch.compile(train_model)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
+
+    def checkpoint(path: Path):
+        if not is_main:
+            return
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
+                    "epoch": epoch, "batch_in_epoch": batch_in_epoch, "train_seconds": train_seconds,
+                    "rng": rng_state(), "config": asdict(config), "args": vars(args),
+                    "vocab": {"src": src_vocab.to_dict(), "tgt": tgt_vocab.to_dict()},
+                    "history": metrics["history"], "evals": metrics["evals"]}, path)
+
+    def eval_now():
+        if is_main:
+            r = evaluate(model, splits[args.eval_split][: args.eval_limit], src_vocab, tgt_vocab, device)
+            metrics["evals"].append({"step": step, "train_seconds": round(train_seconds, 2),
+                                     "exact_match": r["exact_match"], "token_accuracy": r["token_accuracy"]})
+            if bar is not None:
+                bar.write(f"step {step}  {train_seconds:.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
+        if world > 1:
+            torch.distributed.barrier()
+
+    sampler = D.BucketBatchSampler(train_ds.lengths(), args.batch_size, shuffle=True, seed=args.seed, drop_last=True)
+    if len(sampler) == 0:
+        raise TrainError(f"the training split has {len(train_ds)} pairs, fewer than one batch of {args.batch_size}")
+    bar = None
+    if is_main and not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
+    next_eval = (math.floor(train_seconds / args.eval_every) + 1) * args.eval_every if args.eval_every else math.inf
+    budget = args.time_budget or math.inf
+    stop = step >= args.steps or train_seconds >= budget
+    model.train()
+    while not stop:
+        sampler.set_epoch(epoch)
+        batches = sampler.batches()[batch_in_epoch:]
+        # Its own generator: a DataLoader iterator draws a seed from the global RNG otherwise, which
+        # would shift dropout masks after a resume.
+        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=D.collate_pairs,
+                                             generator=torch.Generator())
+        for src, tgt in loader:
+            t0 = time.perf_counter()
+            n_tokens = int(tgt[:, 1:].ne(D.PAD_ID).sum())  # over the global batch
+            src, tgt = src[rank::world].to(device, non_blocking=True), tgt[rank::world].to(device, non_blocking=True)
+            tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
+            with autocast():
+                logits = train_model(src, tgt_in)  # (B, T, V)
+                loss_sum = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=D.PAD_ID,
+                                           label_smoothing=args.label_smoothing, reduction="sum")
+            # DDP averages gradients over processes: scale so that the average is the global-batch gradient.
+            loss = loss_sum * (world / n_tokens)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if args.clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            batch_in_epoch += 1
+            logged = loss.detach() / world
+            if world > 1:
+                torch.distributed.all_reduce(logged)
+            loss_value = logged.item()  # the sync point: the step is done
+            dt = time.perf_counter() - t0
+            train_seconds += dt
+            metrics["history"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0],
+                                       "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(train_seconds, 3)})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
+            if args.ckpt_every and step % args.ckpt_every == 0:
+                checkpoint(out / "checkpoint.pt")
+            if train_seconds >= next_eval:
+                eval_now()
+                model.train()
+                next_eval += args.eval_every * max(1, math.ceil((train_seconds - next_eval) / args.eval_every + 1e-9))
+            if step >= args.steps or train_seconds >= budget:
+                stop = True
+                break
+        else:
+            epoch += 1
+            batch_in_epoch = 0
+    if bar is not None:
+        bar.close()
+    checkpoint(out / "checkpoint.pt")
+    if args.eval_every:
+        eval_now()
+    if is_main:
+        bleu = args.task == "tsv"
+        final = {}
+        for name in ("test", "heldout"):
+            if splits.get(name):
+                final[name] = {"greedy": evaluate(model, splits[name], src_vocab, tgt_vocab, device, bleu=bleu)}
+                if args.beam_size and args.beam_limit:
+                    final[name]["beam"] = evaluate(model, splits[name][: args.beam_limit], src_vocab, tgt_vocab,
+                                                   device, beam_size=args.beam_size, bleu=bleu)
+        metrics.update(final=final, steps=step, train_seconds=round(train_seconds, 2),
+                       parameters=model.num_parameters())
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        if not args.no_plot:
+            save_plot(metrics, out / "metrics.png")
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return metrics
+
+
+def main(argv=None) -> dict:
+    try:
+        args = parse_args(argv)
+        metrics = run(args)
+    except (TrainError, D.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    if "final" in metrics:
+        t = metrics["final"].get("test", {}).get("greedy", {})
+        print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; test exact match "
+              f"{t.get('exact_match', float('nan')):.4f}; wrote {Path(args.out) / 'metrics.json'}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

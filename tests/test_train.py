@@ -1,0 +1,131 @@
+"""The training CLI: a tiny end-to-end run, exact resume, reproducibility, one-line errors."""
+import json
+
+import pytest
+import torch
+
+from autograder.reference import train as T
+
+TINY = ["--task", "copy", "--tokenizer", "char", "--no-shared-vocab", "--d-model", "32", "--num-heads", "2",
+        "--d-ff", "64", "--num-encoder-layers", "1", "--num-decoder-layers", "1", "--n-train", "600",
+        "--n-valid", "40", "--n-test", "40", "--max-len", "6", "--batch-size", "16", "--lr", "3e-3",
+        "--warmup", "10", "--time-budget", "0", "--no-progress", "--no-plot", "--beam-limit", "8",
+        "--threads", "1"]
+
+
+def run(tmp_path, name, *extra):
+    return T.main(TINY + ["--out", str(tmp_path / name), *extra])
+
+
+def losses(m):
+    return [h["loss"] for h in m["history"]]
+
+
+def test_tiny_run_end_to_end(tmp_path):
+    m = run(tmp_path, "a", "--steps", "120", "--dropout", "0.1", "--label-smoothing", "0.1")
+    out = tmp_path / "a"
+    assert (out / "checkpoint.pt").is_file()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["steps"] == 120 and len(saved["history"]) == 120
+    assert saved["history"][-1]["loss"] < 0.6 * saved["history"][0]["loss"]
+    test = saved["final"]["test"]
+    assert set(test) == {"greedy", "beam"} and test["beam"]["n"] == 8
+    assert 0.0 <= test["greedy"]["exact_match"] <= 1.0 and test["greedy"]["token_accuracy"] > 0.2
+    # The schedule warms up linearly, peaks at --warmup steps, then decays as 1/sqrt(step).
+    lrs = [h["lr"] for h in saved["history"]]
+    assert lrs[8] == pytest.approx(3e-3) and lrs[3] < lrs[8] and lrs[-1] == pytest.approx(3e-3 * (10 / 121) ** 0.5)
+    assert m["final"] == saved["final"]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    full = run(tmp_path, "full", "--steps", "50", "--dropout", "0.2")
+    run(tmp_path, "part", "--steps", "20", "--dropout", "0.2")
+    resumed = run(tmp_path, "part", "--steps", "50", "--dropout", "0.2", "--resume", str(tmp_path / "part" / "checkpoint.pt"))
+    assert losses(resumed) == losses(full)
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["final"] == full["final"]
+
+
+def test_same_seed_same_metrics_other_seed_differs(tmp_path):
+    a = run(tmp_path, "a", "--steps", "30", "--seed", "3")
+    b = run(tmp_path, "b", "--steps", "30", "--seed", "3")
+    c = run(tmp_path, "c", "--steps", "30", "--seed", "4")
+    assert losses(a) == losses(b) and a["final"] == b["final"]
+    assert losses(a) != losses(c)
+
+
+def test_tsv_corpus_reports_bleu(tmp_path):
+    corpus = tmp_path / "c.tsv"
+    corpus.write_text("".join(f"w{i} x{i % 7}\tx{i % 7} w{i}\n" for i in range(300)), encoding="utf-8")
+    m = T.main(TINY[2:] + ["--task", "tsv", "--tsv", str(corpus), "--steps", "10", "--out", str(tmp_path / "t")])
+    assert "bleu" in m["final"]["test"]["greedy"] and "bleu" in m["final"]["test"]["beam"]
+
+
+def test_bpe_shared_vocab_ties_embeddings(tmp_path):
+    m = T.main(TINY + ["--tokenizer", "bpe", "--shared-vocab", "--tie-embeddings", "--bpe-vocab-size", "60",
+                       "--steps", "5", "--out", str(tmp_path / "b")])
+    assert m["config"]["tie_embeddings"] and m["config"]["src_vocab_size"] == m["config"]["tgt_vocab_size"]
+
+
+def test_presets_set_defaults_and_flags_win():
+    a = T.parse_args(["--preset", "base"])
+    assert (a.d_model, a.num_heads, a.num_encoder_layers, a.d_ff) == (512, 8, 6, 2048)
+    assert T.parse_args(["--preset", "base", "--d-model", "256"]).d_model == 256
+    assert T.parse_args([]).preset == "cpu-small"
+
+
+def error_of(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        T.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err  # one line
+    return err
+
+
+def test_unknown_task(capsys):
+    assert "unknown task 'translate'" in error_of(capsys, ["--task", "translate"])
+
+
+def test_unknown_preset(capsys):
+    assert "unknown preset 'huge'" in error_of(capsys, ["--preset", "huge"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cuda_without_gpu(capsys, tmp_path):
+    err = error_of(capsys, TINY + ["--device", "cuda", "--out", str(tmp_path)])
+    assert "no CUDA GPU" in err and "--device cpu" in err
+
+
+def test_fp16_on_cpu(capsys, tmp_path):
+    assert "--amp fp16 needs a GPU" in error_of(capsys, TINY + ["--device", "cpu", "--amp", "fp16", "--out", str(tmp_path)])
+
+
+def test_checkpoint_of_another_config(capsys, tmp_path):
+    run(tmp_path, "a", "--steps", "2")
+    err = error_of(capsys, TINY + ["--d-model", "64", "--steps", "4", "--out", str(tmp_path / "b"),
+                                   "--resume", str(tmp_path / "a" / "checkpoint.pt")])
+    assert "different config: d_model=32 (now 64)" in err
+
+
+def test_missing_checkpoint(capsys, tmp_path):
+    assert "checkpoint not found" in error_of(capsys, TINY + ["--resume", str(tmp_path / "x.pt"), "--out", str(tmp_path)])
+
+
+def test_tsv_errors(capsys, tmp_path):
+    base = TINY[2:] + ["--task", "tsv", "--out", str(tmp_path / "o")]
+    assert "needs --tsv FILE" in error_of(capsys, base)
+    assert "TSV file not found" in error_of(capsys, base + ["--tsv", str(tmp_path / "none.tsv")])
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tb\nno tab\n", encoding="utf-8")
+    assert "bad.tsv:2: expected 'source<TAB>target'" in error_of(capsys, base + ["--tsv", str(bad)])
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("\n", encoding="utf-8")
+    assert "no sentence pairs" in error_of(capsys, base + ["--tsv", str(empty)])
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path):
+    m = run(tmp_path, "bf", "--steps", "3", "--amp", "bf16", "--sdpa")
+    assert m["steps"] == 3 and m["config"]["use_sdpa"]

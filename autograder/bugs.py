@@ -54,6 +54,14 @@ def sdpa_no_scaling(query, key, value, mask=None, dropout_p=0.0):
     return weights @ value, weights
 
 
+def sdpa_scale_by_d_model(query, key, value, mask=None, dropout_p=0.0):
+    """Divides head-split scores (B, h, L, d_k) by sqrt(h * d_k) = sqrt(d_model), not sqrt(d_k): too flat."""
+    d_model = query.size(1) * query.size(-1) if query.dim() == 4 else query.size(-1)
+    scores = query @ key.transpose(-2, -1) / math.sqrt(d_model)  # BUG: each head has d_k dimensions
+    weights = masked_softmax(scores, mask)
+    return weights @ value, weights
+
+
 def sdpa_softmax_wrong_axis(query, key, value, mask=None, dropout_p=0.0):
     """Normalises over the queries (dim=-2) instead of the keys: rows of the weights do not sum to 1."""
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
@@ -298,6 +306,7 @@ class Bug:
 
 _ENTRIES = [
     (sdpa_no_scaling, "scaled_dot_product_attention", None),
+    (sdpa_scale_by_d_model, "scaled_dot_product_attention", None),
     (sdpa_softmax_wrong_axis, "scaled_dot_product_attention", None),
     (sdpa_inverted_mask, "scaled_dot_product_attention", None),
     (sdpa_mask_with_zero, "scaled_dot_product_attention", None),

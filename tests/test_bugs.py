@@ -114,6 +114,15 @@ def test_no_scaling_saturates_the_softmax_when_d_k_is_large():
     assert peak_bug > 0.9 > 0.6 > peak_ref, (peak_bug, peak_ref)
 
 
+def test_scaling_by_d_model_flattens_multi_head_scores_and_is_right_for_one_head():
+    q, k, v = qkv()  # 3 heads of d_k = 8
+    h_ref = entropy(scaled_dot_product_attention(q, k, v)[1])
+    h_bug = entropy(bugs.sdpa_scale_by_d_model(q, k, v)[1])
+    assert (h_bug > h_ref).all()
+    one_head = tuple(t[:, :1] for t in (q, k, v))
+    torch.testing.assert_close(bugs.sdpa_scale_by_d_model(*one_head)[1], scaled_dot_product_attention(*one_head)[1])
+
+
 def test_softmax_over_the_wrong_axis_gives_rows_that_do_not_sum_to_one():
     q, k, v = qkv()
     rows = bugs.sdpa_softmax_wrong_axis(q, k, v)[1].sum(-1)

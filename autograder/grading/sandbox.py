@@ -1,0 +1,310 @@
+"""The trusted side of a worker: start it with limits, talk to it, kill it.
+
+Isolation, strongest first (``sandbox_mode()`` picks the best that works on this machine):
+
+``root``   the grader runs as root: ``unshare --mount --net --pid --ipc --uts`` and the worker
+           pivots into a minimal read-only root (system, interpreter, venv only; the course
+           package hidden), then switches to a random unprivileged uid. It cannot read the
+           repository, the solutions, the checks, other submissions or the gradebook, cannot
+           write anywhere but its own tmpfs, has no network, and ``RLIMIT_NPROC`` holds.
+``user``   the grader is an ordinary user: the same, inside a user namespace
+           (``unshare --user --map-root-user``), with every capability dropped.
+``none``   namespaces are not available: a fresh temporary folder, a scrubbed environment,
+           ``python -I``, the resource limits, and (as root) an unprivileged uid. The worker could
+           then still read world-readable files: prefer a machine where ``unshare`` works.
+
+Limits always set by the parent: wall-clock timeouts enforced with SIGKILL of the whole process
+group (and, with a pid namespace, of everything the worker forked), RLIMIT_AS, RLIMIT_CPU,
+RLIMIT_FSIZE, RLIMIT_CORE=0, RLIMIT_NPROC, RLIMIT_NOFILE; output kept up to a cap and ignored.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from . import protocol
+
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+SIGNAL_NAMES = {
+    signal.SIGSEGV: "a segmentation fault", signal.SIGKILL: "SIGKILL (time or memory limit)",
+    signal.SIGXCPU: "the CPU-time limit", signal.SIGXFSZ: "the file-size limit",
+    signal.SIGABRT: "an abort", signal.SIGBUS: "a bus error", signal.SIGFPE: "a floating-point trap",
+}
+
+
+@dataclass
+class Limits:
+    """Resource limits of one worker. Times in seconds."""
+
+    startup_s: float = 60.0  # import torch + run every code cell of the notebook
+    call_s: float = 20.0  # one request
+    memory_mb: int = 3072  # RLIMIT_AS; importing torch alone maps about 650 MB
+    cpu_s: int = 300  # RLIMIT_CPU over the worker's whole life
+    file_mb: int = 16  # RLIMIT_FSIZE
+    tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
+    nproc: int = 64  # processes + threads of the worker's uid
+    output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
+    max_reply_mb: int = 256
+
+
+class WorkerError(Exception):
+    """The learner's code failed in a way that ends the request: its message is for the learner."""
+
+    def __init__(self, message: str, kind: str = "raised"):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _base_env() -> dict:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": "/sandbox",
+        "TMPDIR": "/tmp",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONFAULTHANDLER": "1",
+        "PYTHONHASHSEED": "0",
+    }
+
+
+def _binds() -> list[str]:
+    """Paths the worker needs to see (read-only): the system, the interpreter and the venv."""
+    paths = ["/usr", "/etc", "/bin", "/lib", "/lib64", "/lib32", "/sbin",
+             "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    for prefix in sorted(prefixes):
+        real = os.path.realpath(prefix)
+        for p in {prefix, real}:
+            if not any(p == b or p.startswith(b.rstrip("/") + "/") for b in paths if not b.startswith("/dev")):
+                paths.append(p)
+    exe = os.path.realpath(sys.executable)
+    if not any(exe.startswith(b + "/") for b in paths):
+        paths.append(os.path.dirname(exe))
+    return paths
+
+
+def _hidden(binds: list[str]) -> list[str]:
+    """The course package, if an installed copy lies inside a bound folder: mask it."""
+    hide = []
+    spec = importlib.util.find_spec("autograder")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        real = os.path.realpath(location)
+        if any(real.startswith(b.rstrip("/") + "/") for b in binds):
+            hide.append(real)
+    return hide
+
+
+def _unshare_cmd(mode: str) -> list[str]:
+    base = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child"]
+    return base + (["--user", "--map-root-user"] if mode == "user" else []) + ["--"]
+
+
+@functools.lru_cache(maxsize=None)
+def sandbox_mode() -> str:
+    """The strongest isolation that works here: 'root', 'user' or 'none' (probed once)."""
+    forced = os.environ.get("AUTOGRADER_SANDBOX")
+    if forced in ("root", "user", "none"):
+        return forced
+    if not shutil.which("unshare"):
+        return "none"
+    for mode in (["root"] if os.geteuid() == 0 else []) + ["user"]:
+        try:
+            with Worker([], Limits(startup_s=60), mode=mode) as worker:
+                if worker.get("__name__") == "__main__":
+                    return mode
+        except Exception:  # noqa: BLE001 - any failure means: not available
+            continue
+    return "none"
+
+
+class Worker:
+    """One worker process running one submission. Use as a context manager."""
+
+    def __init__(self, cells: list[dict], limits: Limits | None = None, mode: str | None = None):
+        self.cells = cells
+        self.limits = limits or Limits()
+        self.mode = mode or sandbox_mode()
+        self.proc: subprocess.Popen | None = None
+        self.cell_errors: list[dict] = []
+        self.dead: str | None = None  # why the worker can no longer answer
+        self._output = bytearray()
+        self._output_dropped = 0
+        self._tmp: str | None = None
+
+    # ----------------------------------------------------------------- life cycle
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _preexec(self):
+        lim = self.limits
+        mem = lim.memory_mb << 20
+        for res, value in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, lim.cpu_s),
+                           (resource.RLIMIT_FSIZE, lim.file_mb << 20), (resource.RLIMIT_CORE, 0),
+                           (resource.RLIMIT_NOFILE, 256), (resource.RLIMIT_NPROC, lim.nproc)):
+            resource.setrlimit(res, (value, value))
+
+    def start(self) -> None:
+        self._tmp = tempfile.mkdtemp(prefix="agw-")
+        os.chmod(self._tmp, 0o755)
+        root = os.path.join(self._tmp, "root")
+        os.mkdir(root)
+        workdir = "/sandbox"
+        if self.mode == "none":
+            workdir = os.path.join(self._tmp, "work")
+            os.mkdir(workdir)
+            os.chmod(workdir, 0o777)
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        binds = _binds()
+        cfg = {"sandbox": self.mode, "root": root, "binds": binds, "hide": _hidden(binds),
+               "tmpfs_mb": self.limits.tmpfs_mb, "uid": random.randint(200_000, 260_000),
+               "workdir": workdir, "rfd": req_r, "wfd": rep_w}
+        cmd = [sys.executable, "-I", "-B", WORKER_SCRIPT, json.dumps(cfg)]
+        if self.mode != "none":
+            cmd = _unshare_cmd(self.mode) + cmd
+        env = _base_env()
+        if self.mode == "none":
+            env.update(HOME=workdir, TMPDIR=workdir)
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                cwd=self._tmp, env=env, pass_fds=(req_r, rep_w), start_new_session=True,
+                preexec_fn=self._preexec, close_fds=True)
+        finally:
+            os.close(req_r)
+            os.close(rep_w)
+        self._req, self._rep = req_w, rep_r
+        self._drain = threading.Thread(target=self._drain_output, daemon=True)
+        self._drain.start()
+        deadline = time.monotonic() + self.limits.startup_s
+        current = None
+        try:
+            protocol.write_message(self._req, {"op": "run", "cells": self.cells})
+            while True:
+                header, _ = protocol.read_message(self._rep, deadline, max_blob=0)
+                if "progress" in header:
+                    current = header["progress"]
+                    continue
+                if header.get("ready"):
+                    self.cell_errors = [e for e in header.get("errors", []) if isinstance(e, dict)][:50]
+                    return
+                raise protocol.ProtocolError("unexpected message while the notebook ran")
+        except TimeoutError:
+            self._fail(f"the notebook did not finish running within {self.limits.startup_s:g} s"
+                       + (f" (it was still running cell {current}: an infinite loop?)" if current is not None else ""))
+        except (EOFError, BrokenPipeError, protocol.ProtocolError, OSError) as exc:
+            self._fail(self._ended("while the notebook ran" + (f" (cell {current})" if current is not None else ""), exc))
+
+    def _drain_output(self):
+        cap = self.limits.output_kb << 10
+        stream = self.proc.stdout
+        while True:
+            chunk = stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
+            if not chunk:
+                return
+            room = cap - len(self._output)
+            if room > 0:
+                self._output += chunk[:room]
+            self._output_dropped += max(0, len(chunk) - max(room, 0))
+
+    @property
+    def output(self) -> str:
+        text = self._output.decode("utf-8", "replace")
+        if self._output_dropped:
+            text += f"\n[... {self._output_dropped} more bytes of output dropped]"
+        return text
+
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.proc:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _ended(self, when: str, exc: BaseException) -> str:
+        self._kill()
+        code = self.proc.returncode if self.proc else None
+        if isinstance(exc, protocol.ProtocolError):
+            return f"the worker sent a malformed reply {when}: {exc}"
+        if code is None:
+            return f"the worker stopped answering {when}"
+        if code < 0:
+            name = SIGNAL_NAMES.get(-code, f"signal {-code}")
+            return f"the notebook's process was killed by {name} {when}"
+        if code == 0 and "MemoryError" in self.output:
+            return f"the notebook's process ran out of memory {when}"
+        return f"the notebook's process exited (exit code {code}) {when}; os._exit or sys.exit?"
+
+    def _fail(self, message: str) -> None:
+        self._kill()
+        self.dead = message
+
+    def close(self) -> None:
+        self._kill()
+        for fd in ("_req", "_rep"):
+            try:
+                os.close(getattr(self, fd))
+            except (AttributeError, OSError):
+                pass
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    # ----------------------------------------------------------------- requests
+    def request(self, header: dict, tensors: dict | None = None, label: str = "the call"):
+        """Send one request; return the decoded value or raise WorkerError."""
+        if self.dead:
+            raise WorkerError(self.dead, kind="dead")
+        deadline = time.monotonic() + self.limits.call_s
+        try:
+            protocol.write_message(self._req, header, tensors)
+            reply, out = protocol.read_message(self._rep, deadline, max_blob=self.limits.max_reply_mb << 20)
+        except TimeoutError:
+            self._fail(f"{label} did not return within {self.limits.call_s:g} s (an infinite loop?)")
+            raise WorkerError(self.dead, kind="timeout") from None
+        except (EOFError, BrokenPipeError, OSError, protocol.ProtocolError) as exc:
+            self._fail(self._ended(f"during {label}", exc))
+            raise WorkerError(self.dead, kind="dead") from None
+        if not reply.get("ok"):
+            raise WorkerError(str(reply.get("error", "unknown error"))[:1000], kind=str(reply.get("kind", "raised")))
+        try:
+            return protocol.decode(reply.get("value"), out)
+        except protocol.ProtocolError as exc:
+            raise WorkerError(f"{label} returned something that could not be read: {exc}", kind="protocol") from None
+
+    def call(self, target, *args, method: str | None = None, keep: bool = False, label: str | None = None, **kwargs):
+        structure, tensors = protocol.encode([list(args), kwargs])
+        label = label or (f"`{target}`" if isinstance(target, str) else repr(target))
+        header = {"op": "call", "target": target.ident if isinstance(target, protocol.Handle) else target,
+                  "method": method, "keep": keep, "label": label,
+                  "args": structure[0], "kwargs": structure[1]}
+        return self.request(header, tensors, label=label)
+
+    def get(self, name: str):
+        return self.request({"op": "get", "name": name}, label=f"reading `{name}`")

@@ -1,0 +1,231 @@
+"""The untrusted side: a fresh process that runs one learner's notebook and answers calls.
+
+Started by ``autograder.grading.sandbox.Worker`` as ``python -I -B worker.py CONFIG_JSON``, usually
+inside new mount/network/pid namespaces (``unshare``). Before any learner code runs it
+
+1. builds a new root file system from a tmpfs holding read-only bind mounts of only what Python
+   and PyTorch need (the system, the interpreter, the virtual environment), with the course
+   package (reference, checks) hidden, then ``pivot_root``s into it and detaches the old root,
+   so the solutions, hidden tests, other submissions and the gradebook are simply not there;
+2. drops privileges: as host root it switches to an unprivileged uid (so ``RLIMIT_NPROC`` holds
+   and no file outside is writable); in a user namespace it drops every capability.
+
+Then it executes the notebook's code cells (sent by the grader; test cells are never sent),
+and serves requests: call a function, instantiate a class, call a method of a kept object,
+read a variable. Replies are plain data (see ``protocol``). Nothing here decides a score.
+
+This file imports nothing from the project except ``protocol`` (loaded from its own folder
+before the sandbox hides it).
+"""
+from __future__ import annotations
+
+import builtins
+import ctypes
+import json
+import os
+import sys
+import traceback
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret, what):
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(libc, source, target, fstype, flags, data=None):
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    _check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {source} on {target}")
+
+
+def build_root(cfg: dict) -> None:
+    """Make a minimal read-only view of the file system and pivot into it."""
+    libc = _libc()
+    root = cfg["root"]
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for path in cfg["binds"]:
+        if os.path.islink(path) and os.path.dirname(path) == "/":
+            # /lib -> usr/lib style links at the top level: recreate the link.
+            os.symlink(os.readlink(path), root + path)
+            continue
+        if not os.path.exists(path):
+            continue
+        target = root + path
+        if os.path.isdir(path):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            open(target, "a").close()
+        _mount(libc, path, target, None, MS_BIND | MS_REC)
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+        if not path.startswith("/dev/"):
+            flags |= MS_NODEV
+        _mount(libc, None, target, None, flags)
+    for path in cfg["hide"]:
+        if os.path.isdir(root + path):
+            _mount(libc, "tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")
+    for name, mode in (("sandbox", 0o777), ("tmp", 0o1777)):
+        os.makedirs(f"{root}/{name}", exist_ok=True)
+        _mount(libc, "tmpfs", f"{root}/{name}", "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={cfg['tmpfs_mb']}m,mode={mode:o}")
+    os.makedirs(f"{root}/proc", exist_ok=True)
+    _mount(libc, "proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    old = f"{root}/.oldroot"
+    os.makedirs(old, exist_ok=True)
+    machine = os.uname().machine
+    _check(libc.syscall(SYS_PIVOT_ROOT[machine], root.encode(), old.encode()), "pivot_root")
+    os.chdir("/")
+    _check(libc.umount2(b"/.oldroot", MNT_DETACH), "umount old root")
+    os.rmdir("/.oldroot")
+    _mount(libc, None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def drop_privileges(cfg: dict) -> None:
+    libc = _libc()
+    if cfg["sandbox"] == "root" or (cfg["sandbox"] == "none" and os.getuid() == 0 and cfg.get("uid")):
+        uid = cfg["uid"]
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
+    elif cfg["sandbox"] == "user":
+        for cap in range(64):
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+
+        class Header(ctypes.Structure):
+            _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+        class Data(ctypes.Structure):
+            _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                        ("inheritable", ctypes.c_uint32)]
+
+        _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _describe_error(exc: BaseException) -> str:
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except BaseException:  # a hostile __str__
+        text = type(exc).__name__
+    where = ""
+    try:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename.startswith("<cell "):
+                where = f" ({frame.filename[1:-1]}, line {frame.lineno})"
+    except BaseException:
+        pass
+    if isinstance(exc, SystemExit):
+        text = f"the code called sys.exit({exc.code!r})" if not isinstance(exc.code, str) else "the code called sys.exit()"
+    return (text[:600] + where)[:700]
+
+
+def strip_magics(source: str) -> str:
+    """Comment out IPython magics and shell escapes: this is plain Python."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        lines.append(("# " + line) if stripped.startswith(("%", "!")) else line)
+    return "\n".join(lines)
+
+
+def serve(cfg: dict) -> None:
+    import protocol
+    import torch
+
+    torch.set_num_threads(1)
+    rfd, wfd = cfg["rfd"], cfg["wfd"]
+    sys.path[:] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
+    header, _ = protocol.read_message(rfd)
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    errors = []
+    for cell in header.get("cells", []):
+        protocol.write_message(wfd, {"progress": cell["index"]})
+        try:
+            code = compile(strip_magics(cell["source"]), f"<cell {cell['index']}>", "exec")
+            exec(code, namespace)
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
+            errors.append({"cell": cell["index"], "error": _describe_error(exc)})
+    protocol.write_message(wfd, {"ready": True, "errors": errors})
+
+    handles: dict[int, object] = {}
+    while True:
+        try:
+            request, tensors = protocol.read_message(rfd)
+        except EOFError:
+            return
+        reply = handle(request, tensors, namespace, handles, protocol)
+        try:
+            structure, out = protocol.encode(reply.pop("value", None))
+            reply["value"] = structure
+            protocol.write_message(wfd, reply, out)
+        except BaseException as exc:  # noqa: BLE001
+            protocol.write_message(wfd, {"ok": False, "kind": "unsupported",
+                                         "error": f"the result could not be sent back: {_describe_error(exc)}"})
+
+
+def handle(request, tensors, namespace, handles, protocol) -> dict:
+    op = request.get("op")
+    try:
+        if op == "get":
+            name = request["name"]
+            if name not in namespace:
+                return {"ok": False, "kind": "missing", "error": f"the notebook does not define `{name}`"}
+            return {"ok": True, "value": namespace[name]}
+        if op != "call":
+            return {"ok": False, "kind": "protocol", "error": f"unknown request {op!r}"}
+        target = request["target"]
+        if isinstance(target, str):
+            if target not in namespace:
+                return {"ok": False, "kind": "missing", "error": f"the notebook does not define `{target}`"}
+            obj = namespace[target]
+        else:
+            obj = handles[int(target)]
+        method = request.get("method")
+        if method:
+            if method.startswith("_") and method not in ("__call__",):
+                return {"ok": False, "kind": "protocol", "error": "private methods cannot be called"}
+            if not hasattr(obj, method):
+                return {"ok": False, "kind": "missing",
+                        "error": f"`{request.get('label', target)}` has no method `{method}`"}
+            obj = getattr(obj, method)
+        if not callable(obj):
+            return {"ok": False, "kind": "missing", "error": f"`{request.get('label', target)}` is not a function or class"}
+        args = protocol.decode(request.get("args", []), tensors)
+        kwargs = protocol.decode(request.get("kwargs", {"$dict": {}}), tensors)
+        args = [handles[a.ident] if isinstance(a, protocol.Handle) else a for a in args]
+        result = obj(*args, **kwargs)
+        if request.get("keep"):
+            ident = len(handles) + 1
+            handles[ident] = result
+            return {"ok": True, "value": protocol.Handle(ident, type(result).__name__)}
+        return {"ok": True, "value": result}
+    except BaseException as exc:  # noqa: BLE001
+        return {"ok": False, "kind": "raised", "error": _describe_error(exc)}
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import protocol  # noqa: F401 - load it (and torch) before the repository disappears
+    if cfg["sandbox"] in ("root", "user"):
+        build_root(cfg)
+    drop_privileges(cfg)
+    os.chdir(cfg["workdir"])
+    os.umask(0o077)
+    serve(cfg)
+
+
+if __name__ == "__main__":
+    main()

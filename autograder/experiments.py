@@ -1,0 +1,181 @@
+"""Small, seeded experiments that the book's chapters run at build time.
+
+Chapter 1 measures what goes wrong with recurrent networks; chapter 3 repeats the sequence task of
+chapter 1 with attention and draws both on one plot. Both chapters call the functions here, so the
+two curves come from the same code, the same data and the same seeds. Everything is sized to run in
+seconds on 2 CPU cores. Imports only the reference implementation (and PyTorch).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from autograder.reference import MultiHeadAttention, Seq2SeqRNN, gradient_norm_by_distance
+
+PAD, BOS, EOS = 0, 1, 2
+FIRST_SYMBOL = 3  # symbols are FIRST_SYMBOL .. FIRST_SYMBOL + num_symbols - 1
+
+
+# --- (a) gradients through time -------------------------------------------------------------------
+
+def gradient_norms(cell: str = "rnn", length: int = 100, hidden: int = 64, input_size: int = 16,
+                   batch: int = 32, recurrent_gain: float | None = None, forget_bias: float | None = None,
+                   seed: int = 0) -> torch.Tensor:
+    """Norm of d(loss at the last step)/d(input at step T-1-d) for d = 0 .. length-1, shape (length,).
+
+    ``cell`` is "rnn" (tanh), "gru" or "lstm" with PyTorch's default initialisation, in float64 so
+    that tiny gradients do not underflow to 0. ``recurrent_gain`` replaces the recurrent weights by
+    an orthogonal matrix times that gain (above 1 the vanilla RNN's gradient explodes);
+    ``forget_bias`` sets the bias of the LSTM's forget gate (a large bias keeps the gate open).
+    """
+    if cell not in ("rnn", "gru", "lstm"):
+        raise ValueError(f"cell must be 'rnn', 'gru' or 'lstm', got {cell!r}")
+    if forget_bias is not None and cell != "lstm":
+        raise ValueError("forget_bias only applies to cell='lstm'")
+    torch.manual_seed(seed)
+    rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](input_size, hidden, batch_first=True).double()
+    with torch.no_grad():
+        if recurrent_gain is not None:
+            for i in range(rnn.weight_hh_l0.shape[0] // hidden):  # one block per gate
+                nn.init.orthogonal_(rnn.weight_hh_l0[i * hidden:(i + 1) * hidden], gain=recurrent_gain)
+        if forget_bias is not None:  # PyTorch orders the LSTM gates input, forget, cell, output
+            rnn.bias_ih_l0[hidden:2 * hidden] = forget_bias
+            rnn.bias_hh_l0[hidden:2 * hidden] = 0.0
+    inputs = torch.randn(batch, length, input_size, dtype=torch.float64)
+    return gradient_norm_by_distance(rnn, inputs)
+
+
+# --- (b) the sequence task: reverse a string of symbols ------------------------------------------
+
+def reverse_batch(batch: int, min_len: int, max_len: int, num_symbols: int = 10,
+                  generator: torch.Generator | None = None):
+    """Random strings and their reversals, padded.
+
+    Returns src (B, S) = symbols then PAD, tgt_in (B, S+1) = BOS + reversed, tgt_out (B, S+1) =
+    reversed + EOS (padded with PAD), and the lengths (B,).
+    """
+    lengths = torch.randint(min_len, max_len + 1, (batch,), generator=generator)
+    S = int(lengths.max())
+    symbols = torch.randint(FIRST_SYMBOL, FIRST_SYMBOL + num_symbols, (batch, S), generator=generator)
+    positions = torch.arange(S)[None, :]  # (1, S)
+    valid = positions < lengths[:, None]  # (B, S)
+    src = symbols.masked_fill(~valid, PAD)
+    # reversed within each row's own length: position j of the target is source position len-1-j
+    index = (lengths[:, None] - 1 - positions).clamp(min=0)  # (B, S)
+    rev = src.gather(1, index).masked_fill(~valid, PAD)
+    tgt_in = torch.cat([torch.full((batch, 1), BOS), rev], 1)  # (B, S+1)
+    tgt_out = torch.cat([rev, torch.full((batch, 1), PAD)], 1)  # (B, S+1)
+    tgt_out[torch.arange(batch), lengths] = EOS
+    return src, tgt_in, tgt_out, lengths
+
+
+@dataclass
+class TaskResult:
+    """Accuracy of one trained model at each test length, and what it cost."""
+    name: str
+    lengths: list[int]
+    token_accuracy: list[float]  # fraction of output symbols right, greedy decoding
+    exact_match: list[float]  # fraction of strings entirely right
+    train_seconds: float
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    model: nn.Module | None = None
+
+
+def train_reverse(attention: bool, steps: int = 400, hidden: int = 64, embed: int = 32,
+                  train_lengths: tuple[int, int] = (2, 24), batch: int = 64, lr: float = 3e-3,
+                  num_symbols: int = 10, seed: int = 0, cell: str = "gru") -> tuple[Seq2SeqRNN, list[float], float]:
+    """Train the reference ``Seq2SeqRNN`` on the reverse task; returns (model, losses, seconds)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    vocab = FIRST_SYMBOL + num_symbols
+    model = Seq2SeqRNN(vocab, vocab, embed_dim=embed, hidden_dim=hidden, cell=cell, attention=attention, pad_id=PAD)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    start = time.perf_counter()
+    for _ in range(steps):
+        src, tgt_in, tgt_out, _ = reverse_batch(batch, *train_lengths, num_symbols=num_symbols, generator=gen)
+        logits = model(src, tgt_in)  # (B, T, V)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), tgt_out.reshape(-1), ignore_index=PAD)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+    return model, losses, time.perf_counter() - start
+
+
+@torch.no_grad()
+def evaluate_reverse(model: Seq2SeqRNN, lengths: list[int], n: int = 200, num_symbols: int = 10,
+                     seed: int = 1234) -> tuple[list[float], list[float]]:
+    """Greedy-decode ``n`` fresh strings of each length; token accuracy and exact match per length."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    token_acc, exact = [], []
+    for L in lengths:
+        src, _, tgt_out, _ = reverse_batch(n, L, L, num_symbols=num_symbols, generator=gen)
+        pred = model.greedy_decode(src, BOS, EOS, max_len=L + 1)  # (n, <= L+1)
+        if pred.size(1) < L:
+            pred = F.pad(pred, (0, L - pred.size(1)), value=PAD)
+        correct = pred[:, :L] == tgt_out[:, :L]  # (n, L)
+        token_acc.append(correct.float().mean().item())
+        exact.append(correct.all(1).float().mean().item())
+    model.train()
+    return token_acc, exact
+
+
+def reverse_experiment(attention: bool, test_lengths=(4, 8, 12, 16, 20, 24), **train_kwargs) -> TaskResult:
+    """Train with or without attention, then measure accuracy against the length of the string."""
+    model, losses, seconds = train_reverse(attention, **train_kwargs)
+    token_acc, exact = evaluate_reverse(model, list(test_lengths))
+    name = "GRU encoder-decoder + additive attention" if attention else "GRU encoder-decoder, no attention"
+    return TaskResult(name, list(test_lengths), token_acc, exact, seconds, len(losses), losses, model)
+
+
+# --- (c) sequential compute -----------------------------------------------------------------------
+
+def best_seconds(fn, repeats: int = 5) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)  # the least disturbed run: other processes only ever add time
+
+
+@torch.no_grad()
+def time_rnn_vs_attention(lengths=(16, 32, 64, 128, 256, 512, 1024), d_model: int = 64, batch: int = 8,
+                          num_heads: int = 4, repeats: int = 5, seed: int = 0) -> dict[str, list[float]]:
+    """Forward wall time (s) of one GRU layer and one self-attention layer on (batch, L, d_model) inputs."""
+    torch.manual_seed(seed)
+    gru = nn.GRU(d_model, d_model, batch_first=True)
+    attn = MultiHeadAttention(d_model, num_heads)
+    out = {"length": list(lengths), "gru": [], "attention": []}
+    for L in lengths:
+        x = torch.randn(batch, L, d_model)
+        out["gru"].append(best_seconds(lambda: gru(x), repeats))
+        out["attention"].append(best_seconds(lambda: attn(x, x, x), repeats))
+    return out
+
+
+def machine_description() -> str:
+    """A one-line description of the CPU the timings ran on, e.g. for a plot title."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            model = names[0]
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return (f"{model}, {os.cpu_count()} cores, {threads} PyTorch thread{'s' if threads != 1 else ''}, "
+            f"PyTorch {torch.__version__}")

@@ -1,0 +1,190 @@
+"""What a check sees of a learner's notebook: a proxy that forwards calls to a worker.
+
+    sub = Submission.from_notebook("alice.ipynb", skip_grade_ids={"test_mask"})
+    out, weights = sub.call("scaled_dot_product_attention", q, k, v, mask=mask)
+    layer = sub.new("MultiHeadAttention", 16, 4)        # the object stays in the worker
+    layer.method("load_state_dict", reference.state_dict())
+    out, w = layer(x, x, x)                             # forward
+    answer = sub.get("score_std_unscaled")              # a variable
+
+Every value that comes back is plain data (tensors, numbers, strings, tuples, lists, dicts).
+A failure of the learner's code raises ``StudentError`` with a message meant for the learner.
+
+If a call kills or hangs the worker, that function is remembered as broken (later calls to it
+fail at once with the same message) and the next call to anything else starts a fresh worker,
+so one bad function costs only the tests that use it.
+"""
+from __future__ import annotations
+
+import os
+
+import nbformat
+
+from . import protocol
+from .sandbox import Limits, Worker, WorkerError
+
+MAX_NOTEBOOK_BYTES = 20 << 20
+MAX_RESTARTS = 3
+
+
+class StudentError(AssertionError):
+    """The learner's code did not produce a value: the message says why, in plain words."""
+
+
+class SubmissionUnreadable(Exception):
+    """The notebook file is missing or is not a notebook."""
+
+
+def read_notebook(path: str) -> nbformat.NotebookNode:
+    """Read a submitted notebook with a size cap; plain-words errors."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path) or os.path.islink(path):
+        raise SubmissionUnreadable(f"no notebook found at {name}")
+    size = os.path.getsize(path)
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionUnreadable(f"{name} is {size >> 20} MB, more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            nb = nbformat.read(handle, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - json, encoding and nbformat errors alike
+        raise SubmissionUnreadable(f"{name} is not a readable Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if not isinstance(nb.get("cells"), list):
+        raise SubmissionUnreadable(f"{name} has no cells")
+    return nb
+
+
+def is_test_cell(cell, skip_grade_ids=frozenset()) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
+    if not isinstance(meta, dict):
+        return False
+    if meta.get("grade") and not meta.get("solution"):
+        return True
+    return meta.get("grade_id") in skip_grade_ids
+
+
+def code_cells(nb, skip_grade_ids=frozenset()) -> list[dict]:
+    """The cells a worker runs: every code cell except test cells (tests never come from a submission)."""
+    cells = []
+    for index, cell in enumerate(nb["cells"], start=1):
+        if cell.get("cell_type") != "code" or is_test_cell(cell, skip_grade_ids):
+            continue
+        source = cell.get("source", "")
+        cells.append({"index": index, "source": source if isinstance(source, str) else "".join(source)})
+    return cells
+
+
+class RemoteObject:
+    """An object (e.g. an nn.Module) that lives in the worker."""
+
+    def __init__(self, submission: "Submission", handle: protocol.Handle, label: str):
+        self._sub, self.handle, self.label = submission, handle, label
+
+    def __call__(self, *args, **kwargs):
+        return self._sub._call(self.handle, args, kwargs, method="__call__", label=f"{self.label}(...)",
+                               broken_key=self.label.split("(")[0])
+
+    def method(self, name: str, *args, **kwargs):
+        return self._sub._call(self.handle, args, kwargs, method=name, label=f"{self.label}.{name}(...)",
+                               broken_key=self.label.split("(")[0])
+
+
+class Submission:
+    def __init__(self, cells: list[dict], limits: Limits | None = None, mode: str | None = None,
+                 unreadable: str | None = None):
+        self.cells = cells
+        self.limits = limits or Limits()
+        self.mode = mode
+        self.unreadable = unreadable
+        self.worker: Worker | None = None
+        self.broken: dict[str, str] = {}
+        self.restarts = 0
+        self.cell_errors: list[dict] = []
+        self.fatal: str | None = None  # the notebook itself cannot run: every call fails
+
+    @classmethod
+    def from_notebook(cls, path: str, skip_grade_ids=frozenset(), limits: Limits | None = None, mode: str | None = None):
+        try:
+            nb = read_notebook(path)
+        except SubmissionUnreadable as exc:
+            return cls([], limits, mode, unreadable=str(exc))
+        return cls(code_cells(nb, frozenset(skip_grade_ids)), limits, mode)
+
+    # ------------------------------------------------------------------ worker
+    def _worker(self) -> Worker:
+        if self.unreadable:
+            raise StudentError(self.unreadable)
+        if self.fatal:
+            raise StudentError(self.fatal)
+        if self.worker is not None and self.worker.dead is None:
+            return self.worker
+        if self.worker is not None:
+            self.worker.close()
+            if self.restarts >= MAX_RESTARTS:
+                self.fatal = "the notebook's process failed too many times; the remaining checks were not run"
+                raise StudentError(self.fatal)
+            self.restarts += 1
+        self.worker = Worker(self.cells, self.limits, mode=self.mode)
+        self.worker.start()
+        if self.worker.dead:
+            self.fatal = self.worker.dead
+            raise StudentError(self.fatal)
+        self.cell_errors = self.worker.cell_errors
+        return self.worker
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def output(self) -> str:
+        return self.worker.output if self.worker else ""
+
+    def _hint(self) -> str:
+        if not self.cell_errors:
+            return ""
+        first = self.cell_errors[0]
+        more = f" and {len(self.cell_errors) - 1} more" if len(self.cell_errors) > 1 else ""
+        return f" (when the notebook ran, cell {first['cell']} failed with {first['error']}{more})"
+
+    def _call(self, target, args, kwargs, method=None, keep=False, label=None, broken_key=None):
+        key = broken_key or (target if isinstance(target, str) else label)
+        if key in self.broken:
+            raise StudentError(f"{self.broken[key]} (not run again)")
+        worker = self._worker()
+        try:
+            return worker.call(target, *args, method=method, keep=keep, label=label, **kwargs)
+        except WorkerError as exc:
+            if exc.kind in ("dead", "timeout"):
+                self.broken[key] = str(exc)
+            message = str(exc)
+            if exc.kind == "missing":
+                message += self._hint()
+            elif exc.kind == "raised":
+                message = f"{label} raised {message}"
+            raise StudentError(message) from None
+
+    # ------------------------------------------------------------------ API for checks
+    def call(self, name: str, *args, **kwargs):
+        """Call the learner's function ``name`` with plain arguments; return its plain result."""
+        return self._call(name, args, kwargs, label=f"`{name}`")
+
+    def new(self, name: str, *args, **kwargs) -> RemoteObject:
+        """Instantiate the learner's class ``name``; the object stays in the worker."""
+        handle = self._call(name, args, kwargs, keep=True, label=f"`{name}(...)`")
+        return RemoteObject(self, handle, name)
+
+    def get(self, name: str):
+        """The value of the learner's variable ``name`` (plain data only)."""
+        if name in self.broken:
+            raise StudentError(self.broken[name])
+        try:
+            return self._worker().get(name)
+        except WorkerError as exc:
+            raise StudentError(str(exc) + (self._hint() if exc.kind == "missing" else "")) from None

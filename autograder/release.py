@@ -1,0 +1,234 @@
+"""Build the source notebooks and the student release: ``python -m autograder.release [--check]``.
+
+1. Every text source ``solutions/<a>/<a>.md`` (jupytext MyST) becomes ``solutions/<a>/<a>.ipynb``.
+   Two directives fill code cells from the reference, so no solution is typed twice:
+
+   ``#| source-from: autograder.reference.attention.check_mask``
+       the object's source, verbatim (given code);
+   ``#| solution-from: autograder.reference.attention.masked_softmax``
+       the function's signature and docstring, its body between ``### BEGIN SOLUTION`` and
+       ``### END SOLUTION`` (for a class: every method's body), so the release keeps the
+       signature and asks for the body.
+
+   Several names may follow a directive, separated by spaces. An assignment without a ``.md``
+   source keeps its hand-written ``.ipynb``.
+2. ``nbgrader generate_assignment`` (through its Python API, in a scratch course folder) turns
+   every ``solutions/<a>/<a>.ipynb`` into ``exercises/<a>/``, normalised so that the bytes do
+   not change from run to run.
+
+``--check`` builds everything in a scratch folder and fails (exit 1, listing the files) when
+``solutions/*/*.ipynb`` or ``exercises/`` differ from a fresh build.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+
+import nbformat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOLUTIONS = "solutions"
+EXERCISES = "exercises"
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+# --------------------------------------------------------------------------- sources
+def _resolve(dotted: str):
+    module_name, _, attr = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SystemExit(f"release: cannot find {dotted!r} named in a directive: {exc}") from None
+
+
+def _solution_lines(lines: list[str], node: ast.AST, offset: int) -> list[str]:
+    """Lines of a def/class with every function body wrapped in solution markers."""
+    out: list[str] = []
+    start = node.lineno - 1 - offset
+    if getattr(node, "decorator_list", None):
+        start = node.decorator_list[0].lineno - 1 - offset
+    body = node.body
+    has_doc = (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+               and isinstance(body[0].value.value, str))
+    head_end = body[0].end_lineno - offset if has_doc else body[0].lineno - 1 - offset
+    out += lines[start:head_end]
+    rest = body[1:] if has_doc else body
+    if isinstance(node, ast.ClassDef):
+        cursor = head_end
+        for child in rest:
+            child_start = (child.decorator_list[0].lineno if getattr(child, "decorator_list", None) else child.lineno) - 1 - offset
+            out += lines[cursor:child_start]
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out += _solution_lines(lines, child, offset)
+            else:
+                out += lines[child_start:child.end_lineno - offset]
+            cursor = child.end_lineno - offset
+        return out
+    if not rest:
+        return out
+    first = lines[rest[0].lineno - 1 - offset]
+    indent = first[: len(first) - len(first.lstrip())]
+    return out + [indent + BEGIN] + lines[head_end:node.end_lineno - offset] + [indent + END]
+
+
+def solution_source(obj) -> str:
+    """The source of a reference function or class with its bodies as nbgrader solution regions."""
+    source = textwrap.dedent(inspect.getsource(obj))
+    node = ast.parse(source).body[0]
+    return "\n".join(_solution_lines(source.splitlines(), node, 0))
+
+
+def expand_directives(source: str) -> str:
+    parts = []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#| source-from:"):
+            parts += [textwrap.dedent(inspect.getsource(_resolve(n))).rstrip() for n in stripped.split(":", 1)[1].split()]
+        elif stripped.startswith("#| solution-from:"):
+            parts += [solution_source(_resolve(n)) for n in stripped.split(":", 1)[1].split()]
+        else:
+            parts.append(line)
+    text = "\n".join(parts)
+    # Directive blocks are separated by a blank pair of lines, as in a module.
+    return text.replace("\n\ndef ", "\n\n\ndef ").replace("\n\n\n\ndef ", "\n\n\ndef ")
+
+
+def notebook_text(nb) -> str:
+    """Stable serialisation: nbformat's sorted keys, one-space indent, trailing newline."""
+    return nbformat.writes(nb) + ("" if nbformat.writes(nb).endswith("\n") else "\n")
+
+
+def build_source(md_path: str) -> str:
+    """The .ipynb text built from one MyST source."""
+    import jupytext
+
+    nb = jupytext.read(md_path, fmt="md:myst")
+    nb.metadata.pop("jupytext", None)
+    for cell in nb.cells:
+        cell.pop("id", None)
+        if cell.cell_type == "code":
+            cell.source = expand_directives(cell.source)
+            cell.outputs, cell.execution_count = [], None
+    nb.nbformat, nb.nbformat_minor = 4, 4
+    nbformat.validate(nb)
+    return notebook_text(nb)
+
+
+def assignments(root: str = ROOT) -> list[str]:
+    folder = os.path.join(root, SOLUTIONS)
+    if not os.path.isdir(folder):
+        return []
+    return sorted(name for name in os.listdir(folder)
+                  if os.path.isfile(os.path.join(folder, name, name + ".ipynb"))
+                  or os.path.isfile(os.path.join(folder, name, name + ".md")))
+
+
+# --------------------------------------------------------------------------- release
+def _normalise(path: str) -> None:
+    with open(path, encoding="utf-8") as handle:
+        nb = nbformat.read(handle, as_version=4)
+    for cell in nb.cells:
+        cell.pop("id", None)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(notebook_text(nb))
+
+
+def generate(course: str, names: list[str]) -> None:
+    """Run nbgrader generate_assignment for each assignment in the scratch course folder."""
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    # nbgrader's Gradebook runs the `alembic` command: it lives beside this interpreter.
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    config = PyFileConfigLoader("nbgrader_config.py", path=ROOT).load_config()
+    config.CourseDirectory.root = course
+    config.CourseDirectory.db_url = "sqlite:///" + os.path.join(course, "gradebook.db")
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir=coursedir, config=config)
+    for name in names:
+        result = api.generate_assignment(name, force=True, create=True)
+        if not result.get("success"):
+            raise SystemExit(f"release: nbgrader generate_assignment {name} failed:\n{result.get('error') or result.get('log')}")
+    for dirpath, _, files in os.walk(os.path.join(course, EXERCISES)):
+        for name in files:
+            if name.endswith(".ipynb"):
+                _normalise(os.path.join(dirpath, name))
+
+
+def build(course: str) -> list[str]:
+    """Build sources and release into the scratch folder ``course``; return the assignment names."""
+    names = assignments()
+    for name in names:
+        src_dir = os.path.join(ROOT, SOLUTIONS, name)
+        dst_dir = os.path.join(course, SOLUTIONS, name)
+        shutil.copytree(src_dir, dst_dir, ignore=shutil.ignore_patterns("*.md", ".ipynb_checkpoints", "__pycache__"))
+        md = os.path.join(src_dir, name + ".md")
+        if os.path.isfile(md):
+            with open(os.path.join(dst_dir, name + ".ipynb"), "w", encoding="utf-8") as handle:
+                handle.write(build_source(md))
+    generate(course, names)
+    return names
+
+
+def _tree(folder: str) -> dict[str, bytes]:
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in (".ipynb_checkpoints", "__pycache__")]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as handle:
+                files[os.path.relpath(path, folder)] = handle.read()
+    return files
+
+
+def differences(course: str, names: list[str]) -> list[str]:
+    diffs = []
+    for name in names:
+        built = os.path.join(course, SOLUTIONS, name, name + ".ipynb")
+        here = os.path.join(ROOT, SOLUTIONS, name, name + ".ipynb")
+        if not os.path.isfile(here) or open(here, "rb").read() != open(built, "rb").read():
+            diffs.append(os.path.relpath(here, ROOT))
+    fresh, committed = _tree(os.path.join(course, EXERCISES)), _tree(os.path.join(ROOT, EXERCISES))
+    for rel in sorted(set(fresh) | set(committed)):
+        if fresh.get(rel) != committed.get(rel):
+            state = "missing" if rel not in committed else "stale" if rel in fresh else "not generated by the release"
+            diffs.append(f"{EXERCISES}/{rel} ({state})")
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if solutions/*.ipynb or exercises/ are stale")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="release-") as course:
+        names = build(course)
+        if args.check:
+            diffs = differences(course, names)
+            if diffs:
+                print("release: these files differ from a fresh build; run `make exercises` and commit:")
+                print("\n".join("  " + d for d in diffs))
+                return 1
+            print(f"release: {len(names)} assignment(s) up to date")
+            return 0
+        for name in names:
+            built = os.path.join(course, SOLUTIONS, name, name + ".ipynb")
+            shutil.copyfile(built, os.path.join(ROOT, SOLUTIONS, name, name + ".ipynb"))
+            target = os.path.join(ROOT, EXERCISES, name)
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(os.path.join(course, EXERCISES, name), target)
+        print(f"release: built {len(names)} assignment(s): {', '.join(names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

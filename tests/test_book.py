@@ -72,17 +72,7 @@ def toc_files() -> list[str]:
     return [f.removesuffix(".md").removesuffix(".ipynb") for f in files]
 
 
-@pytest.fixture(scope="module")
-def built_book() -> Path:
-    # the console script `jupyter-book` of the running venv, called through its interpreter
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-           "build", ".", "-W", "-n", "--keep-going"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"strict book build failed (exit {result.returncode}):\n{log[-8000:]}"
-    assert "build succeeded" in log, f"no 'build succeeded' in the build log:\n{log[-4000:]}"
-    assert "WARNING: " not in log, f"the strict build logged a Sphinx warning:\n{log[-4000:]}"
-    return HTML
+# `built_book`, one strict build per test session shared with tests/test_browser.py, is in conftest.py.
 
 
 @pytest.mark.slow

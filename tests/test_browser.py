@@ -1,0 +1,428 @@
+"""The built book in a real browser, and the publishing set-up.
+
+Every HTML page of `_build/html` is served on 127.0.0.1 (a random port) and loaded in headless
+Chromium (Debian's package, installed here when missing and we are root; see tests/_browser.py).
+For each page: it loads with no console error, asks for nothing outside the local server, renders
+its math (MathJax output in every math element, no raw ``$$`` left), shows its images (loaded, with
+a non-zero size), and every local link and download resolves. Chapters offer their notebook as
+``.ipynb``; chapters with an exercise offer the exercise notebook. The search page finds a word of
+chapter 4. Screenshots of a few pages go to `_build/screenshots/` for people to look at.
+
+All pages are visited once (the `visits` fixture) and the tests below judge what was recorded.
+The last tests check the publishing files: the workflows and the one place for the repository address.
+"""
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from _browser import Browser, StaticServer, find_chromium
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+# Pages photographed for people (when they exist): the landing page, a chapter with math and
+# figures, multi-head attention, and the search page showing its results.
+SCREENSHOT_PAGES = ["book/intro.html", "book/ch00_welcome.html", "book/ch02_attention.html",
+                    "book/ch04_multihead.html"]
+CHAPTER_4 = "book/ch04_multihead.html"
+SEARCH_WORD = "heads"  # a word that chapter 4 (multi-head attention) cannot do without
+LOCAL_SCHEMES = ("data:", "blob:", "about:")
+# Launch and repository services: linked only when `repository.url` is configured.
+LAUNCH_HOSTS = ("mybinder.org", "colab.research.google.com", "deepnote.com")
+PLACEHOLDER = re.compile(r"example\.(com|org|net|edu)|your[-_]?(org|name|user)|<you>|USERNAME|localhost", re.I)
+
+# Run in the page after its load event: wait for MathJax's first typeset, load lazy images, then
+# report what a reader would see. (The 60 s race is a hang guard, not a performance limit.)
+INSPECT_JS = r"""
+(async () => {
+  const guard = ms => new Promise(resolve => setTimeout(resolve, ms));
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await Promise.race([MathJax.startup.promise, guard(60000)]);
+  }
+  const images = [...document.images];
+  images.forEach(img => { img.loading = "eager"; });
+  await Promise.race([Promise.all(images.map(img => img.decode().catch(() => null))), guard(60000)]);
+  const math = [...document.querySelectorAll(".math")];
+  const raw = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const where = node.parentElement;
+    if (where.closest("pre, code, script, style, textarea, .highlight, mjx-container, #search-results")) continue;
+    if (node.nodeValue.includes("$$")) raw.push(node.nodeValue.trim().slice(0, 120));
+  }
+  const links = [...document.querySelectorAll("a[href]")].map(a => a.getAttribute("href"));
+  const button = sel => { const a = document.querySelector(sel); return a ? a.getAttribute("href") : null; };
+  return {
+    title: document.title,
+    math: math.length,
+    mjx: document.querySelectorAll("mjx-container").length,
+    untypeset: math.filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.slice(0, 120)),
+    mathErrors: [...document.querySelectorAll("mjx-merror, [data-mjx-error]")].map(e => e.textContent.slice(0, 120)),
+    raw,
+    images: images.map(img => ({src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight,
+                                complete: img.complete})),
+    hasIcon: !!document.querySelector("link[rel~='icon']"),
+    links,
+    notebookButton: button("a.btn-download-notebook-button"),
+    exerciseDownloads: [...document.querySelectorAll("a.btn-download-exercise-button")].map(a => a.getAttribute("href")),
+    launch: [...document.querySelectorAll("a.btn-launch-exercise-button, .dropdown-launch-buttons a")]
+              .map(a => a.getAttribute("href")),
+    kernelNotebook: !!document.querySelector(".cell, .cell_output, div.highlight-ipython3"),
+  };
+})()
+"""
+
+# The search page runs Sphinx's client-side search on load; wait until it reports.
+SEARCH_JS = r"""
+new Promise(resolve => {
+  const started = Date.now();
+  const poll = () => {
+    const summary = document.querySelector("#search-results .search-summary");
+    if ((summary && summary.innerText.trim()) || Date.now() - started > 60000) {
+      resolve({summary: summary ? summary.innerText : null,
+               hits: [...document.querySelectorAll("#search-results ul.search li a")].map(a => a.getAttribute("href"))});
+    } else setTimeout(poll, 100);
+  };
+  poll();
+})
+"""
+
+
+def pages_of(html: Path) -> list[str]:
+    """Every HTML page of the site, relative to its root (MathJax's own files are not pages)."""
+    skip = ("mathjax", "_static", "_sources", "_downloads", "_images")
+    return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                  if p.relative_to(html).parts[0] not in skip)
+
+
+def repository_url() -> str:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return ((config.get("repository") or {}).get("url") or "").strip()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path, reason = find_chromium()
+    if path is None:
+        pytest.skip(f"browser tests need Chromium: {reason}")
+    return path
+
+
+def inspect(browser: Browser, url: str) -> dict:
+    report = browser.open(url)
+    facts = browser.evaluate(INSPECT_JS)
+    # Chromium asks every new site for /favicon.ico by itself; that request is the browser's, not
+    # the page's, and is ignored only for a page that declares no icon of its own.
+    ignore = [] if facts["hasIcon"] else ["/favicon.ico"]
+    facts.update(url=url, loaded=report.loaded,
+                 console=[m for m in report.console_errors if not any(i in m for i in ignore)],
+                 failed=[m for m in report.failed if not any(i in m for i in ignore)],
+                 requests=[u for u in report.requests if not any(u.endswith(i) for i in ignore)])
+    return facts
+
+
+@pytest.fixture(scope="module")
+def site(built_book, chromium):
+    """(base url, browser) with the built book served locally."""
+    with StaticServer(built_book) as base, Browser(chromium) as browser:
+        yield base, browser, built_book
+
+
+@pytest.fixture(scope="module")
+def visits(site) -> dict[str, dict]:
+    base, browser, html = site
+    pages = pages_of(html)
+    assert len(pages) >= 4, f"only {len(pages)} pages in {html}: {pages}"
+    found = {}
+    for page in pages:
+        found[page] = inspect(browser, base + page)
+        if page in SCREENSHOT_PAGES:
+            browser.screenshot(SCREENSHOTS / (page.replace("/", "_").removesuffix(".html") + ".png"))
+    return found
+
+
+def _outside(base: str, requests: list[str]) -> list[str]:
+    return [u for u in requests if not u.startswith(base) and not u.startswith(LOCAL_SCHEMES)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Every page
+
+@pytest.mark.slow
+def test_every_page_loads_without_console_errors(visits):
+    bad = {p: v["console"] + v["failed"] + ([] if v["loaded"] else ["no load event"]) for p, v in visits.items()}
+    bad = {p: problems for p, problems in bad.items() if problems}
+    assert not bad, "pages with console errors or failed loads:\n" + json.dumps(bad, indent=1)
+
+
+@pytest.mark.slow
+def test_no_page_requests_anything_outside_localhost(site, visits):
+    base = site[0]
+    outside = {p: _outside(base, v["requests"]) for p, v in visits.items()}
+    outside = {p: u for p, u in outside.items() if u}
+    assert not outside, "requests that left the local server:\n" + json.dumps(outside, indent=1)
+    assert sum(len(v["requests"]) for v in visits.values()) > 3 * len(visits), "too few requests were seen"
+
+
+@pytest.mark.slow
+def test_math_is_rendered_by_mathjax(visits):
+    with_math = [p for p, v in visits.items() if v["math"]]
+    assert with_math, "no page of the book has math (the notation table of chapter 0 should)"
+    problems = {}
+    for page, v in visits.items():
+        issues = []
+        if v["math"] and not v["mjx"]:
+            issues.append(f"{v['math']} math elements but no MathJax output (mjx-container)")
+        if v["untypeset"]:
+            issues.append(f"math left as TeX: {v['untypeset'][:5]}")
+        if v["mathErrors"]:
+            issues.append(f"MathJax errors: {v['mathErrors'][:5]}")
+        if v["raw"]:
+            issues.append(f"raw $$ in the text: {v['raw'][:5]}")
+        if issues:
+            problems[page] = issues
+    assert not problems, "math not rendered:\n" + json.dumps(problems, indent=1)
+
+
+@pytest.mark.slow
+def test_images_load_with_a_size(visits):
+    broken = {p: [i for i in v["images"] if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
+              for p, v in visits.items()}
+    broken = {p: imgs for p, imgs in broken.items() if imgs}
+    assert not broken, "images that did not load or have no size:\n" + json.dumps(broken, indent=1)
+    figures = [i for v in visits.values() for i in v["images"] if "_images/" in (i["src"] or "")]
+    chapters = [p for p in visits if re.match(r"book/ch0[1-8]_", p)]
+    if chapters:
+        assert figures, f"chapters {chapters} show no computed figure"
+
+
+@pytest.mark.slow
+def test_every_local_link_resolves(site, visits):
+    html = site[2]
+    missing = {}
+    for page, v in visits.items():
+        for href in v["links"]:
+            parsed = urllib.parse.urlparse(href)
+            if parsed.scheme or href.startswith(("#", "mailto:", "javascript:")) or not parsed.path:
+                continue
+            target = (html / page).parent / urllib.parse.unquote(parsed.path)
+            if not target.resolve().exists():
+                missing.setdefault(page, []).append(href)
+    assert not missing, "links to files that are not in the built site:\n" + json.dumps(missing, indent=1)
+
+
+@pytest.mark.slow
+def test_no_link_points_at_a_host_that_does_not_exist(visits):
+    repo = repository_url()
+    problems = {}
+    for page, v in visits.items():
+        external = [h for h in v["links"] if urllib.parse.urlparse(h).scheme in ("http", "https")]
+        bad = [h for h in external if PLACEHOLDER.search(urllib.parse.urlparse(h).netloc + urllib.parse.urlparse(h).path)]
+        if not repo:  # no repository configured: no launch, repository or issues links at all
+            bad += [h for h in external if any(host in h for host in LAUNCH_HOSTS) or "user-redirect/git-pull" in h]
+            bad += [h for h in v["launch"]]
+        else:
+            bad += [h for h in v["launch"] if repo.removeprefix("https://github.com/") not in h]
+        if bad:
+            problems[page] = bad
+    assert not problems, "links to hosts or repositories that do not exist:\n" + json.dumps(problems, indent=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Downloads and search
+
+def _fetch_notebook(base: str, page: str, href: str):
+    url = urllib.parse.urljoin(base + page, href)
+    with urllib.request.urlopen(url) as answer:
+        notebook = nbformat.reads(answer.read().decode("utf-8"), as_version=4)
+    nbformat.validate(notebook)
+    return notebook
+
+
+@pytest.mark.slow
+def test_every_chapter_offers_its_notebook_as_ipynb(site, visits):
+    base = site[0]
+    chapters = [p for p in visits if re.match(r"book/(ch\d\d|app[A-Z])_", p)]
+    assert chapters, f"no chapter pages among {sorted(visits)}"
+    missing = [p for p in chapters if re.match(r"book/ch", p) and not visits[p]["notebookButton"]]
+    assert not missing, f"chapters without the .ipynb download button: {missing}"
+    for page in chapters:
+        if visits[page]["notebookButton"]:
+            notebook = _fetch_notebook(base, page, visits[page]["notebookButton"])
+            code = [c for c in notebook.cells if c.cell_type == "code"]
+            assert code, f"{page}: the downloaded notebook has no code cell"
+
+
+@pytest.mark.slow
+def test_chapters_with_an_exercise_offer_the_exercise_notebook(site, visits):
+    """A chapter that links its exercise does so as a download of the .ipynb itself, which is valid."""
+    base = site[0]
+    exercises = sorted(p.name for p in (ROOT / "exercises").glob("ps*") if p.is_dir())
+    offered = {}
+    for page, v in visits.items():
+        for href in v["links"]:
+            if href.split("?")[0].endswith(".ipynb") and "_downloads/" in href:
+                notebook = _fetch_notebook(base, page, href)
+                assert notebook.cells, f"{page}: exercise notebook {href} is empty"
+                offered.setdefault(Path(href).stem, []).append(page)
+    for page, v in visits.items():
+        assert len(v["exerciseDownloads"]) == len(set(v["exerciseDownloads"])), f"{page}: duplicated exercise menu"
+    linked = [name for name in exercises if name in offered]
+    assert len(linked) == len(exercises), (
+        f"exercises without a download link in any chapter: {sorted(set(exercises) - set(linked))} "
+        f"(link them with {{download}}`psNN_topic.ipynb <../exercises/psNN_topic/psNN_topic.ipynb>`); offered: {offered}")
+
+
+@pytest.mark.slow
+def test_search_finds_a_word_of_chapter_4(site, visits):
+    base, browser, html = site
+    assert CHAPTER_4 in visits, f"chapter 4 ({CHAPTER_4}) is not in the built book: {sorted(visits)}"
+    chapter_text = (html / CHAPTER_4).read_text(encoding="utf-8").lower()
+    assert SEARCH_WORD in chapter_text, f"'{SEARCH_WORD}' does not occur in {CHAPTER_4}"
+    report = browser.open(f"{base}search.html?q={SEARCH_WORD}")
+    found = browser.evaluate(SEARCH_JS)
+    browser.screenshot(SCREENSHOTS / "search.png")
+    assert not report.console_errors, report.console_errors
+    assert found["summary"] and "finished" in found["summary"].lower(), f"the search did not finish: {found}"
+    hits = [h.split("#")[0] for h in found["hits"]]
+    assert CHAPTER_4 in hits, f"searching '{SEARCH_WORD}' did not find {CHAPTER_4}; results: {found}"
+
+
+@pytest.mark.slow
+def test_screenshots_are_saved(visits):
+    shots = [SCREENSHOTS / (p.replace("/", "_").removesuffix(".html") + ".png") for p in SCREENSHOT_PAGES if p in visits]
+    assert len(shots) >= 2, f"too few of {SCREENSHOT_PAGES} are built to photograph"
+    for shot in shots:
+        assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG at {shot}"
+        assert shot.stat().st_size > 20_000, f"{shot} is suspiciously small ({shot.stat().st_size} bytes): a blank page?"
+
+
+# ----------------------------------------------------------------------------------------------
+# The checks above can fail: a deliberately broken page trips each of them.
+
+BROKEN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>broken</title>
+<link rel="icon" href="data:,"></head><body>
+<p>Raw math that nobody typeset: $$a^2 + b^2$$</p>
+<span class="math">\\(x\\)</span>
+<img src="https://cdn.example.org/figure.png"><img src="missing.png">
+<script>console.error("boom");</script>
+</body></html>"""
+
+
+def test_the_browser_checks_catch_a_broken_page(chromium, tmp_path):
+    (tmp_path / "broken.html").write_text(BROKEN_PAGE)
+    with StaticServer(tmp_path) as base, Browser(chromium) as browser:
+        facts = inspect(browser, base + "broken.html")
+    assert any("boom" in m for m in facts["console"]), facts["console"]
+    assert _outside(base, facts["requests"]) == ["https://cdn.example.org/figure.png"], facts["requests"]
+    assert any("missing.png" in f and "404" in f for f in facts["failed"]), facts["failed"]
+    assert facts["raw"] and "$$" in facts["raw"][0], facts
+    assert facts["math"] == 1 and facts["mjx"] == 0 and facts["untypeset"], facts
+    assert sorted(i["width"] for i in facts["images"]) == [0, 0], facts["images"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Publishing: workflows, the repository address in one place, launch links for a fork
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+PINNED = re.compile(r"^\s*-?\s*uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s*v\d", re.M)
+USES = re.compile(r"^\s*-?\s*uses:\s*(\S+)", re.M)
+
+
+def test_workflow_actions_are_pinned_by_commit():
+    files = sorted(WORKFLOWS.glob("*.yml"))
+    assert {f.name for f in files} >= {"book.yml", "test.yml"}, files
+    for workflow in files:
+        text = workflow.read_text()
+        uses = USES.findall(text)
+        pinned = PINNED.findall(text)
+        assert uses and len(pinned) == len(uses), f"{workflow.name}: actions not pinned by full SHA + version comment: {uses}"
+
+
+def _steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_test_workflow_runs_make_test_on_pull_requests():
+    workflow = yaml.safe_load((WORKFLOWS / "test.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in triggers, triggers
+    runs = " ".join(step.get("run", "") for step in _steps(workflow))
+    assert "make test" in runs, runs
+    job = next(iter(workflow["jobs"].values()))
+    assert "3.11" in str(job.get("container", "")) + str(_steps(workflow)), "tests must run on Python 3.11"
+
+
+def test_book_workflow_builds_with_the_cache_and_deploys_to_pages():
+    workflow = yaml.safe_load((WORKFLOWS / "book.yml").read_text())
+    steps = _steps(workflow)
+    uses = [s.get("uses", "").split("@")[0] for s in steps]
+    runs = " ".join(s.get("run", "") for s in steps)
+    assert "make book" in runs, runs
+    cache = [s for s in steps if s.get("uses", "").startswith("actions/cache@")
+             and "_build/.jupyter_cache" in s["with"]["path"]]
+    assert cache, "the execution cache _build/.jupyter_cache is not cached"
+    upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact@")]
+    assert upload and upload[0]["with"]["path"] == "_build/html", upload
+    assert "actions/deploy-pages" in uses, uses
+    deploy = workflow["jobs"]["deploy"]
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}, deploy["permissions"]
+    assert deploy["needs"] == "build"
+
+
+def test_repository_address_is_set_in_one_place_and_documented():
+    config = (ROOT / "_config.yml").read_text()
+    parsed = yaml.safe_load(config)
+    theme = parsed["sphinx"]["config"].get("html_theme_options", {})
+    assert "repository_url" not in theme, "a second repository address in sphinx.config.html_theme_options"
+    assert parsed["sphinx"].get("recursive_update") is True, (
+        "without sphinx.recursive_update, sphinx.config.html_theme_options replaces the repository and launch settings")
+    assert "url" in parsed["repository"], parsed["repository"]
+    readme = (ROOT / "README.md").read_text()
+    assert "repository.url" in readme and "_config.yml" in readme, "README does not tell a fork where to set its address"
+
+
+class _App:
+    """The few attributes of a Sphinx app that book/_ext/notebook_links.py reads."""
+
+    def __init__(self, repository: str, launch: dict):
+        self.config = type("Config", (), {})()
+        self.config.html_theme_options = {"repository_url": repository, "repository_branch": "main",
+                                          "launch_buttons": dict(launch)}
+
+
+def test_launch_links_open_the_exercise_notebook_itself_only_with_a_repository():
+    import sys
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        import notebook_links
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+    launch = yaml.safe_load((ROOT / "_config.yml").read_text())["launch_buttons"]
+    path = "exercises/ps02_attention/ps02_attention.ipynb"
+
+    fork = _App("https://github.com/someone/attention-course", launch)
+    notebook_links.launch_off_without_repository(fork, fork.config)
+    urls = dict((provider, url) for provider, _, url in notebook_links.launch_urls(fork, path))
+    assert urls, f"no launch link although a repository is configured (launch_buttons: {launch})"
+    for provider, url in urls.items():
+        assert "someone/attention-course" in url and path in url, (provider, url)
+    if "Binder" in urls:
+        assert urls["Binder"].startswith("https://mybinder.org/v2/gh/someone/attention-course/main?urlpath=")
+    if "Colab" in urls:
+        assert urls["Colab"] == f"https://colab.research.google.com/github/someone/attention-course/blob/main/{path}"
+    # chapter launch buttons of the theme: Binder/JupyterHub stay, Colab (cannot open Markdown) goes
+    assert not fork.config.html_theme_options["launch_buttons"].get("colab_url")
+
+    alone = _App("", launch)
+    notebook_links.launch_off_without_repository(alone, alone.config)
+    assert notebook_links.launch_urls(alone, path) == []
+    providers = alone.config.html_theme_options["launch_buttons"]
+    assert not any(providers.get(key) for key in notebook_links.PROVIDERS), providers

@@ -94,12 +94,28 @@ def test_attention_mask(submission):
 
 
 def test_attention_fully_masked(submission):
+    # Only what a fully masked row changes: zero weights and output there, finite everywhere,
+    # and the other rows still a distribution over their allowed keys. (Values: the tests above.)
     gen = _gen(205)
     q, k, v = _qkv(gen, (2,), 3, 4, 8, 2)
     mask = torch.ones(2, 3, 4, dtype=torch.bool)
     mask[0, 1] = False  # query 1 of item 0 may attend to nothing
     mask[1, :, 2:] = False
-    _check_attention(submission, q, k, v, mask, what="a mask with a query that may attend to nothing")
+    call = "scaled_dot_product_attention(..., mask) with a query that may attend to nothing"
+    out, weights = expect.sequence(submission.call("scaled_dot_product_attention", q, k, v, mask), 2, call)
+    for value, shape, name in ((out, (2, 3, 2), "output"), (weights, (2, 3, 4), "weights")):
+        if not isinstance(value, torch.Tensor):
+            raise expect.CheckFailed(f"the {name} of {call}: expected a tensor, got {expect.describe(value)}")
+        expect.true(tuple(value.shape) == shape, f"the {name} of {call}: expected shape {shape}, got {tuple(value.shape)}")
+        expect.true(bool(torch.isfinite(value).all()),
+                    f"the {name} of {call} contains NaN or infinity; a query with no allowed key should get zeros")
+    expect.true(bool((weights[0, 1] == 0).all()) and bool((out[0, 1] == 0).all()),
+                f"{call}: the query that may attend to nothing should get all-zero weights and a zero output, "
+                f"got weights {[round(x, 4) for x in weights[0, 1].tolist()]}")
+    expect.true(bool((weights[~mask] == 0).all()), f"{call}: masked keys should get weight 0")
+    allowed = mask.any(-1)
+    sums = weights.sum(-1)[allowed]
+    expect.tensor(sums, torch.ones_like(sums), f"the sums of the weights of the queries that may attend (over the keys) in {call}")
 
 
 def test_score_std(submission):

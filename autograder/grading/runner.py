@@ -1,6 +1,7 @@
 """Run one assignment's checks against one submission: the trusted side of grading."""
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -79,3 +80,21 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
         submission.close()
     result.seconds = round(time.monotonic() - start, 3)
     return result
+
+
+def grade_many(assignment: str, notebooks: list[str], jobs: int | None = None, limits: Limits | None = None,
+               on_done=None) -> list[GradeResult]:
+    """Grade several notebooks in parallel (threads driving one worker process each), in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    checks.load(assignment)  # fail early, once, on an unknown assignment
+    mode = sandbox_mode()
+    jobs = max(1, jobs or min(len(notebooks), os.cpu_count() or 1))
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(grade, assignment, nb, limits, mode) for nb in notebooks]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            if on_done:
+                on_done(results[-1])
+    return results

@@ -116,9 +116,12 @@ def drop_privileges(cfg: dict) -> None:
 
 def _describe_error(exc: BaseException) -> str:
     try:
-        text = f"{type(exc).__name__}: {exc}"
+        detail = str(exc)
+        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     except BaseException:  # a hostile __str__
         text = type(exc).__name__
+    if isinstance(exc, NotImplementedError):
+        text += " (this part is not written yet)"
     where = ""
     try:
         for frame in traceback.extract_tb(exc.__traceback__):

@@ -1,0 +1,10 @@
+# replaces: scaled_dot_product_attention
+# fails: test_attention_values test_attention_mask test_attention_fully_masked
+def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-2)
+    if mask is not None:
+        weights = weights.masked_fill(~mask, 0.0)
+    return weights @ value, weights

@@ -1,0 +1,3 @@
+# replaces: score_std_answer
+# fails: test_score_std
+score_std_unscaled = 64.0

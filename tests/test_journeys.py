@@ -1,0 +1,173 @@
+"""The learner's and the instructor's journeys, end to end, the way a person takes them.
+
+Learner: open a released exercise notebook (`exercises/psNN_topic/psNN_topic.ipynb`) in a Jupyter
+kernel (nbclient), run it as released: every self-check cell fails, each with a short message that
+names what to write (no wall of traceback). Then fill in the answer cells (with the cells of the
+source notebook in `solutions/`, whose bodies the release builds from `autograder.reference`) and run
+it again: every self-check cell passes and prints its tick.
+
+Instructor: the grading commands of the instructors' guide on a folder of three submissions (one
+perfect, one partial, one broken): the CSV of scores and a feedback file per student.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+EXERCISES = ROOT / "exercises"
+SOLUTIONS = ROOT / "solutions"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Hang guard per cell (an exercise cell runs in seconds), not a performance limit.
+CELL_GUARD_S = 600
+# What a traceback wall looks like: IPython's frame markers and the "most recent call" banner.
+FRAME = re.compile(r"^(-{20,}|Cell In\[|\s*-+>\s*\d+|Traceback \(most recent call last\)|File \")", re.M)
+MAX_MESSAGE_LINES = 4
+
+
+def released() -> list[str]:
+    return sorted(p.name for p in EXERCISES.glob("ps*") if (p / f"{p.name}.ipynb").is_file())
+
+
+def nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_self_check(cell) -> bool:
+    return cell.cell_type == "code" and bool(nbgrader(cell).get("grade")) and not nbgrader(cell).get("solution")
+
+
+def is_answer(cell) -> bool:
+    return cell.cell_type == "code" and bool(nbgrader(cell).get("solution"))
+
+
+def run(notebook, folder: Path, allow_errors: bool):
+    """Execute a copy of the notebook in a fresh kernel whose working folder is ``folder``."""
+    notebook = copy.deepcopy(notebook)
+    client = NotebookClient(notebook, timeout=CELL_GUARD_S, kernel_name="python3", allow_errors=allow_errors,
+                            resources={"metadata": {"path": str(folder)}})
+    client.execute()
+    return notebook
+
+
+def errors(cell) -> list:
+    return [o for o in cell.get("outputs", []) if o.output_type == "error"]
+
+
+def shown(output) -> str:
+    """What the learner sees for an error output, without colour codes."""
+    return ANSI.sub("", "\n".join(output.get("traceback", [])) or f"{output.ename}: {output.evalue}").strip()
+
+
+def text_of(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+
+
+def names_to_write(notebook) -> set[str]:
+    """The functions, classes and variables the learner writes in the answer cells."""
+    names = set()
+    for cell in notebook.cells:
+        if is_answer(cell):
+            names |= set(re.findall(r"^(?:def|class)\s+(\w+)", cell.source, re.M))
+            names |= set(re.findall(r"^(\w+)\s*(?::[^=]+)?=", cell.source, re.M))
+    return names
+
+
+def fill_in(exercise, solution):
+    """The exercise with each answer cell replaced by the source notebook's cell of the same grade_id."""
+    answers = {nbgrader(c)["grade_id"]: c.source for c in solution.cells if is_answer(c)}
+    filled = copy.deepcopy(exercise)
+    missing = []
+    for cell in filled.cells:
+        if is_answer(cell):
+            grade_id = nbgrader(cell)["grade_id"]
+            if grade_id not in answers:
+                missing.append(grade_id)
+            else:
+                cell.source = answers[grade_id]
+    assert not missing, f"answer cells of the release without a source cell in solutions/: {missing}"
+    return filled
+
+
+@pytest.fixture(scope="module", params=released() or ["(none released)"])
+def assignment(request) -> str:
+    if request.param == "(none released)":
+        pytest.fail("no exercise notebook in exercises/: run `make exercises`")
+    return request.param
+
+
+def _load(assignment: str):
+    exercise = nbformat.read(EXERCISES / assignment / f"{assignment}.ipynb", as_version=4)
+    solution = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
+    return exercise, solution
+
+
+@pytest.mark.slow
+def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignment, tmp_path):
+    exercise, solution = _load(assignment)
+    checks = [i for i, c in enumerate(exercise.cells) if is_self_check(c)]
+    assert checks, f"{assignment}: no self-check cell (nbgrader grade cell) in the release"
+    assert any(is_answer(c) for c in exercise.cells), f"{assignment}: no answer cell in the release"
+    names = names_to_write(solution)
+    result = run(exercise, tmp_path, allow_errors=True)
+    unhelpful = {}
+    for index in checks:
+        cell = result.cells[index]
+        grade_id = nbgrader(cell).get("grade_id")
+        failures = errors(cell)
+        if not failures:
+            unhelpful[grade_id] = f"passed with nothing written (output: {text_of(cell)[:200]!r})"
+            continue
+        message = shown(failures[0])
+        lines = [line for line in message.splitlines() if line.strip()]
+        if FRAME.search(message) or len(lines) > MAX_MESSAGE_LINES:
+            unhelpful[grade_id] = f"a traceback of {len(lines)} lines instead of a short message:\n{message[:1500]}"
+        elif not any(re.search(rf"\b{re.escape(n)}\b", message) for n in names):
+            unhelpful[grade_id] = f"the message names none of {sorted(names)}: {message!r}"
+    assert not unhelpful, (f"{assignment}: self-checks that do not tell a learner with an empty notebook what to do:\n"
+                           + "\n".join(f"- {k}: {v}" for k, v in unhelpful.items()))
+
+
+@pytest.mark.slow
+def test_learner_fills_in_the_answers_and_every_self_check_passes(assignment, tmp_path):
+    exercise, solution = _load(assignment)
+    filled = fill_in(exercise, solution)
+    result = run(filled, tmp_path, allow_errors=True)
+    failing = {}
+    for cell in result.cells:
+        if cell.cell_type != "code":
+            continue
+        if errors(cell):
+            failing[nbgrader(cell).get("grade_id") or cell.source[:60]] = shown(errors(cell)[0])[-800:]
+    assert not failing, f"{assignment}: cells that fail with the answers filled in:\n{failing}"
+    for cell in result.cells:
+        if is_self_check(cell) and cell.source.lstrip().startswith("# Self-check") and "expect_" in cell.source:
+            assert "\u2713" in text_of(cell), f"{nbgrader(cell)['grade_id']}: no tick printed: {text_of(cell)!r}"
+
+
+def test_answers_are_filled_by_grade_id_and_stubs_detected():
+    """The journey's own helpers: the fill-in matches cells by grade_id, and a wall of traceback is seen."""
+    def cell(source, **meta):
+        c = nbformat.v4.new_code_cell(source)
+        c.metadata["nbgrader"] = meta
+        return c
+
+    exercise = nbformat.v4.new_notebook(cells=[
+        cell("def f(x):\n    raise NotImplementedError()", grade_id="f", solution=True, grade=False),
+        cell("assert f(1) == 2", grade_id="test_f", solution=False, grade=True, points=1)])
+    solution = nbformat.v4.new_notebook(cells=[
+        cell("def f(x):\n    return 2 * x", grade_id="f", solution=True, grade=False), exercise.cells[1]])
+    filled = fill_in(exercise, solution)
+    assert filled.cells[0].source == "def f(x):\n    return 2 * x" and exercise.cells[0].source.endswith("Error()")
+    assert [is_self_check(c) for c in filled.cells] == [False, True]
+    assert names_to_write(solution) == {"f"}
+    wall = ("\x1b[0;31m---------------------------------------------------------------------------\x1b[0m\n"
+            "NotImplementedError                       Traceback (most recent call last)\n"
+            "Cell In[4], line 4\n----> 4 weights = f(1)\n")
+    assert FRAME.search(ANSI.sub("", wall))
+    assert not FRAME.search("\u2717 f is not written yet: replace `raise NotImplementedError()` in its cell")

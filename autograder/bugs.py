@@ -19,12 +19,16 @@ Every entry keeps the interface of the reference object it replaces, so it can s
 
 Entries are named after their bug in snake_case, classes included, so that every name reads as a
 diagnosis. The first line of each docstring says what is wrong. The buggy line carries ``# BUG``.
-:data:`CATALOGUE` lists them all; :func:`measure` runs one beside the reference on a small input.
+:data:`CATALOGUE` lists them all; :func:`measure` runs one beside the reference on a small input;
+:func:`installed` puts one inside the reference's bigger modules (an attention bug inside a whole
+``Transformer``) for as long as a ``with`` block lasts.
 
 Imports only the reference implementation (and PyTorch).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -426,3 +430,36 @@ def measure(bug: Bug | str, seed: int = 0) -> float:
     if not torch.isfinite(got).all():
         return math.inf
     return (expected - got).abs().max().item()
+
+
+# Where the reference looks each target up when a bigger module uses it: (module, attribute).
+_USED_BY = {
+    "scaled_dot_product_attention": ("autograder.reference.multihead", "scaled_dot_product_attention"),
+    "sinusoidal_positional_encoding": ("autograder.reference.positional", "sinusoidal_positional_encoding"),
+    "MultiHeadAttention": ("autograder.reference.transformer", "MultiHeadAttention"),
+    "EncoderLayer": ("autograder.reference.transformer", "EncoderLayer"),
+    "DecoderLayer": ("autograder.reference.transformer", "DecoderLayer"),
+}
+
+
+@contextlib.contextmanager
+def installed(bug: Bug | str):
+    """Make the reference's bigger modules use the bug inside a ``with`` block, and undo it after.
+
+    ``sdpa_*`` bugs act when ``MultiHeadAttention`` runs, so build *and* run the model inside the
+    block; ``pe_*``, ``mha_*``, ``encoder_layer_*`` and ``decoder_layer_*`` bugs act when a
+    ``PositionalEncoding`` or a ``Transformer`` is built, and the built model keeps them.
+    ``transformer_*`` bugs are whole models already: use the class itself.
+    """
+    if isinstance(bug, str):
+        bug = CATALOGUE[bug]
+    if bug.replaces not in _USED_BY:
+        raise ValueError(f"{bug.name} is a whole model: instantiate it directly instead of installing it")
+    module_name, attribute = _USED_BY[bug.replaces]
+    module = importlib.import_module(module_name)
+    original = getattr(module, attribute)
+    setattr(module, attribute, bug.obj)
+    try:
+        yield bug.obj
+    finally:
+        setattr(module, attribute, original)

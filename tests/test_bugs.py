@@ -68,7 +68,8 @@ def test_bugs_module_imports_only_the_reference_and_torch():
             assert node.module == "__future__" or node.module.startswith("autograder.reference") \
                 or node.module == "dataclasses", node.module
         elif isinstance(node, ast.Import):
-            assert all(alias.name in ("math", "torch") for alias in node.names), [a.name for a in node.names]
+            allowed = ("contextlib", "importlib", "math", "torch")
+            assert all(alias.name in allowed for alias in node.names), [a.name for a in node.names]
 
 
 def test_bugs_replacing_finds_the_stand_ins_and_rejects_unknown_targets():
@@ -94,6 +95,32 @@ def test_bug_differs_measurably_from_the_reference(name):
 def test_the_runner_finds_no_difference_between_the_reference_and_itself(target):
     same = bugs.Bug("reference", REFERENCE_STAND_INS[target], target)
     assert bugs.measure(same) == 0.0
+
+
+# --- installing a bug inside the reference's bigger modules --------------------------------------
+
+@pytest.mark.parametrize("name", ["sdpa_no_scaling", "pe_wrong_formula", "mha_wrong_head_split",
+                                  "encoder_layer_no_residual", "decoder_layer_no_residual"])
+def test_installed_bug_changes_a_whole_model_and_is_removed_afterwards(name):
+    torch.manual_seed(0)
+    reference = Transformer(bugs._small_config()).double()
+    src, tgt = torch.randint(3, 13, (2, 6)), torch.randint(3, 11, (2, 5))
+    expected = reference(src, tgt)
+    with bugs.installed(name):
+        torch.manual_seed(0)
+        buggy = Transformer(bugs._small_config()).double()
+        buggy.load_state_dict(reference.state_dict())
+        assert (buggy(src, tgt) - expected).abs().max() > 1e-3
+    torch.manual_seed(0)
+    again = Transformer(bugs._small_config()).double()
+    again.load_state_dict(reference.state_dict())
+    torch.testing.assert_close(again(src, tgt), expected, rtol=0, atol=0)
+
+
+def test_installing_a_whole_model_bug_is_refused():
+    with pytest.raises(ValueError, match="instantiate it directly"):
+        with bugs.installed("transformer_no_causal_mask"):
+            pass
 
 
 # --- symptoms: scaled dot-product attention -----------------------------------------------------

@@ -79,6 +79,15 @@ INSPECT_JS = r"""
 })()
 """
 
+FIRST_FIGURE_JS = r"""
+(() => {
+  const figure = document.querySelector("img[src*='_images/']");
+  if (!figure) return false;
+  figure.scrollIntoView({block: "center"});
+  return new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => resolve(true))));
+})()
+"""
+
 # The search page runs Sphinx's client-side search on load; wait until it reports.
 SEARCH_JS = r"""
 new Promise(resolve => {
@@ -144,7 +153,11 @@ def visits(site) -> dict[str, dict]:
     for page in pages:
         found[page] = inspect(browser, base + page)
         if page in SCREENSHOT_PAGES:
-            browser.screenshot(SCREENSHOTS / (page.replace("/", "_").removesuffix(".html") + ".png"))
+            name = page.replace("/", "_").removesuffix(".html")
+            browser.screenshot(SCREENSHOTS / f"{name}.png")
+            # and the chapter's first computed figure, scrolled into the middle of the window
+            if browser.evaluate(FIRST_FIGURE_JS):
+                browser.screenshot(SCREENSHOTS / f"{name}_figure.png")
     return found
 
 

@@ -1,0 +1,88 @@
+"""Shared by tests/test_checks_ps06..ps09: grade the source, the release and mutants of one assignment.
+
+A mutant is the solved notebook with one change: a solution cell replaced (``# replaces: grade_id``)
+or a cell appended after all the others (``# appends: yes``), e.g. a class from ``autograder.bugs``
+followed by ``DecoderLayer = decoder_layer_no_residual``. ``# fails:`` lists the checks it must fail.
+Mutants are graded against only the checks they must fail (the solution shows that every check
+passes on correct code), which keeps the suite fast.
+"""
+from __future__ import annotations
+
+import glob
+import inspect
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from _grading import ROOT, mutant_header, solved_notebook, with_cells, write
+from autograder import bugs, checks
+from autograder.grading.submission import Submission
+
+
+def file_mutants(assignment: str) -> dict[str, dict]:
+    """{name: {"code", "replaces" or None, "fails"}} from tests/mutants/<assignment>/*.py."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "mutants", assignment, "*.py"))):
+        meta = mutant_header(path)
+        found[os.path.basename(path)[:-3]] = {"code": open(path, encoding="utf-8").read(),
+                                             "replaces": meta.get("replaces"), "fails": meta["fails"].split()}
+    return found
+
+
+def bug_mutant(bug_name: str, rebind: str, fails: list[str]) -> dict:
+    """A mutant that appends a catalogued bug from autograder.bugs and puts it in place of ``rebind``."""
+    code = inspect.getsource(bugs.CATALOGUE[bug_name].obj) + f"\n\n{rebind} = {bug_name}\n"
+    return {"code": code, "replaces": None, "fails": fails}
+
+
+def mutant_notebook(assignment: str, mutant: dict, folder, name: str) -> str:
+    nb = solved_notebook(assignment)
+    if mutant["replaces"]:
+        ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
+        assert mutant["replaces"] in ids, f"{name}: no cell {mutant['replaces']!r}"
+        nb = with_cells(nb, replace={mutant["replaces"]: mutant["code"]})
+    else:
+        nb = with_cells(nb, append=[mutant["code"]])
+    return write(nb, os.path.join(str(folder), name, assignment + ".ipynb"))
+
+
+def run_checks(assignment: str, notebook: str, tests=None) -> dict[str, str | None]:
+    """{check: None if it passed, else its message}. A check that errors (not AssertionError) raises."""
+    module = checks.load(assignment)
+    tests = list(module.POINTS) if tests is None else tests
+    submission = Submission.from_notebook(notebook, skip_grade_ids=set(module.POINTS),
+                                          limits=getattr(module, "LIMITS", None))
+    results = {}
+    try:
+        for test in tests:
+            try:
+                getattr(module, test)(submission)
+                results[test] = None
+            except AssertionError as exc:
+                results[test] = str(exc) or "(no message)"
+        results["__cell_errors__"] = submission.cell_errors
+    finally:
+        submission.close()
+    return results
+
+
+def grade_all(assignment: str, mutants: dict[str, dict], folder, jobs: int = 2) -> dict[str, dict]:
+    """Run every check on the source notebook, the solved release and the blank release, and each
+    mutant's expected failures; returns {name: run_checks result}."""
+    jobs_list = {
+        "source": (os.path.join(ROOT, "solutions", assignment, assignment + ".ipynb"), None),
+        "solved": (write(solved_notebook(assignment), os.path.join(str(folder), "solved", assignment + ".ipynb")), None),
+        "release": (os.path.join(ROOT, "exercises", assignment, assignment + ".ipynb"), None),
+    }
+    for name, mutant in mutants.items():
+        jobs_list[name] = (mutant_notebook(assignment, mutant, folder, name), mutant["fails"])
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = {name: pool.submit(run_checks, assignment, path, tests) for name, (path, tests) in jobs_list.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def points_of_source(assignment: str) -> dict[str, float]:
+    import nbformat
+
+    nb = nbformat.read(os.path.join(ROOT, "solutions", assignment, assignment + ".ipynb"), as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+            for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}

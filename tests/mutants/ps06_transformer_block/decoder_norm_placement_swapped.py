@@ -1,0 +1,9 @@
+# appends: yes
+# fails: test_decoder_post_norm test_decoder_pre_norm
+class DecoderNormSwapped(DecoderLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.norm_first = not self.norm_first  # pre-norm where post-norm was asked for, and the other way
+
+
+DecoderLayer = DecoderNormSwapped

@@ -26,6 +26,7 @@ import ast
 import importlib
 import inspect
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -85,6 +86,25 @@ def solution_source(obj) -> str:
     return "\n".join(_solution_lines(source.splitlines(), node, 0))
 
 
+def snippet_source(obj, alias: str) -> str:
+    """An anonymous copy for a bug hunt: the def/class renamed to ``alias``, without its docstring
+    and without ``# BUG`` comments (``#| snippet-from: autograder.bugs.sdpa_no_scaling as attention_a``)."""
+    source = textwrap.dedent(inspect.getsource(obj))
+    node = ast.parse(source).body[0]
+    lines = source.splitlines()
+    body = node.body
+    if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        del lines[body[0].lineno - 1:body[0].end_lineno]
+        if body[0].lineno - 1 < len(lines) and not lines[body[0].lineno - 1].strip():
+            del lines[body[0].lineno - 1]  # the blank line that followed a class docstring
+    head = node.lineno - 1
+    keyword = "class" if isinstance(node, ast.ClassDef) else "def"
+    lines[head] = lines[head].replace(f"{keyword} {node.name}", f"{keyword} {alias}", 1)
+    lines = [re.sub(r"\s+#.*\bBUG\b.*$", "", line) for line in lines]
+    return "\n".join(lines).rstrip()
+
+
 def expand_directives(source: str) -> str:
     parts = []
     for line in source.splitlines():
@@ -93,6 +113,11 @@ def expand_directives(source: str) -> str:
             parts += [textwrap.dedent(inspect.getsource(_resolve(n))).rstrip() for n in stripped.split(":", 1)[1].split()]
         elif stripped.startswith("#| solution-from:"):
             parts += [solution_source(_resolve(n)) for n in stripped.split(":", 1)[1].split()]
+        elif stripped.startswith("#| snippet-from:"):
+            words = stripped.split(":", 1)[1].split()
+            if len(words) % 3 or any(w != "as" for w in words[1::3]):
+                raise SystemExit(f"release: write `#| snippet-from: module.name as alias ...`, got {stripped!r}")
+            parts += [snippet_source(_resolve(n), alias) for n, alias in zip(words[0::3], words[2::3])]
         else:
             parts.append(line)
     text = "\n".join(parts)

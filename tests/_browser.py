@@ -207,13 +207,18 @@ class Browser:
                 events.append(event)
 
     # -- pages -------------------------------------------------------------------------------------
-    def open(self, url: str, settle_js: str | None = None) -> PageReport:
-        """Load url, wait for its load event (and for ``settle_js``, a promise, if given)."""
+    def open(self, url: str, settle_js: str | None = None, redirects: int = 0) -> PageReport:
+        """Load url, wait for its load event (and for ``settle_js``, a promise, if given).
+
+        ``redirects``: how many further page loads to wait for (a ``<meta http-equiv="Refresh">``
+        page loads twice: itself, then its target).
+        """
         self._drain()
         report = PageReport(url)
         self.call("Page.navigate", session=True, url=url)
         deadline = time.monotonic() + LOAD_GUARD_S
         events = []
+        loads = 0
         while time.monotonic() < deadline:
             try:
                 event = self._events.get(timeout=1)
@@ -222,9 +227,11 @@ class Browser:
             if event is None:
                 raise BrowserError(f"Chromium exited while loading {url}:\n{self.stderr_tail()}")
             events.append(event)
-            if event["method"] == "Page.loadEventFired":
-                report.loaded = True
-                break
+            if event["method"] == "Page.loadEventFired" and event.get("sessionId") == self.session:
+                loads += 1
+                if loads > redirects:
+                    report.loaded = True
+                    break
         if settle_js:
             self.evaluate(settle_js)
         events += self._drain()

@@ -60,6 +60,7 @@ INSPECT_JS = r"""
   const links = [...document.querySelectorAll("a[href]")].map(a => a.getAttribute("href"));
   const button = sel => { const a = document.querySelector(sel); return a ? a.getAttribute("href") : null; };
   return {
+    href: location.href,
     title: document.title,
     math: math.length,
     mjx: document.querySelectorAll("mjx-container").length,
@@ -124,8 +125,11 @@ def chromium() -> str:
     return path
 
 
-def inspect(browser: Browser, url: str) -> dict:
-    report = browser.open(url)
+REFRESH = re.compile(r"""<meta\s+http-equiv=["']?refresh["']?\s+content=["']?\d+;\s*url=([^"'>\s]+)""", re.I)
+
+
+def inspect(browser: Browser, url: str, redirects: int = 0) -> dict:
+    report = browser.open(url, redirects=redirects)
     facts = browser.evaluate(INSPECT_JS)
     # Chromium asks every new site for /favicon.ico by itself; that request is the browser's, not
     # the page's, and is ignored only for a page that declares no icon of its own.
@@ -151,7 +155,13 @@ def visits(site) -> dict[str, dict]:
     assert len(pages) >= 4, f"only {len(pages)} pages in {html}: {pages}"
     found = {}
     for page in pages:
-        found[page] = inspect(browser, base + page)
+        # a redirect page (index.html -> book/intro.html) is judged after its target has loaded
+        redirect = REFRESH.search((html / page).read_text(encoding="utf-8"))
+        found[page] = inspect(browser, base + page, redirects=1 if redirect else 0)
+        if redirect:
+            target = urllib.parse.urljoin(base + page, redirect.group(1))
+            landed = browser.evaluate("location.href")
+            assert landed == target, f"{page} should redirect to {target} but shows {landed}"
         if page in SCREENSHOT_PAGES:
             name = page.replace("/", "_").removesuffix(".html")
             browser.screenshot(SCREENSHOTS / f"{name}.png")
@@ -218,15 +228,18 @@ def test_images_load_with_a_size(visits):
 
 @pytest.mark.slow
 def test_every_local_link_resolves(site, visits):
-    html = site[2]
+    base, _, html = site
     missing = {}
     for page, v in visits.items():
         for href in v["links"]:
-            parsed = urllib.parse.urlparse(href)
-            if parsed.scheme or href.startswith(("#", "mailto:", "javascript:")) or not parsed.path:
+            if href.startswith(("#", "mailto:", "javascript:")):
                 continue
-            target = (html / page).parent / urllib.parse.unquote(parsed.path)
-            if not target.resolve().exists():
+            address = urllib.parse.urljoin(v["href"], href)  # the page as shown (after any redirect)
+            if not address.startswith(base):
+                continue
+            path = urllib.parse.unquote(urllib.parse.urlparse(address).path).lstrip("/")
+            target = html / path
+            if not (target.is_file() or (target / "index.html").is_file()):
                 missing.setdefault(page, []).append(href)
     assert not missing, "links to files that are not in the built site:\n" + json.dumps(missing, indent=1)
 
@@ -306,6 +319,37 @@ def test_search_finds_a_word_of_chapter_4(site, visits):
     assert found["summary"] and "finished" in found["summary"].lower(), f"the search did not finish: {found}"
     hits = [h.split("#")[0] for h in found["hits"]]
     assert CHAPTER_4 in hits, f"searching '{SEARCH_WORD}' did not find {CHAPTER_4}; results: {found}"
+
+
+FIRST_SCREEN_JS = r"""
+(() => {
+  // the text a reader sees without scrolling: main article elements that start within the window
+  const article = document.querySelector("article, main, .bd-article") || document.body;
+  window.scrollTo(0, 0);
+  const seen = [...article.querySelectorAll("h1, h2, h3, p, li, dt, dd, .admonition, td")]
+    .filter(e => { const r = e.getBoundingClientRect(); return r.height > 0 && r.top < window.innerHeight; });
+  return [...new Set(seen.map(e => e.innerText))].join("\n");  // a <p> inside an <li> once
+})()
+"""
+# What the landing page says in its first screen: what the course is, who it is for, what a
+# learner builds, and how long it takes.
+LANDING_PROMISES = {
+    "what it is": r"\bcourse\b",
+    "who it is for": r"\bwho it is for\b|\bfor[:\s]+(you|programmers|developers|engineers|students|learners|anyone|readers|people)\b|\bprerequisites?\b|\byou need\b",
+    "what a learner builds": r"\b(build|implement|write|train)\b[^.]*\b(transformer|attention)\b",
+    "how long it takes": r"\b\d+(\s*(to|-|–)\s*\d+)?\s*(hours?|h|weeks?|days?|minutes)\b",
+}
+
+
+@pytest.mark.slow
+def test_landing_page_says_what_who_what_and_how_long_in_one_screen(site, visits):
+    base, browser, html = site
+    landing = "book/intro.html"
+    assert landing in visits, f"no landing page {landing}"
+    browser.open(base + landing)
+    text = browser.evaluate(FIRST_SCREEN_JS)
+    missing = [what for what, pattern in LANDING_PROMISES.items() if not re.search(pattern, text, re.I | re.S)]
+    assert not missing, f"the first screen of {landing} does not say {missing}; it shows:\n{text}"
 
 
 @pytest.mark.slow

@@ -26,6 +26,8 @@ def describe(value) -> str:
         return f"a list of {len(value)} values"
     if value is None:
         return "None"
+    if type(value).__name__ in ("Unsupported", "Handle") and hasattr(value, "type_name"):
+        return f"an object of type {value.type_name}"
     return f"a {type(value).__name__}"
 
 

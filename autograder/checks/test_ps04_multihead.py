@@ -17,7 +17,8 @@ ASSIGNMENT = "ps04_multihead"
 POINTS = {
     "test_mha_init": 1,
     "test_mha_parameters": 1,
-    "test_mha_self_attention": 3,
+    "test_mha_split_merge": 1,
+    "test_mha_self_attention": 2,
     "test_mha_cross_attention": 2,
     "test_mha_mask": 2,
     "test_mha_parameter_count": 1,
@@ -77,6 +78,19 @@ def test_mha_parameters(submission):
     # Loading the reference's state_dict (strict) checks the names and shapes of every parameter.
     for d_model, num_heads, bias in ((8, 2, True), (12, 4, False)):
         _pair(submission, d_model, num_heads, seed=401, bias=bias)
+
+
+def test_mha_split_merge(submission):
+    gen = _gen(406)
+    for d_model, num_heads, batch, length in ((8, 2, 2, 5), (12, 3, 1, 4), (6, 6, 2, 3)):
+        ref = MultiHeadAttention(d_model, num_heads)
+        mine = submission.new("MultiHeadAttention", d_model, num_heads)
+        x = torch.randn(batch, length, d_model, generator=gen)
+        label = f"MultiHeadAttention({d_model}, {num_heads})"
+        heads = expect.tensor(mine.method("split_heads", x), ref.split_heads(x),
+                              f"{label}.split_heads(x) with x of shape {tuple(x.shape)} (B, L, d_model)")
+        expect.tensor(mine.method("merge_heads", heads), x,
+                      f"{label}.merge_heads(heads) with heads of shape {tuple(heads.shape)} (B, h, L, d_head)")
 
 
 def test_mha_self_attention(submission):

@@ -72,9 +72,11 @@ def encode(value) -> tuple[dict | list | str | int | float | bool | None, dict[s
             return v if math.isfinite(v) else {"$float": repr(v)}
         if isinstance(v, torch.Tensor):
             name = f"t{len(tensors)}"
-            # Copy into a fresh plain dense tensor: drops subclasses, views and autograd state.
-            plain = torch.Tensor._make_subclass(torch.Tensor, v.detach().to("cpu")) if type(v) is not torch.Tensor else v.detach()
-            tensors[name] = plain.contiguous().clone()
+            # Copy into a fresh plain dense tensor with every override switched off: drops
+            # subclasses (and their __torch_function__), views and autograd state.
+            with torch._C.DisableTorchFunction():
+                plain = torch.Tensor._make_subclass(torch.Tensor, v.detach())
+                tensors[name] = plain.to("cpu").contiguous().clone()
             return {"$tensor": name}
         if isinstance(v, Handle):
             return {"$handle": v.ident, "type": v.type_name}

@@ -49,13 +49,14 @@ SIGNAL_NAMES = {
 class Limits:
     """Resource limits of one worker. Times in seconds."""
 
-    startup_s: float = 60.0  # import torch + run every code cell of the notebook
+    boot_s: float = 90.0  # start Python, enter the sandbox, import torch (slow on a loaded machine)
+    startup_s: float = 60.0  # run every code cell of the notebook
     call_s: float = 20.0  # one request
     memory_mb: int = 3072  # RLIMIT_AS; importing torch alone maps about 650 MB
     cpu_s: int = 300  # RLIMIT_CPU over the worker's whole life
     file_mb: int = 16  # RLIMIT_FSIZE
     tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
-    nproc: int = 64  # processes + threads of the worker's uid
+    nproc: int = 32  # processes + threads of the worker's uid
     output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
     max_reply_mb: int = 256
 
@@ -197,12 +198,15 @@ class Worker:
         self._req, self._rep = req_w, rep_r
         self._drain = threading.Thread(target=self._drain_output, daemon=True)
         self._drain.start()
-        deadline = time.monotonic() + self.limits.startup_s
-        current = None
+        deadline = time.monotonic() + self.limits.boot_s
+        current, booted = None, False
         try:
             protocol.write_message(self._req, {"op": "run", "cells": self.cells})
             while True:
                 header, _ = protocol.read_message(self._rep, deadline, max_blob=0)
+                if not booted:
+                    # The notebook's own time starts once the worker is up (torch imported).
+                    booted, deadline = True, time.monotonic() + self.limits.startup_s
                 if "progress" in header:
                     current = header["progress"]
                     continue
@@ -211,6 +215,9 @@ class Worker:
                     return
                 raise protocol.ProtocolError("unexpected message while the notebook ran")
         except TimeoutError:
+            if not booted:
+                self._fail(f"the grading worker did not start within {self.limits.boot_s:g} s (not your fault: the machine is overloaded)")
+                return
             self._fail(f"the notebook did not finish running within {self.limits.startup_s:g} s"
                        + (f" (it was still running cell {current}: an infinite loop?)" if current is not None else ""))
         except (EOFError, BrokenPipeError, protocol.ProtocolError, OSError) as exc:

@@ -152,14 +152,25 @@ def serve(cfg: dict) -> None:
     sys.path[:] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
     header, _ = protocol.read_message(rfd)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
+    pristine = dict(builtins.__dict__)
+
+    def restore_builtins():
+        # Learner code may replace builtins (isinstance, len, ...) that this loop relies on.
+        for name in [n for n in builtins.__dict__ if n not in pristine]:
+            del builtins.__dict__[name]
+        builtins.__dict__.update(pristine)
+
     errors = []
+    protocol.write_message(wfd, {"progress": None})  # up and running: the notebook's clock starts
     for cell in header.get("cells", []):
         protocol.write_message(wfd, {"progress": cell["index"]})
         try:
             code = compile(strip_magics(cell["source"]), f"<cell {cell['index']}>", "exec")
             exec(code, namespace)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
+            restore_builtins()
             errors.append({"cell": cell["index"], "error": _describe_error(exc)})
+        restore_builtins()
     protocol.write_message(wfd, {"ready": True, "errors": errors})
 
     handles: dict[int, object] = {}
@@ -168,7 +179,8 @@ def serve(cfg: dict) -> None:
             request, tensors = protocol.read_message(rfd)
         except EOFError:
             return
-        reply = handle(request, tensors, namespace, handles, protocol)
+        reply = handle(request, tensors, namespace, handles, protocol, restore_builtins)
+        restore_builtins()
         try:
             structure, out = protocol.encode(reply.pop("value", None))
             reply["value"] = structure
@@ -178,7 +190,7 @@ def serve(cfg: dict) -> None:
                                          "error": f"the result could not be sent back: {_describe_error(exc)}"})
 
 
-def handle(request, tensors, namespace, handles, protocol) -> dict:
+def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> dict:
     op = request.get("op")
     try:
         if op == "get":
@@ -215,6 +227,7 @@ def handle(request, tensors, namespace, handles, protocol) -> dict:
             return {"ok": True, "value": protocol.Handle(ident, type(result).__name__)}
         return {"ok": True, "value": result}
     except BaseException as exc:  # noqa: BLE001
+        restore_builtins()
         return {"ok": False, "kind": "raised", "error": _describe_error(exc)}
 
 

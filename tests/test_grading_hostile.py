@@ -1,0 +1,189 @@
+"""Hostile and broken submissions: each gets the right score and a clear message, and none of them
+crashes the run or changes another learner's grade (they are graded in parallel with an honest one).
+
+A "perfect learner" notebook is changed in one way per case. Scores are out of 10:
+masked_softmax 2, the four attention checks 1 + 3 + 2 + 1 = 7, the numeric answer 1.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import nbformat
+import pytest
+
+from _grading import ROOT, solved_notebook, with_cells, write
+from autograder.grading.runner import grade_many
+from autograder.grading.sandbox import Limits, sandbox_mode
+from autograder.grading.submission import Submission
+
+pytestmark = pytest.mark.slow
+ASSIGNMENT = "ps02_attention"
+LIMITS = Limits(startup_s=6, call_s=6, cpu_s=120)
+ATTENTION_TESTS = ["test_attention_shapes", "test_attention_values", "test_attention_mask", "test_attention_fully_masked"]
+NO_SCALING = '''
+def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
+    weights = masked_softmax(query @ key.transpose(-2, -1), mask)
+    return weights @ value, weights
+'''
+
+
+def attention(body: str) -> dict:
+    """Replace the attention solution with a function whose body is ``body``."""
+    code = "def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):\n"
+    return {"scaled_dot_product_attention": code + "".join("    " + line + "\n" for line in body.strip().splitlines())}
+
+
+# name -> (how to change the notebook, expected score, {test: substring of its message})
+CASES = {
+    "honest": (dict(), 10, {}),
+    "syntax_error": (dict(replace={"scaled_dot_product_attention": "def scaled_dot_product_attention(q, k, v:\n    pass"}),
+                     3, {"test_attention_values": "SyntaxError"}),
+    "missing_function": (dict(replace={"scaled_dot_product_attention": "def attention(q, k, v, mask=None):\n    pass"}),
+                         3, {"test_attention_values": "does not define `scaled_dot_product_attention`"}),
+    "infinite_loop_in_function": (dict(replace=attention("while True:\n    pass")),
+                                  3, {"test_attention_shapes": "did not return within", "test_attention_values": "not run again"}),
+    "infinite_loop_at_top_level": (dict(append=["while True:\n    pass"]), 0, {"test_masked_softmax": "did not finish running"}),
+    "ignores_signals_and_loops": (dict(append=["import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):\n"
+                                               "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass"]),
+                                  0, {"test_masked_softmax": "did not finish running"}),
+    "memory_bomb_in_function": (dict(replace=attention("hog = [torch.empty(10**8) for _ in range(1000)]")),
+                                3, {"test_attention_values": "allocate"}),
+    "memory_bomb_at_top_level": (dict(append=["hog = []\nwhile True:\n    hog.append(torch.empty(10**8))"]), 10, {}),
+    "one_huge_allocation": (dict(append=["hog = bytes(10**11)"]), 10, {}),
+    "sys_exit_at_top_level": (dict(append=["import sys\nsys.exit(0)"]), 10, {}),
+    "os_exit_at_top_level": (dict(append=["import os\nos._exit(0)"]), 0, {"test_masked_softmax": "exit code 0"}),
+    "os_exit_in_function": (dict(replace=attention("import os\nos._exit(3)")), 3, {"test_attention_shapes": "exit code 3"}),
+    "segfault_in_function": (dict(replace=attention("import ctypes\nctypes.string_at(0)")),
+                             3, {"test_attention_shapes": "segmentation fault"}),
+    "imports_the_reference": (dict(replace={"scaled_dot_product_attention":
+                                            "from autograder.reference import scaled_dot_product_attention"}),
+                              3, {"test_attention_values": "No module named 'autograder'"}),
+    "patches_torch_and_checks": (dict(replace={"scaled_dot_product_attention": NO_SCALING}, append=[
+        "import torch, builtins\ntorch.allclose = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None\n"
+        "torch.Tensor.__eq__ = lambda *a: True\nbuiltins.isinstance = lambda *a: True\n"
+        "try:\n    import autograder.checks.expect as e\n    e.tensor = lambda *a, **k: None\nexcept ImportError:\n    pass"]),
+        5, {"test_attention_values": "values differ"}),
+    "prints_fake_success": (dict(replace={"scaled_dot_product_attention": NO_SCALING},
+                                 append=["print('All tests passed! Score: 10/10')\nprint('{\"score\": 10}')"]),
+                            5, {"test_attention_values": "values differ"}),
+    "returns_an_object_equal_to_everything": (dict(replace=attention(
+        "class Anything:\n    def __eq__(self, other):\n        return True\nreturn Anything(), Anything()")),
+        2 + 1, {"test_attention_values": "expected a tensor, got an object of type Anything"}),
+    "returns_a_tensor_subclass": (dict(replace=attention(
+        "class Liar(torch.Tensor):\n    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+        "        return True\nout = torch.zeros(*query.shape[:-1], value.shape[-1]).as_subclass(Liar)\n"
+        "w = torch.zeros(*query.shape[:-1], key.shape[-2]).as_subclass(Liar)\nreturn out, w")),
+        2 + 1 + 1, {"test_attention_values": "values differ"}),
+    "huge_output": (dict(append=["import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 500_000)"]), 10, {}),
+    "forks_a_busy_child": (dict(append=["import os\nif os.fork() == 0:\n    while True:\n        pass"]), 10, {}),
+    "fork_bomb": (dict(append=["import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"]),
+                  0, {"test_masked_softmax": "did not finish running"}),
+    "deleted_test_cells": ("delete_tests", 10, {}),
+    "edited_test_cells": ("edit_tests", 10, {}),
+}
+
+
+def _build(name, spec, folder):
+    nb = solved_notebook(ASSIGNMENT)
+    if spec == "delete_tests":
+        nb.cells = [c for c in nb.cells if not c.metadata.get("nbgrader", {}).get("grade")]
+    elif spec == "edit_tests":
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if meta.get("grade"):
+                meta["points"] = 100
+                cell.source = "print('ok')"
+        # and a forged extra graded cell
+        extra = nbformat.v4.new_code_cell("print('free points')")
+        extra.metadata["nbgrader"] = {"grade": True, "solution": False, "points": 50, "grade_id": "bonus",
+                                      "locked": True, "schema_version": 3, "task": False}
+        nb.cells.append(extra)
+    else:
+        nb = with_cells(nb, **spec)
+    return write(nb, os.path.join(folder, name, ASSIGNMENT + ".ipynb"))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("hostile"))
+    paths = [_build(name, spec, folder) for name, (spec, _, _) in CASES.items()]
+    return dict(zip(CASES, grade_many(ASSIGNMENT, paths, jobs=2, limits=LIMITS)))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_submission_gets_the_right_score(results, name):
+    _, score, messages = CASES[name]
+    result = results[name]
+    details = [(t.name, t.points, t.message) for t in result.tests]
+    assert result.score == score, details
+    assert result.max_score == 10
+    by_name = {t.name: t for t in result.tests}
+    for test, fragment in messages.items():
+        assert fragment in by_name[test].message, details
+    assert not any(t.internal_error for t in result.tests), result.output
+
+
+def test_huge_output_is_capped(results):
+    assert len(results["huge_output"].output) < 100_000
+
+
+def test_no_worker_process_survives(results):
+    """Children forked by submissions die with their worker (pid namespace / process group)."""
+    if sandbox_mode() == "none":
+        pytest.skip("no pid namespace here: forked children are only bounded by RLIMIT_CPU")
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert "worker.py" not in ps
+
+
+PROBE = r'''
+import os, glob, socket
+SECRETS = %r
+found = {}
+for path in SECRETS:
+    try:
+        with open(path) as handle:
+            found[path] = handle.read(100)
+    except Exception as exc:
+        found[path] = type(exc).__name__
+written = {}
+for path in %r:
+    try:
+        with open(path, "w") as handle:
+            handle.write("pwned")
+        written[path] = "written"
+    except Exception as exc:
+        written[path] = type(exc).__name__
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=1)
+    network = "connected"
+except Exception as exc:
+    network = type(exc).__name__
+visible = sorted(glob.glob("/work/*/*")) + sorted(glob.glob(%r + "/*"))
+env = dict(os.environ)
+'''
+
+
+def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path):
+    if sandbox_mode() == "none":
+        pytest.skip("namespaces are not available: the worker could read world-readable files")
+    other_student = tmp_path / "bob" / "ps02_attention.ipynb"
+    other_student.parent.mkdir()
+    other_student.write_text("bob's answers")
+    secrets = [os.path.join(ROOT, "autograder", "reference", "attention.py"),
+               os.path.join(ROOT, "autograder", "checks", "test_ps02_attention.py"),
+               os.path.join(ROOT, "solutions", ASSIGNMENT, ASSIGNMENT + ".ipynb"),
+               str(other_student), "/etc/shadow", "/root/.bash_history"]
+    targets = [str(tmp_path / "pwned"), os.path.join(ROOT, "pwned"), "/usr/pwned", "/etc/pwned"]
+    nb = with_cells(solved_notebook(ASSIGNMENT), append=[PROBE % (secrets, targets, str(tmp_path))])
+    path = write(nb, tmp_path / "mallory" / "ps02_attention.ipynb")
+    with Submission.from_notebook(path, limits=LIMITS) as sub:
+        found, written = sub.get("found"), sub.get("written")
+        network, visible, env = sub.get("network"), sub.get("visible"), sub.get("env")
+    assert all(value in ("FileNotFoundError", "PermissionError") for value in found.values()), found
+    assert all(value != "written" for value in written.values()), written
+    for target in targets:
+        assert not os.path.exists(target)
+    assert network != "connected"
+    assert not [p for p in visible if not p.endswith("/.venv")], visible
+    assert not any("KEY" in k or "TOKEN" in k or "SECRET" in k for k in env), env

@@ -149,3 +149,31 @@ def test_network_detection_catches_cdn_addresses():
     assert css_network_urls("@font-face{src:url(https://x.org/f.woff2)}") == ["https://x.org/f.woff2"]
     assert css_network_urls("a{background:url(\"data:image/svg+xml;xmlns='http://www.w3.org/2000/svg'\")}") == []
     assert css_network_urls("a{background:url(../img/x.png)}") == []
+
+
+EXERCISES = {
+    "ch01_rnn_limits": "ps01_rnn_limits", "ch02_attention": "ps02_attention",
+    "ch03_self_attention": "ps03_self_attention", "ch04_multihead": "ps04_multihead",
+}
+
+
+def test_chapters_end_with_their_exercise():
+    """Chapters 1-4 name their exercise notebook in a final "Exercise" section, and say what it grades."""
+    for chapter, assignment in EXERCISES.items():
+        text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
+        assert "\n## Exercise\n" in text, f"book/{chapter}.md has no '## Exercise' section"
+        last_section = text.rsplit("\n## Exercise\n", 1)[1]
+        path = f"exercises/{assignment}/{assignment}.ipynb"
+        assert path in last_section, f"book/{chapter}.md: the Exercise section does not name {path}"
+        assert "grade" in last_section, f"book/{chapter}.md: the Exercise section does not say what it grades"
+
+
+def test_chapter_code_is_included_not_copied():
+    """Model code is shown by literalinclude of the reference, never retyped (no `class ...Attention` in a chapter)."""
+    for chapter in EXERCISES:
+        text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
+        for name in ("class MultiHeadAttention", "class AdditiveAttention", "def scaled_dot_product_attention",
+                     "def masked_softmax", "class Seq2SeqRNN"):
+            assert name not in text, f"book/{chapter}.md defines {name!r}: include the reference instead"
+        for target in re.findall(r"```\{literalinclude\} (\S+)", text):
+            assert (ROOT / "book" / target).resolve().is_file(), f"book/{chapter}.md includes a missing file {target}"

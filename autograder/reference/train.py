@@ -238,9 +238,9 @@ def evaluate(model, pairs, src_vocab, tgt_vocab, device, beam_size: int = 0, bat
         n = max_new or max(len(r) for r in refs) + 10
         n = min(n, model.config.max_len - 1)
         if beam_size:
-            out = beam_search(model, src, D.BOS_ID, D.EOS_ID, n, beam_size=beam_size)
+            out = beam_search(model, src, D.BOS_ID, D.EOS_ID, n, beam_size=beam_size, use_cache=True)
         else:
-            out = greedy_decode(model, src, D.BOS_ID, D.EOS_ID, n)
+            out = greedy_decode(model, src, D.BOS_ID, D.EOS_ID, n, use_cache=True)
         for row, ref, (_, tgt) in zip(out.tolist(), refs, chunk):
             text = tgt_vocab.decode(row)
             hyps.append(text)

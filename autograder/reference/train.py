@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--label-smoothing", type=float)
     a("--steps", type=int, help="stop after this many optimizer steps in total")
     a("--time-budget", type=float, help="stop after this many seconds of training (0: no limit)")
+    a("--clock", choices=("wall", "cpu"), default="wall",
+      help="what --time-budget and --eval-every count: wall-clock seconds, or this process's CPU seconds "
+           "divided by --threads (a fairer measure on a machine shared with other jobs)")
     # evaluation
     a("--eval-every", type=float, default=0.0, help="evaluate every N seconds of training (0: only at the end)")
     a("--eval-split", default="valid", help="split for evaluations during training")
@@ -268,8 +271,8 @@ def save_plot(metrics: dict, path: Path) -> None:
     ax[0].set(xlabel="step", ylabel="training loss (per token)", yscale="log", title="loss")
     ev = metrics["evals"]
     if ev:
-        ax[1].plot([e["train_seconds"] for e in ev], [100 * e["exact_match"] for e in ev], marker="o")
-    ax[1].set(xlabel="training seconds", ylabel="exact match (%)", title=f"greedy, {metrics['args']['eval_split']}")
+        ax[1].plot([e["clock_seconds"] for e in ev], [100 * e["exact_match"] for e in ev], marker="o")
+    ax[1].set(xlabel=f"training seconds ({metrics['args']['clock']} clock)", ylabel="exact match (%)", title=f"greedy, {metrics['args']['eval_split']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -324,7 +327,7 @@ def run(args) -> dict:
                                    {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-9)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt_lambda(args.warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
-    step, epoch, batch_in_epoch, train_seconds = 0, 0, 0, 0.0
+    step, epoch, batch_in_epoch, train_seconds, cpu_seconds = 0, 0, 0, 0.0, 0.0
     metrics = {"args": vars(args), "config": asdict(config), "device": str(device), "world_size": world,
                "history": [], "evals": []}
     if ckpt is not None:
@@ -332,7 +335,8 @@ def run(args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
-        step, epoch, batch_in_epoch, train_seconds = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["train_seconds"]
+        step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+        train_seconds, cpu_seconds = ckpt["train_seconds"], ckpt["cpu_seconds"]
         metrics["history"], metrics["evals"] = ckpt["history"], ckpt["evals"]
         set_rng_state(ckpt["rng"])
 
@@ -351,7 +355,7 @@ def run(args) -> dict:
             return
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-                    "epoch": epoch, "batch_in_epoch": batch_in_epoch, "train_seconds": train_seconds,
+                    "epoch": epoch, "batch_in_epoch": batch_in_epoch, "train_seconds": train_seconds, "cpu_seconds": cpu_seconds,
                     "rng": rng_state(), "config": asdict(config), "args": vars(args),
                     "vocab": {"src": src_vocab.to_dict(), "tgt": tgt_vocab.to_dict()},
                     "history": metrics["history"], "evals": metrics["evals"]}, path)
@@ -360,9 +364,10 @@ def run(args) -> dict:
         if is_main:
             r = evaluate(model, splits[args.eval_split][: args.eval_limit], src_vocab, tgt_vocab, device)
             metrics["evals"].append({"step": step, "train_seconds": round(train_seconds, 2),
+                                     "cpu_seconds": round(cpu_seconds, 2), "clock_seconds": round(clock(), 2),
                                      "exact_match": r["exact_match"], "token_accuracy": r["token_accuracy"]})
             if bar is not None:
-                bar.write(f"step {step}  {train_seconds:.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
+                bar.write(f"step {step}  {clock():.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
         if world > 1:
             torch.distributed.barrier()
 
@@ -374,9 +379,11 @@ def run(args) -> dict:
         from tqdm import tqdm
 
         bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
-    next_eval = (math.floor(train_seconds / args.eval_every) + 1) * args.eval_every if args.eval_every else math.inf
+    threads = args.threads or torch.get_num_threads()
+    clock = (lambda: train_seconds) if args.clock == "wall" else (lambda: cpu_seconds / threads)
+    next_eval = (math.floor(clock() / args.eval_every) + 1) * args.eval_every if args.eval_every else math.inf
     budget = args.time_budget or math.inf
-    stop = step >= args.steps or train_seconds >= budget
+    stop = step >= args.steps or clock() >= budget
     model.train()
     while not stop:
         sampler.set_epoch(epoch)
@@ -386,7 +393,7 @@ def run(args) -> dict:
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=D.collate_pairs,
                                              generator=torch.Generator())
         for src, tgt in loader:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             n_tokens = int(tgt[:, 1:].ne(D.PAD_ID).sum())  # over the global batch
             src, tgt = src[rank::world].to(device, non_blocking=True), tgt[rank::world].to(device, non_blocking=True)
             tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
@@ -412,18 +419,20 @@ def run(args) -> dict:
             loss_value = logged.item()  # the sync point: the step is done
             dt = time.perf_counter() - t0
             train_seconds += dt
+            cpu_seconds += time.process_time() - c0
             metrics["history"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0],
-                                       "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(train_seconds, 3)})
+                                       "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(train_seconds, 3),
+                                       "cpu_seconds": round(cpu_seconds, 3)})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
             if args.ckpt_every and step % args.ckpt_every == 0:
                 checkpoint(out / "checkpoint.pt")
-            if train_seconds >= next_eval:
+            if clock() >= next_eval:
                 eval_now()
                 model.train()
-                next_eval += args.eval_every * max(1, math.ceil((train_seconds - next_eval) / args.eval_every + 1e-9))
-            if step >= args.steps or train_seconds >= budget:
+                next_eval += args.eval_every * max(1, math.ceil((clock() - next_eval) / args.eval_every + 1e-9))
+            if step >= args.steps or clock() >= budget:
                 stop = True
                 break
         else:
@@ -444,6 +453,7 @@ def run(args) -> dict:
                     final[name]["beam"] = evaluate(model, splits[name][: args.beam_limit], src_vocab, tgt_vocab,
                                                    device, beam_size=args.beam_size, bleu=bleu)
         metrics.update(final=final, steps=step, train_seconds=round(train_seconds, 2),
+                       cpu_seconds=round(cpu_seconds, 2), clock=args.clock,
                        parameters=model.num_parameters())
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         if not args.no_plot:

@@ -133,10 +133,12 @@ REVERSE_SETUP = dict(steps=300, batch=32, hidden=64, embed=32, train_lengths=(2,
                      test_lengths=(3, 6, 9, 12))
 
 
-def reverse_experiment(attention: bool, test_lengths=(4, 8, 12, 16, 20, 24), **train_kwargs) -> TaskResult:
-    """Train with or without attention, then measure accuracy against the length of the string."""
+def reverse_experiment(attention: bool, test_lengths=(4, 8, 12, 16, 20, 24), n_eval: int = 200,
+                       **train_kwargs) -> TaskResult:
+    """Train with or without attention, then measure accuracy against the length of the string
+    on ``n_eval`` fresh strings per length."""
     model, losses, seconds = train_reverse(attention, **train_kwargs)
-    token_acc, exact = evaluate_reverse(model, list(test_lengths))
+    token_acc, exact = evaluate_reverse(model, list(test_lengths), n=n_eval)
     name = "GRU encoder-decoder + additive attention" if attention else "GRU encoder-decoder, no attention"
     return TaskResult(name, list(test_lengths), token_acc, exact, seconds, len(losses), losses, model)
 

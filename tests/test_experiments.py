@@ -1,0 +1,63 @@
+"""The small experiments that chapters 1 and 3 run: data correctness and the claims the chapters make."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autograder import experiments as ex
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread avoids thread spin-waiting when the machine is busy (as in the chapters)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_reverse_batch_reverses_each_row_within_its_length():
+    gen = torch.Generator().manual_seed(0)
+    src, tgt_in, tgt_out, lengths = ex.reverse_batch(16, 2, 9, generator=gen)
+    B, S = src.shape
+    assert tgt_in.shape == tgt_out.shape == (B, S + 1)
+    for b in range(B):
+        n = int(lengths[b])
+        symbols = src[b, :n].tolist()
+        assert all(ex.FIRST_SYMBOL <= s < ex.FIRST_SYMBOL + 10 for s in symbols)
+        assert src[b, n:].eq(ex.PAD).all(), "source must be padded after its length"
+        assert tgt_out[b, :n].tolist() == symbols[::-1], "target must be the reversed source"
+        assert tgt_out[b, n].item() == ex.EOS and tgt_out[b, n + 1:].eq(ex.PAD).all()
+        assert tgt_in[b, 0].item() == ex.BOS and tgt_in[b, 1:n + 1].tolist() == symbols[::-1]
+
+
+def test_gradient_norms_show_what_chapter_1_says():
+    rnn = ex.gradient_norms("rnn", length=60)
+    assert rnn.shape == (60,) and rnn.dtype == torch.float64
+    assert rnn[50] < 1e-6 * rnn[0], "a default tanh RNN's gradient should vanish over 50 steps"
+    lstm_open = ex.gradient_norms("lstm", length=60, forget_bias=3.0)
+    assert lstm_open[50] > 1e-2 * lstm_open[0], "an open forget gate should carry the gradient back"
+    exploding = ex.gradient_norms("rnn", length=60, recurrent_gain=1.5)
+    assert exploding[59] > exploding[0], "a recurrent gain of 1.5 should make the gradient grow with distance"
+
+
+def test_gradient_norms_reject_bad_arguments():
+    with pytest.raises(ValueError, match="cell"):
+        ex.gradient_norms("transformer")
+    with pytest.raises(ValueError, match="forget_bias"):
+        ex.gradient_norms("rnn", forget_bias=1.0)
+
+
+def test_reverse_experiment_reports_accuracy_per_length():
+    result = ex.reverse_experiment(attention=True, steps=3, batch=8, hidden=16, embed=8,
+                                   train_lengths=(2, 5), test_lengths=(2, 5), n_eval=4)
+    assert result.lengths == [2, 5] and result.steps == 3 and len(result.losses) == 3
+    for acc in result.token_accuracy + result.exact_match:
+        assert 0.0 <= acc <= 1.0
+    assert result.model is not None and result.model.attn_weights is not None
+
+
+def test_the_book_setting_is_shared():
+    """Chapters 1 and 3 both use REVERSE_SETUP; its test lengths must lie inside the training lengths."""
+    lo, hi = ex.REVERSE_SETUP["train_lengths"]
+    assert all(lo <= L <= hi for L in ex.REVERSE_SETUP["test_lengths"])

@@ -1,5 +1,5 @@
 # replaces: multihead_attention
-# fails: test_mha_self_attention test_mha_cross_attention test_mha_mask
+# fails: test_mha_split_merge test_mha_self_attention test_mha_cross_attention test_mha_mask
 # bugs.py: mha_wrong_head_split (view(B, h, L, d_head) without the transpose mixes positions)
 class MultiHeadAttention(nn.Module):
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, use_sdpa=False, rotary=False):

@@ -1,15 +1,14 @@
 """The book builds strictly and works offline.
 
-One strict build (`jupyter-book build . -W -n --keep-going`, the command of `make book`) into the
-default `_build/`, so that it shares the execution cache with `make book`; a clean clone (CI)
-executes every chapter. The built HTML is then checked: no page and no stylesheet loads a script,
+The `built_book` fixture (tests/conftest.py) makes one strict build per session
+(`jupyter-book build . -W -n --keep-going`, the command of `make book`) into the default `_build/`,
+so that it shares the execution cache with `make book`; a clean clone (CI) executes every chapter
+and fails on any warning. The built HTML is then checked: no page and no stylesheet loads a script,
 style, font or image from the network, and every page loads the local copy of MathJax 3.
 """
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 

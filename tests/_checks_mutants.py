@@ -66,10 +66,9 @@ def run_checks(assignment: str, notebook: str, tests=None) -> dict[str, str | No
 
 
 def grade_all(assignment: str, mutants: dict[str, dict], folder, jobs: int = 2) -> dict[str, dict]:
-    """Run every check on the source notebook, the solved release and the blank release, and each
-    mutant's expected failures; returns {name: run_checks result}."""
+    """Run every check on the solved release (the release with the source's solution cells) and the
+    blank release, and each mutant's expected failures; returns {name: run_checks result}."""
     jobs_list = {
-        "source": (os.path.join(ROOT, "solutions", assignment, assignment + ".ipynb"), None),
         "solved": (write(solved_notebook(assignment), os.path.join(str(folder), "solved", assignment + ".ipynb")), None),
         "release": (os.path.join(ROOT, "exercises", assignment, assignment + ".ipynb"), None),
     }

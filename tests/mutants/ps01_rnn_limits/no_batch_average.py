@@ -1,0 +1,10 @@
+# fails: test_gradient_norm_shape test_gradient_norm_values test_rnn_ratio test_lstm_open_gate_ratio
+# returns one row per sequence (B, T) instead of averaging over the batch; the ratio cell then fails
+# replaces: gradient_norm
+def gradient_norm_by_distance(rnn: nn.RNNBase, inputs: torch.Tensor) -> torch.Tensor:
+    x = inputs.detach().clone().requires_grad_(True)
+    out, _ = rnn(x)  # (B, T, H)
+    out[:, -1].sum().backward()
+    norms = x.grad.norm(dim=-1)  # (T,)
+    return norms.flip(1)
+

@@ -1,0 +1,66 @@
+"""Write grades into an nbgrader gradebook (SQLite), one committed transaction per student."""
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+from .runner import GradeResult
+
+
+def _alembic_on_path() -> None:
+    # nbgrader's Gradebook runs the `alembic` command, which lives beside this interpreter.
+    bindir = os.path.dirname(sys.executable)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+class GradebookWriter:
+    """Open once per run; ``record`` each student as results arrive (main thread only)."""
+
+    def __init__(self, path: str, assignment: str, points: dict[str, float], course_id: str = "attention-from-scratch"):
+        from nbgrader.api import Gradebook
+
+        _alembic_on_path()
+        self.assignment, self.notebook, self.points = assignment, assignment, points
+        self.gb = Gradebook("sqlite:///" + os.path.abspath(path), course_id=course_id)
+        self.gb.update_or_create_assignment(assignment)
+        self.gb.update_or_create_notebook(self.notebook, assignment)
+        for name, max_score in points.items():
+            self.gb.update_or_create_grade_cell(name, self.notebook, assignment, max_score=max_score, cell_type="code")
+
+    def record(self, student: str, result: GradeResult) -> None:
+        gb = self.gb
+        try:
+            from nbgrader.api import MissingEntry
+
+            gb.update_or_create_student(student)
+            try:
+                gb.find_submission(self.assignment, student)
+            except MissingEntry:
+                with warnings.catch_warnings():
+                    # nbgrader's add_submission triggers harmless SQLAlchemy autoflush warnings.
+                    warnings.simplefilter("ignore")
+                    gb.add_submission(self.assignment, student)
+            scores = {t.name: t.points for t in result.tests}
+            for name in self.points:
+                grade = gb.find_grade(name, self.notebook, self.assignment, student)
+                grade.auto_score = float(scores.get(name, 0.0))
+                grade.manual_score = None
+            gb.db.commit()
+        except Exception:
+            gb.db.rollback()
+            raise
+
+    def scores(self) -> dict[str, float]:
+        """Total score per student of this assignment, as the gradebook has it."""
+        return {s.student.id: s.score for s in self.gb.find_assignment(self.assignment).submissions}
+
+    def close(self) -> None:
+        self.gb.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -129,3 +129,10 @@ def test_tsv_errors(capsys, tmp_path):
 def test_bf16_autocast_runs_on_cpu(tmp_path):
     m = run(tmp_path, "bf", "--steps", "3", "--amp", "bf16", "--sdpa")
     assert m["steps"] == 3 and m["config"]["use_sdpa"]
+
+
+def test_time_budget_and_periodic_evaluation(tmp_path):
+    m = run(tmp_path, "tb", "--steps", "100000", "--time-budget", "0.6", "--clock", "cpu", "--eval-every", "0.2")
+    assert m["steps"] < 100000 and m["cpu_seconds"] >= 0.6
+    clocks = [e["clock_seconds"] for e in m["evals"]]
+    assert len(clocks) >= 3 and clocks == sorted(clocks)

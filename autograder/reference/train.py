@@ -366,8 +366,8 @@ def run(args) -> dict:
             metrics["evals"].append({"step": step, "train_seconds": round(train_seconds, 2),
                                      "cpu_seconds": round(cpu_seconds, 2), "clock_seconds": round(clock(), 2),
                                      "exact_match": r["exact_match"], "token_accuracy": r["token_accuracy"]})
-            if bar is not None:
-                bar.write(f"step {step}  {clock():.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
+            (bar.write if bar is not None else print)(
+                f"step {step}  {clock():.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
         if world > 1:
             torch.distributed.barrier()
 

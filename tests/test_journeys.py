@@ -171,3 +171,103 @@ def test_answers_are_filled_by_grade_id_and_stubs_detected():
             "Cell In[4], line 4\n----> 4 weights = f(1)\n")
     assert FRAME.search(ANSI.sub("", wall))
     assert not FRAME.search("\u2717 f is not written yet: replace `raise NotImplementedError()` in its cell")
+
+
+# ----------------------------------------------------------------------------------------------
+# Instructor: grade a folder of three submissions with the documented command.
+
+import csv  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+INSTRUCTOR_ASSIGNMENT = "ps02_attention"
+GRADE_COMMAND = "-m autograder grade --assignment"  # as the guides write it (python -m autograder grade ...)
+
+
+def documented_commands() -> list[str]:
+    """Lines of the book's pages and the README that run the grading CLI."""
+    sources = sorted((ROOT / "book").glob("*.md")) + [ROOT / "README.md"]
+    return [line.strip() for path in sources for line in path.read_text(encoding="utf-8").splitlines()
+            if GRADE_COMMAND in line]
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """A course folder where the instructor has graded alice (perfect), bob (partial), carol (broken)."""
+    assignment = INSTRUCTOR_ASSIGNMENT
+    if not (EXERCISES / assignment / f"{assignment}.ipynb").is_file():
+        pytest.fail(f"exercises/{assignment}/{assignment}.ipynb is missing: run `make exercises`")
+    exercise, solution = _load(assignment)
+    course = tmp_path_factory.mktemp("course")
+    handins = course / "handins"
+    # alice: every answer written (the source notebook's answers)
+    perfect = fill_in(exercise, solution)
+    # bob: masked_softmax and the written answer, attention left as released
+    partial = copy.deepcopy(exercise)
+    answers = {nbgrader(c)["grade_id"]: c.source for c in solution.cells if is_answer(c)}
+    for cell in partial.cells:
+        if is_answer(cell) and nbgrader(cell)["grade_id"] in ("masked_softmax", "score_std_answer"):
+            cell.source = answers[nbgrader(cell)["grade_id"]]
+    for student, notebook in (("alice", perfect), ("bob", partial)):
+        (handins / student).mkdir(parents=True)
+        nbformat.write(notebook, handins / student / f"{assignment}.ipynb")
+    # carol: the upload broke off half-way (not valid JSON)
+    (handins / "carol").mkdir()
+    text = nbformat.writes(perfect)
+    (handins / "carol" / f"{assignment}.ipynb").write_text(text[: len(text) // 2], encoding="utf-8")
+
+    command = [sys.executable, "-m", "autograder", "grade", "--assignment", assignment, "--course", str(course),
+               str(handins)]
+    result = subprocess.run(command, cwd=course, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command[1:])} failed ({result.returncode}):\n{result.stderr[-4000:]}"
+    return course, assignment, result
+
+
+def _points(assignment: str) -> dict[str, float]:
+    from autograder import checks
+
+    return dict(checks.load(assignment).POINTS)
+
+
+def test_the_instructor_command_is_documented():
+    commands = documented_commands()
+    assert commands, f"no page of book/ nor the README shows `python {GRADE_COMMAND} ...`"
+
+
+@pytest.mark.slow
+def test_instructor_grades_a_class_into_a_csv_of_scores(graded_class):
+    course, assignment, result = graded_class
+    points = _points(assignment)
+    total = sum(points.values())
+    table = course / f"grades_{assignment}.csv"
+    assert table.is_file(), f"no CSV of scores in {course}: {sorted(p.name for p in course.iterdir())}\n{result.stderr}"
+    rows = {row["student"]: row for row in csv.DictReader(table.open(encoding="utf-8"))}
+    assert sorted(rows) == ["alice", "bob", "carol"], rows
+    score = {student: float(row["score"]) for student, row in rows.items()}
+    assert all(float(row["max_score"]) == total for row in rows.values()), rows
+    assert score["alice"] == total, f"the perfect submission scored {score['alice']}/{total}: {rows['alice']}"
+    expected_bob = points["test_masked_softmax"] + points["test_score_std"]
+    assert score["bob"] == expected_bob, f"the partial submission scored {score['bob']}, expected {expected_bob}: {rows['bob']}"
+    assert float(rows["bob"]["test_masked_softmax"]) == points["test_masked_softmax"], rows["bob"]
+    assert float(rows["bob"]["test_attention_values"]) == 0, rows["bob"]
+    assert score["carol"] == 0, f"the broken submission scored {score['carol']}: {rows['carol']}"
+    assert rows["carol"]["problem"].strip(), f"the broken submission has no explanation in the CSV: {rows['carol']}"
+    # the summary the instructor sees on the terminal
+    for student in ("alice", "bob", "carol"):
+        assert re.search(rf"^{student}\s+{score[student]:g}/{total:g}\s*$", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.slow
+def test_instructor_has_feedback_for_every_student(graded_class):
+    course, assignment, _ = graded_class
+    rows = {row["student"]: row for row in csv.DictReader((course / f"grades_{assignment}.csv").open(encoding="utf-8"))}
+    for student, row in rows.items():
+        page = course / "feedback" / student / assignment / f"{assignment}.html"
+        assert page.is_file() and page.stat().st_size > 200, f"no feedback for {student} at {page}"
+        html = page.read_text(encoding="utf-8")
+        assert f"{float(row['score']):g}" in html, f"{student}'s feedback does not show the score {row['score']}"
+        assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", html, re.I), (
+            f"{student}'s feedback loads something from the network")
+    carol = (course / "feedback" / "carol" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" not in carol, "the broken submission's feedback is a traceback"
+    assert (course / "gradebook.db").is_file(), "no nbgrader gradebook written"

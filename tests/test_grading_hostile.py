@@ -164,9 +164,12 @@ env = dict(os.environ)
 '''
 
 
-def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path):
+@pytest.mark.parametrize("mode", ["root", "user"])
+def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path, mode):
     if sandbox_mode() == "none":
         pytest.skip("namespaces are not available: the worker could read world-readable files")
+    if mode == "root" and sandbox_mode() != "root":
+        pytest.skip("the grader does not run as root here")
     other_student = tmp_path / "bob" / "ps02_attention.ipynb"
     other_student.parent.mkdir()
     other_student.write_text("bob's answers")
@@ -177,7 +180,7 @@ def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path)
     targets = [str(tmp_path / "pwned"), os.path.join(ROOT, "pwned"), "/usr/pwned", "/etc/pwned"]
     nb = with_cells(solved_notebook(ASSIGNMENT), append=[PROBE % (secrets, targets, str(tmp_path))])
     path = write(nb, tmp_path / "mallory" / "ps02_attention.ipynb")
-    with Submission.from_notebook(path, limits=LIMITS) as sub:
+    with Submission.from_notebook(path, limits=LIMITS, mode=mode) as sub:
         found, written = sub.get("found"), sub.get("written")
         network, visible, env = sub.get("network"), sub.get("visible"), sub.get("env")
     assert all(value in ("FileNotFoundError", "PermissionError") for value in found.values()), found

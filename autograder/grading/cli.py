@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from autograder import checks
+from autograder.checks import expect as expect_module
 
 from . import feedback
 from .gradebook import GradebookWriter
@@ -106,17 +107,23 @@ def collect(assignment: str, paths: list[str], submitted: str | None) -> list[Jo
 
 
 def checks_fingerprint(assignment: str) -> str:
-    """Changes when the checks, the reference or the grading code change: then everything is regraded."""
-    import autograder
+    """Changes when the checks, the reference code they use or the grading code change: then
+    every submission is graded again."""
+    import inspect
+    import types
 
-    base = os.path.dirname(autograder.__file__)
-    files = [os.path.join(base, "checks", f"test_{assignment}.py"), os.path.join(base, "checks", "expect.py")]
-    files += sorted(glob.glob(os.path.join(base, "reference", "*.py")))
-    files += sorted(glob.glob(os.path.join(base, "grading", "*.py")))
+    module = checks.load(assignment)
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = {inspect.getfile(module), inspect.getfile(expect_module),
+             *(os.path.join(here, name + ".py") for name in ("worker", "protocol", "sandbox", "submission", "runner"))}
+    for value in vars(module).values():
+        owner = value if isinstance(value, types.ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
+        if owner is not None and owner.__name__.startswith("autograder.reference") and getattr(owner, "__file__", None):
+            files.add(owner.__file__)
     digest = hashlib.sha256()
-    for path in files:
+    for path in sorted(files):
         with open(path, "rb") as handle:
-            digest.update(path.encode() + b"\0" + handle.read())
+            digest.update(os.path.basename(path).encode() + b"\0" + handle.read())
     return digest.hexdigest()
 
 

@@ -142,7 +142,7 @@ def inspect(browser: Browser, url: str, redirects: int = 0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def site(built_book, chromium):
+def site(chromium, built_book):  # Chromium first: a skip should not wait for a build
     """(base url, browser) with the built book served locally."""
     with StaticServer(built_book) as base, Browser(chromium) as browser:
         yield base, browser, built_book
@@ -299,11 +299,14 @@ def test_chapters_with_an_exercise_offer_the_exercise_notebook(site, visits):
                 assert notebook.cells, f"{page}: exercise notebook {href} is empty"
                 offered.setdefault(Path(href).stem, []).append(page)
     for page, v in visits.items():
+        inline = sorted({h for h in v["links"] if h.endswith(".ipynb") and "_downloads/" in h})
         assert len(v["exerciseDownloads"]) == len(set(v["exerciseDownloads"])), f"{page}: duplicated exercise menu"
+        assert sorted(v["exerciseDownloads"]) == inline, (
+            f"{page}: the header's exercise menu {v['exerciseDownloads']} differs from the page's exercise links {inline}")
     linked = [name for name in exercises if name in offered]
     assert len(linked) == len(exercises), (
         f"exercises without a download link in any chapter: {sorted(set(exercises) - set(linked))} "
-        f"(link them with {{download}}`psNN_topic.ipynb <../exercises/psNN_topic/psNN_topic.ipynb>`); offered: {offered}")
+        f"(link each from its chapter as a download: [`psNN_topic.ipynb`](path:../exercises/psNN_topic/psNN_topic.ipynb)); offered: {offered}")
 
 
 @pytest.mark.slow

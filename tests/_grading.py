@@ -35,6 +35,7 @@ def with_cells(nb, replace: dict[str, str] | None = None, append: list[str] = ()
             cell.source = replace[grade_id]
     for source in append:
         nb.cells.append(nbformat.v4.new_code_cell(source))
+        nb.nbformat_minor = max(nb.nbformat_minor, 5)  # new cells carry an id
     return nb
 
 

@@ -339,7 +339,7 @@ FIRST_SCREEN_JS = r"""
 LANDING_PROMISES = {
     "what it is": r"\bcourse\b",
     "who it is for": r"\bwho it is for\b|\bfor[:\s]+(you|programmers|developers|engineers|students|learners|anyone|readers|people)\b|\bprerequisites?\b|\byou need\b",
-    "what a learner builds": r"\b(build|implement|write|train)\b[^.]*\b(transformer|attention)\b",
+    "what a learner builds": r"\bwhat you (will )?build\b|\b(build|builds|implement|write|train)\b[^.]*\b(transformer|attention)\b",
     "how long it takes": r"\b\d+(\s*(to|-|–)\s*\d+)?\s*(hours?|h|weeks?|days?|minutes)\b",
 }
 

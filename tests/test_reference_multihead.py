@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from autograder.interop import torch_multihead
 from autograder.reference import MultiHeadAttention, causal_mask
 
 TOL = dict(rtol=1e-10, atol=1e-12)
@@ -14,14 +15,7 @@ TOL = dict(rtol=1e-10, atol=1e-12)
 def pair(d_model, num_heads, bias=True, seed=0):
     torch.manual_seed(seed)
     ours = MultiHeadAttention(d_model, num_heads, bias=bias).double()
-    theirs = nn.MultiheadAttention(d_model, num_heads, bias=bias, batch_first=True).double()
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        theirs.out_proj.weight.copy_(ours.w_o.weight)
-        if bias:
-            theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-            theirs.out_proj.bias.copy_(ours.w_o.bias)
-    return ours, theirs
+    return ours, torch_multihead(ours)
 
 
 def inputs(B, Lq, Lk, d, seed=1):

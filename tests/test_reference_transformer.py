@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from autograder.interop import copy_decoder_layer, copy_encoder_layer, randomize_norms, torch_transformer
 from autograder.reference import (
     DecoderLayer,
     EncoderLayer,
@@ -22,41 +23,6 @@ from autograder.reference import (
 
 TOL = dict(rtol=1e-9, atol=1e-10)
 D, H, FF = 16, 4, 24
-
-
-def copy_mha(ours, theirs):
-    theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-    theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-    theirs.out_proj.weight.copy_(ours.w_o.weight)
-    theirs.out_proj.bias.copy_(ours.w_o.bias)
-
-
-@torch.no_grad()
-def copy_encoder_layer(ours: EncoderLayer, theirs: nn.TransformerEncoderLayer):
-    copy_mha(ours.self_attn, theirs.self_attn)
-    theirs.linear1.load_state_dict(ours.ff.w_1.state_dict())
-    theirs.linear2.load_state_dict(ours.ff.w_2.state_dict())
-    theirs.norm1.load_state_dict(ours.norm1.state_dict())
-    theirs.norm2.load_state_dict(ours.norm2.state_dict())
-
-
-@torch.no_grad()
-def copy_decoder_layer(ours: DecoderLayer, theirs: nn.TransformerDecoderLayer):
-    copy_mha(ours.self_attn, theirs.self_attn)
-    copy_mha(ours.cross_attn, theirs.multihead_attn)
-    theirs.linear1.load_state_dict(ours.ff.w_1.state_dict())
-    theirs.linear2.load_state_dict(ours.ff.w_2.state_dict())
-    for i in (1, 2, 3):
-        getattr(theirs, f"norm{i}").load_state_dict(getattr(ours, f"norm{i}").state_dict())
-
-
-def randomize_norms(module):
-    """LayerNorms start as the identity map; random gains and biases make the copy test meaningful."""
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.LayerNorm):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_()
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -111,16 +77,7 @@ def test_transformer_equals_pytorch_with_same_embeddings_and_output_layer(norm_f
     torch.manual_seed(2)
     ours = Transformer(small_config(norm_first=norm_first)).double()
     randomize_norms(ours)
-    theirs = nn.Transformer(D, H, 2, 3, FF, dropout=0.0, batch_first=True, norm_first=norm_first).double()
-    for a, b in zip(ours.encoder_layers, theirs.encoder.layers):
-        copy_encoder_layer(a, b)
-    for a, b in zip(ours.decoder_layers, theirs.decoder.layers):
-        copy_decoder_layer(a, b)
-    if norm_first:  # pre-norm stacks end with a LayerNorm
-        theirs.encoder.norm.load_state_dict(ours.encoder_norm.state_dict())
-        theirs.decoder.norm.load_state_dict(ours.decoder_norm.state_dict())
-    else:  # nn.Transformer always adds a final LayerNorm; the paper's post-norm model has none
-        theirs.encoder.norm, theirs.decoder.norm = nn.Identity(), nn.Identity()
+    theirs = torch_transformer(ours)  # post-norm: PyTorch's final LayerNorms become the identity
     src, tgt = tokens(3, 8, 11, [8, 5, 3], seed=3), tokens(3, 6, 9, [6, 6, 2], seed=4)
     out = ours(src, tgt)
     ref = theirs(

@@ -33,10 +33,13 @@ def make_rnn(cell: str, input_size: int, hidden_size: int, seed: int = 0, forget
     cell: "rnn" (tanh), "lstm" or "gru". ``forget_bias`` (LSTM only) sets the bias of the forget
     gate, so that a large value starts the gate almost open.
     """
-    torch.manual_seed(seed)
     rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](input_size, hidden_size, batch_first=True).double()
-    if forget_bias is not None:
-        with torch.no_grad():  # PyTorch orders the LSTM's gates: input, forget, cell, output
+    generator = torch.Generator().manual_seed(seed)  # its own generator: the same layer whatever else runs
+    bound = 1 / hidden_size ** 0.5
+    with torch.no_grad():
+        for parameter in rnn.parameters():  # PyTorch's default for recurrent layers: U(-bound, bound)
+            parameter.uniform_(-bound, bound, generator=generator)
+        if forget_bias is not None:  # PyTorch orders the LSTM's gates: input, forget, cell, output
             rnn.bias_ih_l0[hidden_size:2 * hidden_size] = forget_bias
             rnn.bias_hh_l0[hidden_size:2 * hidden_size] = 0.0
     return rnn

@@ -136,3 +136,18 @@ def test_time_budget_and_periodic_evaluation(tmp_path):
     assert m["steps"] < 100000 and m["cpu_seconds"] >= 0.6
     clocks = [e["clock_seconds"] for e in m["evals"]]
     assert len(clocks) >= 3 and clocks == sorted(clocks)
+
+
+@pytest.mark.slow
+def test_compile_path_runs(tmp_path, monkeypatch):
+    """--compile wraps the model in torch.compile; the "eager" backend traces it without the slow C++ build."""
+    calls = []
+    real = torch.compile
+
+    def eager_compile(model, **kw):
+        calls.append(model)
+        return real(model, backend="eager", **kw)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    m = run(tmp_path, "c", "--steps", "3", "--compile")
+    assert m["steps"] == 3 and len(calls) == 1

@@ -47,12 +47,16 @@ def test_pe_values(submission):
         call = f"sinusoidal_positional_encoding({max_len}, {d_model})"
         got = submission.call("sinusoidal_positional_encoding", max_len, d_model)
         want = ref.sinusoidal_positional_encoding(max_len, d_model)
-        if isinstance(got, torch.Tensor) and got.shape == want.shape and got.is_floating_point():
+        if isinstance(got, torch.Tensor) and got.shape == want.shape and got.dtype == want.dtype:
             # the most common slips, named before the numbers
             pair_norms = got[:, 0::2].double() ** 2 + got[:, 1::2].double() ** 2
             expect.true(bool(torch.allclose(pair_norms, torch.ones_like(pair_norms), atol=1e-4)),
                         f"{call}: each pair (PE[pos, 2i], PE[pos, 2i+1]) should be the sine and the cosine of "
                         f"the same angle, so that its squares sum to 1")
+            expect.tensor(got[0], want[0], f"row 0 of {call} (position 0: sin 0 = 0 on the even features 2i, "
+                                           "cos 0 = 1 on the odd features 2i+1)", atol=2e-5, rtol=1e-4)
+            expect.tensor(got[1], want[1], f"row 1 of {call} (position 1: pair i turns by the angle "
+                                           "1 / 10000^(2i / d_model))", atol=2e-5, rtol=1e-4)
         expect.tensor(got, want, call, atol=2e-5, rtol=1e-4)
 
 

@@ -210,11 +210,11 @@ class CharVocab:
 class BPEVocab:
     """Byte-pair encoding trained locally with the ``tokenizers`` library.
 
-    Pre-tokenisation splits on whitespace and punctuation and keeps runs of digits apart, so that a
-    number such as a year becomes its own token (or a few) instead of merging with the letters
-    around it (``2026年`` -> ``2026``, ``年``). Whitespace is dropped by the pre-tokenizer and restored
-    at decoding only where the original text had none to drop, so decoding is lossless for targets
-    without spaces (ISO dates); for text with spaces, :meth:`decode` joins with the decoder's rule.
+    Pre-tokenisation isolates runs of whitespace and punctuation marks, and keeps runs of digits apart,
+    so that a number such as a year becomes its own token (or a few) instead of merging with the letters
+    around it (``2026年`` -> ``2026``, ``年``). Whitespace is kept as tokens, so decoding is the plain
+    concatenation of the tokens and gives back the text exactly (unless it held characters never seen
+    in training, which become ``<unk>``).
     """
 
     kind = "bpe"
@@ -228,17 +228,16 @@ class BPEVocab:
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2) -> "BPEVocab":
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-        tok = Tokenizer(models.BPE(unk_token=SPECIALS[UNK_ID], continuing_subword_prefix="##"))
+        tok = Tokenizer(models.BPE(unk_token=SPECIALS[UNK_ID]))
         tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(),
+            [pre_tokenizers.Split(Regex(r"\s+"), behavior="isolated"), pre_tokenizers.Punctuation(),
              pre_tokenizers.Digits(individual_digits=False)]
         )
-        tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+        tok.decoder = decoders.Fuse()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                      special_tokens=list(SPECIALS), continuing_subword_prefix="##",
-                                      show_progress=False)
+                                      special_tokens=list(SPECIALS), show_progress=False)
         tok.train_from_iterator(list(texts), trainer=trainer)
         return cls(tok)
 
@@ -257,9 +256,7 @@ class BPEVocab:
                 break
             if i not in (PAD_ID, BOS_ID):
                 out.append(i)
-        tokens = [self.tokenizer.id_to_token(i) or SPECIALS[UNK_ID] for i in out]
-        # Pieces are glued: a target such as "2026-11-24" comes back exactly.
-        return "".join(t[2:] if t.startswith("##") else t for t in tokens)
+        return "".join(self.tokenizer.id_to_token(i) or SPECIALS[UNK_ID] for i in out)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "tokenizer": self.tokenizer.to_str()}

@@ -42,6 +42,16 @@ def test_pe_shape(submission):
         expect.true(got.dtype == torch.float32, f"{call}: expected dtype torch.float32, got {got.dtype}")
 
 
+def _turned(pe: torch.Tensor, k: int) -> torch.Tensor:
+    """PE(pos) M_k: each pair (sin a, cos a) of the rows of pe turned into (sin(a + k w_i), cos(a + k w_i))."""
+    omega = 10000.0 ** (-torch.arange(0, pe.size(-1), 2, dtype=torch.float64) / pe.size(-1))
+    sin, cos = pe[:, 0::2], pe[:, 1::2]
+    out = torch.empty_like(pe)
+    out[:, 0::2] = sin * torch.cos(k * omega) + cos * torch.sin(k * omega)
+    out[:, 1::2] = cos * torch.cos(k * omega) - sin * torch.sin(k * omega)
+    return out
+
+
 def test_pe_values(submission):
     for max_len, d_model in ((50, 16), (64, 8), (20, 6), (3, 2)):
         call = f"sinusoidal_positional_encoding({max_len}, {d_model})"
@@ -55,8 +65,11 @@ def test_pe_values(submission):
                         f"the same angle, so that its squares sum to 1")
             expect.tensor(got[0], want[0], f"row 0 of {call} (position 0: sin 0 = 0 on the even features 2i, "
                                            "cos 0 = 1 on the odd features 2i+1)", atol=2e-5, rtol=1e-4)
-            expect.tensor(got[1], want[1], f"row 1 of {call} (position 1: pair i turns by the angle "
-                                           "1 / 10000^(2i / d_model))", atol=2e-5, rtol=1e-4)
+            for k in (1, 7):  # chapter 5: PE(pos + k) = PE(pos) M_k, each pair turned by the angle k * omega_i
+                expect.tensor(got[k:].double(), _turned(got[:-k].double(), k),
+                              f"rows {k}.. of {call} against rows 0.. turned by k = {k} (PE(pos + {k}) "
+                              f"should be PE(pos) with each pair (2i, 2i+1) turned by the angle {k} / 10000^(2i / d_model))",
+                              atol=1e-4, rtol=1e-4)
         expect.tensor(got, want, call, atol=2e-5, rtol=1e-4)
 
 

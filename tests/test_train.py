@@ -151,3 +151,9 @@ def test_compile_path_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "compile", eager_compile)
     m = run(tmp_path, "c", "--steps", "3", "--compile")
     assert m["steps"] == 3 and len(calls) == 1
+
+
+def test_threads_option_does_not_leak(tmp_path):
+    before = torch.get_num_threads()
+    run(tmp_path, "th", "--steps", "1", "--threads", "1" if before != 1 else "2")
+    assert torch.get_num_threads() == before

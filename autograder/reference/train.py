@@ -465,12 +465,15 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> dict:
+    threads = torch.get_num_threads()
     try:
         args = parse_args(argv)
         metrics = run(args)
     except (TrainError, D.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2)
+    finally:
+        torch.set_num_threads(threads)  # --threads must not leak into a caller's process (tests, notebooks)
     if "final" in metrics:
         t = metrics["final"].get("test", {}).get("greedy", {})
         print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; test exact match "

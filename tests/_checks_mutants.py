@@ -34,8 +34,11 @@ def bug_mutant(bug_name: str, rebind: str, fails: list[str]) -> dict:
     return {"code": code, "replaces": None, "fails": fails}
 
 
-def mutant_notebook(assignment: str, mutant: dict, folder, name: str) -> str:
+def mutant_notebook(assignment: str, mutant: dict, folder, name: str, drop: tuple[str, ...] = ()) -> str:
+    """The solved notebook with the mutant's change; code cells that start with one of ``drop``
+    (slow demonstrations no check needs) are left out."""
     nb = solved_notebook(assignment)
+    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(drop))] if drop else nb.cells
     if mutant["replaces"]:
         ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
         assert mutant["replaces"] in ids, f"{name}: no cell {mutant['replaces']!r}"
@@ -65,7 +68,8 @@ def run_checks(assignment: str, notebook: str, tests=None) -> dict[str, str | No
     return results
 
 
-def grade_all(assignment: str, mutants: dict[str, dict], folder, jobs: int = 2) -> dict[str, dict]:
+def grade_all(assignment: str, mutants: dict[str, dict], folder, jobs: int = 2,
+              drop: tuple[str, ...] = ()) -> dict[str, dict]:
     """Run every check on the solved release (the release with the source's solution cells) and the
     blank release, and each mutant's expected failures; returns {name: run_checks result}."""
     jobs_list = {
@@ -73,7 +77,7 @@ def grade_all(assignment: str, mutants: dict[str, dict], folder, jobs: int = 2) 
         "release": (os.path.join(ROOT, "exercises", assignment, assignment + ".ipynb"), None),
     }
     for name, mutant in mutants.items():
-        jobs_list[name] = (mutant_notebook(assignment, mutant, folder, name), mutant["fails"])
+        jobs_list[name] = (mutant_notebook(assignment, mutant, folder, name, drop), mutant["fails"])
     with ThreadPoolExecutor(jobs) as pool:
         futures = {name: pool.submit(run_checks, assignment, path, tests) for name, (path, tests) in jobs_list.items()}
         return {name: future.result() for name, future in futures.items()}

@@ -1,0 +1,12 @@
+# replaces: train_step
+# fails: test_train_step
+def train_step(model, optimizer, scheduler, src, tgt, pad_id, smoothing=0.0, clip=1.0):
+    model.train()
+    logits = model(src, tgt[:, :-1])
+    loss = label_smoothed_cross_entropy(logits, tgt[:, 1:], pad_id, smoothing)
+    loss.backward()  # gradients pile up from step to step
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()

@@ -22,12 +22,18 @@ ASSIGNMENT = "ps02_attention"
 RELEASE = os.path.join(ROOT, "exercises", ASSIGNMENT, ASSIGNMENT + ".ipynb")
 
 
-def grade(*args, course):
-    out = subprocess.run([sys.executable, "-m", "autograder", "grade", "--assignment", ASSIGNMENT,
-                          "--course", str(course), "--jobs", "2", *map(str, args)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out
+class Ran:
+    def __init__(self, stdout, stderr):
+        self.stdout, self.stderr = stdout, stderr
+
+
+def grade(*args, course, capsys):
+    """The CLI in this process (it starts one worker process per submission)."""
+    capsys.readouterr()
+    code = cli.main(["grade", "--assignment", ASSIGNMENT, "--course", str(course), "--jobs", "2", *map(str, args)])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    return Ran(out.out, out.err)
 
 
 def scores(course) -> dict[str, float]:
@@ -58,9 +64,9 @@ def submitted(tmp_path):
     return root
 
 
-def test_grades_a_submitted_tree_then_regrades_only_what_changed(submitted, tmp_path):
+def test_grades_a_submitted_tree_then_regrades_only_what_changed(submitted, tmp_path, capsys):
     course = tmp_path / "course"
-    grade("--submitted", submitted, course=course)
+    grade("--submitted", submitted, course=course, capsys=capsys)
     expected = {"alice": 10, "bob": 0, "carol": 10, "dave": 0, "erin": 0}
     assert scores(course) == expected
     assert gradebook_scores(course) == expected
@@ -79,20 +85,20 @@ def test_grades_a_submitted_tree_then_regrades_only_what_changed(submitted, tmp_
     # Idempotent: nothing changed, nothing is graded or written again.
     state = course / ".autograder" / ASSIGNMENT
     before = {p: os.stat(state / p).st_mtime_ns for p in os.listdir(state)}
-    out = grade("--submitted", submitted, course=course)
+    out = grade("--submitted", submitted, course=course, capsys=capsys)
     assert "5 unchanged, 0 to grade" in out.stderr
     assert {p: os.stat(state / p).st_mtime_ns for p in os.listdir(state)} == before
     assert gradebook_scores(course) == expected
 
     # bob finishes the work and resubmits: only bob is graded again.
     shutil.copy(submitted / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", submitted / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
-    out = grade("--submitted", submitted, course=course)
+    out = grade("--submitted", submitted, course=course, capsys=capsys)
     assert "4 unchanged, 1 to grade" in out.stderr
     assert scores(course)["bob"] == 10 and gradebook_scores(course)["bob"] == 10
     assert json.loads((state / "bob.json").read_text())["result"]["score"] == 10
 
 
-def test_a_killed_run_leaves_consistent_files_and_the_next_run_finishes(tmp_path):
+def test_a_killed_run_leaves_consistent_files_and_the_next_run_finishes(tmp_path, capsys):
     folder = tmp_path / "handins"
     for i in range(3):
         write(solved_notebook(ASSIGNMENT), folder / f"student{i}.ipynb")
@@ -114,7 +120,7 @@ def test_a_killed_run_leaves_consistent_files_and_the_next_run_finishes(tmp_path
         json.loads((state / name).read_text())
     with sqlite3.connect(course / "gradebook.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    out = grade(folder, course=course)
+    out = grade(folder, course=course, capsys=capsys)
     assert f"{len(done)} unchanged, {3 - len(done)} to grade" in out.stderr
     assert scores(course) == {f"student{i}": 10 for i in range(3)}
     assert gradebook_scores(course) == {f"student{i}": 10 for i in range(3)}
@@ -132,7 +138,7 @@ def test_collect_names_students_and_refuses_duplicates(tmp_path):
         cli.collect(ASSIGNMENT, [str(tmp_path / "nope")], None)
 
 
-def test_unknown_assignment_is_a_clear_error(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "autograder", "grade", "--assignment", "ps99_nothing", str(tmp_path)],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 2 and "no checks for assignment 'ps99_nothing'" in out.stderr
+def test_unknown_assignment_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["grade", "--assignment", "ps99_nothing", str(tmp_path)])
+    assert exit_info.value.code == 2 and "no checks for assignment 'ps99_nothing'" in capsys.readouterr().err

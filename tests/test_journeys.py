@@ -1,10 +1,10 @@
 """The learner's and the instructor's journeys, end to end, the way a person takes them.
 
 Learner: open a released exercise notebook (`exercises/psNN_topic/psNN_topic.ipynb`) in a Jupyter
-kernel (nbclient), run it as released: every self-check cell fails, each with a short message that
-names what to write (no wall of traceback). Then fill in the answer cells (with the cells of the
-source notebook in `solutions/`, whose bodies the release builds from `autograder.reference`) and run
-it again: every self-check cell passes and prints its tick.
+kernel (nbclient) and Run All: every self-check cell fails, each with a short message that names
+what to write (no wall of traceback). Then, in the same kernel, write the answers (the cells of the
+source notebook in `solutions/`, whose bodies the release builds from `autograder.reference`) and
+Run All again: every cell runs and every self-check prints its tick.
 
 Instructor: the grading commands of the instructors' guide on a folder of three submissions (one
 perfect, one partial, one broken): the CSV of scores and a feedback file per student.
@@ -44,15 +44,6 @@ def is_self_check(cell) -> bool:
 
 def is_answer(cell) -> bool:
     return cell.cell_type == "code" and bool(nbgrader(cell).get("solution"))
-
-
-def run(notebook, folder: Path, allow_errors: bool):
-    """Execute a copy of the notebook in a fresh kernel whose working folder is ``folder``."""
-    notebook = copy.deepcopy(notebook)
-    client = NotebookClient(notebook, timeout=CELL_GUARD_S, kernel_name="python3", allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(folder)}})
-    client.execute()
-    return notebook
 
 
 def errors(cell) -> list:
@@ -107,14 +98,36 @@ def _load(assignment: str):
     return exercise, solution
 
 
-@pytest.mark.slow
-def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignment, tmp_path):
+def learner_session(exercise, solution, folder: Path):
+    """What a learner does, in ONE kernel: Run All on the notebook as released, then write the
+    answers and Run All again. Returns both executed notebooks (as released, as filled in)."""
+    released_run = copy.deepcopy(exercise)
+    filled_run = fill_in(exercise, solution)
+    client = NotebookClient(released_run, timeout=CELL_GUARD_S, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(folder)}})
+    with client.setup_kernel():
+        for index, cell in enumerate(released_run.cells):
+            client.execute_cell(cell, index)
+        client.nb = filled_run
+        for index, cell in enumerate(filled_run.cells):
+            client.execute_cell(cell, index)
+    return released_run, filled_run
+
+
+@pytest.fixture(scope="module")
+def journey(assignment, tmp_path_factory):
     exercise, solution = _load(assignment)
+    released_run, filled_run = learner_session(exercise, solution, tmp_path_factory.mktemp(assignment))
+    return exercise, solution, released_run, filled_run
+
+
+@pytest.mark.slow
+def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignment, journey):
+    exercise, solution, result, _ = journey
     checks = [i for i, c in enumerate(exercise.cells) if is_self_check(c)]
     assert checks, f"{assignment}: no self-check cell (nbgrader grade cell) in the release"
     assert any(is_answer(c) for c in exercise.cells), f"{assignment}: no answer cell in the release"
     names = names_to_write(solution)
-    result = run(exercise, tmp_path, allow_errors=True)
     unhelpful = {}
     for index in checks:
         cell = result.cells[index]
@@ -134,17 +147,15 @@ def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignm
 
 
 @pytest.mark.slow
-def test_learner_fills_in_the_answers_and_every_self_check_passes(assignment, tmp_path):
-    exercise, solution = _load(assignment)
-    filled = fill_in(exercise, solution)
-    result = run(filled, tmp_path, allow_errors=True)
+def test_learner_fills_in_the_answers_and_every_self_check_passes(assignment, journey):
+    _, _, _, result = journey
     failing = {}
     for cell in result.cells:
         if cell.cell_type != "code":
             continue
         if errors(cell):
             failing[nbgrader(cell).get("grade_id") or cell.source[:60]] = shown(errors(cell)[0])[-800:]
-    assert not failing, f"{assignment}: cells that fail with the answers filled in:\n{failing}"
+    assert not failing, f"{assignment}: cells that fail once the answers are written:\n{failing}"
     for cell in result.cells:
         if is_self_check(cell) and cell.source.lstrip().startswith("# Self-check") and "expect_" in cell.source:
             assert "\u2713" in text_of(cell), f"{nbgrader(cell)['grade_id']}: no tick printed: {text_of(cell)!r}"

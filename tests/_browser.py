@@ -145,12 +145,16 @@ class Browser:
         self._lock = threading.Lock()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            self.call(f"{domain}.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
-                  deviceScaleFactor=1, mobile=False)
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                self.call(f"{domain}.enable", session=True)
+            self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                      deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.close()  # no Chromium left behind when it cannot be driven
+            raise
 
     # -- protocol ----------------------------------------------------------------------------------
     def _read(self):
@@ -279,10 +283,11 @@ class Browser:
         return path
 
     def close(self):
-        try:
-            self.call("Browser.close")
-        except BrowserError:
-            pass
+        if self.process.poll() is None:
+            try:
+                self.call("Browser.close")
+            except (BrowserError, OSError):
+                pass
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -486,3 +486,68 @@ def test_launch_links_open_the_exercise_notebook_itself_only_with_a_repository()
     assert notebook_links.launch_urls(alone, path) == []
     providers = alone.config.html_theme_options["launch_buttons"]
     assert not any(providers.get(key) for key in notebook_links.PROVIDERS), providers
+
+
+FORK_CHAPTER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+# A chapter
+
+```{code-cell} ipython3
+1 + 1
+```
+
+Download the exercise [`ps02_attention.ipynb`](path:../exercises/ps02_attention/ps02_attention.ipynb).
+"""
+
+
+@pytest.mark.slow
+def test_a_fork_with_a_repository_gets_launch_buttons_that_open_chapters_and_exercises(tmp_path):
+    """A strict build of a one-chapter book with this course's launch settings and a repository address."""
+    import subprocess
+    import sys
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = "https://github.com/someone/attention-course"
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "ch02.md").write_text(FORK_CHAPTER)
+    exercise = tmp_path / "exercises" / "ps02_attention" / "ps02_attention.ipynb"
+    exercise.parent.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), exercise)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/ch02\n")
+    sphinx = config["sphinx"]
+    mini = {
+        "title": "fork", "only_build_toc_files": True, "exclude_patterns": ["_build", "exercises", ".*"],
+        "execute": {"execute_notebooks": "off"},
+        "launch_buttons": config["launch_buttons"], "repository": {**config["repository"], "url": repo},
+        "html": {key: config["html"][key] for key in ("use_repository_button", "use_issues_button")},
+        "sphinx": {"recursive_update": sphinx.get("recursive_update", False),
+                   "local_extensions": {"notebook_links": str(ROOT / "book" / "_ext")},
+                   "config": {key: sphinx["config"][key] for key in ("html_theme_options", "html_context")}},
+    }
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(mini))
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", ".", "-W", "-n", "--keep-going"]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0 and "WARNING: " not in log, f"the fork's strict build failed:\n{log[-4000:]}"
+
+    page = (tmp_path / "_build" / "html" / "book" / "ch02.html").read_text(encoding="utf-8")
+    links = set(re.findall(r'href="([^"]+)"', page))
+    assert "../_sources/book/ch02.ipynb" in links, "no .ipynb download of the chapter"
+    assert (tmp_path / "_build" / "html" / "_sources" / "book" / "ch02.ipynb").is_file()
+    assert repo in links, f"no repository button for {repo}"
+    path = "exercises/ps02_attention/ps02_attention.ipynb"
+    binder = f"https://mybinder.org/v2/gh/someone/attention-course/{config['repository'].get('branch', 'main')}?urlpath="
+    assert any(h.startswith(binder) and h.endswith("/book/ch02.md") for h in links), f"no Binder button for the chapter: {links}"
+    assert any(h.startswith(binder) and h.endswith(f"/{path}") for h in links), f"no Binder link for the exercise: {links}"
+    assert any(h.startswith("https://colab.research.google.com/github/someone/attention-course/blob/")
+               and h.endswith(path) for h in links), f"no Colab link for the exercise: {links}"
+    assert not any("colab" in h and h.endswith(".md") for h in links), "Colab offered for a Markdown chapter"
+    assert any("_downloads/" in h and h.endswith("ps02_attention.ipynb") for h in links), "no exercise download"

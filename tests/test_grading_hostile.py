@@ -76,9 +76,12 @@ CASES = {
         "w = torch.zeros(*query.shape[:-1], key.shape[-2]).as_subclass(Liar)\nreturn out, w")),
         2 + 1 + 1, {"test_attention_values": "values differ"}),
     "huge_output": (dict(append=["import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 500_000)"]), 10, {}),
-    "forks_a_busy_child": (dict(append=["import os\nif os.fork() == 0:\n    while True:\n        pass"]), 10, {}),
+    "forks_a_child_that_outlives_it": (dict(append=["import os\nif os.fork() == 0:\n    os.setsid()\n"
+                                                    "    os.execv('/usr/bin/sleep', ['sleep', '987.654'])"]), 10, {}),
     "fork_bomb": (dict(append=["import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"]),
                   0, {"test_masked_softmax": "did not finish running"}),
+    "warns_and_writes_to_stderr": (dict(append=["import sys, warnings\nwarnings.warn('deprecated', DeprecationWarning)\n"
+                                                 "warnings.warn('careful')\nsys.stderr.write('Error: something odd\\n')"]), 10, {}),
     "deleted_test_cells": ("delete_tests", 10, {}),
     "edited_test_cells": ("edit_tests", 10, {}),
 }
@@ -133,7 +136,7 @@ def test_no_worker_process_survives(results):
     if sandbox_mode() == "none":
         pytest.skip("no pid namespace here: forked children are only bounded by RLIMIT_CPU")
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    assert "worker.py" not in ps
+    assert "sleep 987.654" not in ps
 
 
 PROBE = r'''

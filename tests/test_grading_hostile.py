@@ -116,6 +116,8 @@ def results(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_submission_gets_the_right_score(results, name):
+    if name == "imports_the_reference" and sandbox_mode() == "none":
+        pytest.skip("without namespaces the worker can import the installed course package")
     _, score, messages = CASES[name]
     result = results[name]
     details = [(t.name, t.points, t.message) for t in result.tests]

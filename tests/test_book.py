@@ -164,6 +164,9 @@ def test_chapters_end_with_their_exercise():
         last_section = text.rsplit("\n## Exercise\n", 1)[1]
         path = f"exercises/{assignment}/{assignment}.ipynb"
         assert path in last_section, f"book/{chapter}.md: the Exercise section does not name {path}"
+        assert (ROOT / path).is_file(), f"{path} is missing: generate it with `make exercises`"
+        link = f"(path:../{path})"  # a download link: the built book ships the notebook
+        assert link in last_section, f"book/{chapter}.md: no download link {link} in its Exercise section"
         assert "grade" in last_section, f"book/{chapter}.md: the Exercise section does not say what it grades"
 
 

@@ -163,7 +163,7 @@ def read_message(fd: int, deadline: float | None = None, max_blob: int = MAX_BLO
         raise ProtocolError(f"message too large ({json_len} + {blob_len} bytes)")
     try:
         header = json.loads(_read_exact(fd, json_len, deadline))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, absurd nesting
         raise ProtocolError(f"message is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("message header is not a JSON object")

@@ -58,7 +58,7 @@ class Limits:
     tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
     nproc: int = 32  # processes + threads of the worker's uid
     output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
-    max_reply_mb: int = 256
+    max_reply_mb: int = 64
 
 
 class WorkerError(Exception):

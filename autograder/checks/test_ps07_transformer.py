@@ -9,6 +9,7 @@ file (``#| source-from:``); here they run on the reference.
 """
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import torch
@@ -108,6 +109,16 @@ def _twin(submission, seed, **changes):
     return reference, model, call, config
 
 
+def _run(what: str, model, method: str, *args):
+    """Call the learner's model (``method`` "__call__" for forward); name the call in any error."""
+    try:
+        return model(*args) if method == "__call__" else model.method(method, *args)
+    except AssertionError as exc:  # StudentError: the learner's code raised or died
+        text = str(exc)
+        prefix = re.match(r"`?build_transformer`?(\.\w+)?\(\.\.\.\) raised ", text)
+        raise expect.CheckFailed(f"{what} raised {text[prefix.end():]}" if prefix else f"{what}: {text}") from None
+
+
 def _check_logits(submission, seed, **changes):
     reference, model, call, config = _twin(submission, seed, **changes)
     gen = _gen(seed)
@@ -116,11 +127,13 @@ def _check_logits(submission, seed, **changes):
     tgt[:, 0] = BOS_ID
     with torch.no_grad():
         want = reference(src, tgt)
-    expect.tensor(model(src, tgt), want, f"the logits of {call} on src (3, 7) and tgt (3, 6) with padding")
+    got = _run(f"model(src, tgt) of {call}", model, "__call__", src, tgt)
+    expect.tensor(got, want, f"the logits of {call} on src (3, 7) and tgt (3, 6) with padding")
     with torch.no_grad():
         memory = reference.encode(src)
-    expect.tensor(model.method("encode", src), memory, f"{call}.encode(src) (the memory)")
-    expect.tensor(model.method("decode", tgt, memory, src), want, f"{call}.decode(tgt, memory, src)")
+    expect.tensor(_run(f"{call}.encode(src)", model, "encode", src), memory, f"{call}.encode(src) (the memory)")
+    got = _run(f"{call}.decode(tgt, memory, src)", model, "decode", tgt, memory, src)
+    expect.tensor(got, want, f"{call}.decode(tgt, memory, src)")
 
 
 def test_transformer_post_norm(submission):
@@ -141,15 +154,15 @@ def test_transformer_mask_properties(submission):
     gen = _gen(706)
     src = _tokens(gen, [5, 3], 5, config["src_vocab_size"])
     tgt = _tokens(gen, [6, 6], 6, config["tgt_vocab_size"])
-    logits = model(src, tgt)
+    logits = _run(f"model(src, tgt) of {call}", model, "__call__", src, tgt)
     if not isinstance(logits, torch.Tensor):
         raise expect.CheckFailed(f"{call}(src, tgt): expected a tensor of logits, got {expect.describe(logits)}")
     padded = torch.cat([src, torch.zeros(2, 3, dtype=torch.long)], dim=1)
-    expect.tensor(model(padded, tgt), logits, f"{call}: the logits after appending 3 padding tokens to src "
+    expect.tensor(_run(f"model(padded src, tgt) of {call}", model, "__call__", padded, tgt), logits, f"{call}: the logits after appending 3 padding tokens to src "
                                               "(padding must not change anything)")
     changed = tgt.clone()
     changed[:, 4:] = torch.randint(3, config["tgt_vocab_size"], (2, 2), generator=gen)
-    got = model(src, changed)
+    got = _run(f"model(src, changed tgt) of {call}", model, "__call__", src, changed)
     if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(logits.shape):
         got = got[:, :4]
     expect.tensor(got, logits[:, :4], f"{call}: the logits at target positions 0-3 after changing the "

@@ -35,7 +35,9 @@ class Resources(HTMLParser):
         super().__init__()
         self.fetched: list[tuple[str, str]] = []  # (tag, address)
         self.inline_styles: list[str] = []
+        self.inline_scripts: list[str] = []  # bodies of <script> without src (e.g. a loader's address)
         self._in_style = False
+        self._in_script = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -49,14 +51,19 @@ class Resources(HTMLParser):
         if attrs.get("style"):
             self.inline_styles.append(attrs["style"])
         self._in_style = tag == "style"
+        self._in_script = tag == "script" and not attrs.get("src")
 
     def handle_endtag(self, tag):
         if tag == "style":
             self._in_style = False
+        if tag == "script":
+            self._in_script = False
 
     def handle_data(self, data):
         if self._in_style:
             self.inline_styles.append(data)
+        if self._in_script:
+            self.inline_scripts.append(data)
 
 
 def css_network_urls(text: str) -> list[str]:
@@ -96,6 +103,9 @@ def test_no_page_loads_anything_from_the_network(built_book):
                 offending.append(f"{page.relative_to(built_book)}: <{tag}> {address}")
         for style in parser.inline_styles:
             offending += [f"{page.relative_to(built_book)}: inline style url {u}" for u in css_network_urls(style)]
+        for script in parser.inline_scripts:  # e.g. thebe's loader, which jupyter-book adds (book/_ext drops it)
+            offending += [f"{page.relative_to(built_book)}: inline script mentions {u}"
+                          for u in re.findall(r"https?://[^\s\"'`]+", script)]
     for css in sorted((built_book / "_static").rglob("*.css")):
         offending += [f"{css.relative_to(built_book)}: {u}" for u in css_network_urls(css.read_text(encoding="utf-8"))]
     assert not offending, "network resources in the built book:\n" + "\n".join(offending)
@@ -144,6 +154,11 @@ def test_network_detection_catches_cdn_addresses():
                 '<style>@import url("https://fonts.googleapis.com/css2?family=Roboto");</style>')
     remote = [a for _, a in parser.fetched if NETWORK.match(a)]
     assert len(remote) == 3, remote
+    loader = Resources()
+    loader.feed('<script>const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"</script>'
+                '<script src="../_static/local.js"></script>')
+    assert loader.inline_scripts == ['const THEBE_JS_URL = "https://unpkg.com/thebe@0.8.2/lib/index.js"']
+    assert not [a for _, a in loader.fetched if NETWORK.match(a)]
     assert css_network_urls(" ".join(parser.inline_styles)) == ["https://fonts.googleapis.com/css2?family=Roboto"]
     assert css_network_urls("@font-face{src:url(https://x.org/f.woff2)}") == ["https://x.org/f.woff2"]
     assert css_network_urls("a{background:url(\"data:image/svg+xml;xmlns='http://www.w3.org/2000/svg'\")}") == []

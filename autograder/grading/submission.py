@@ -17,6 +17,7 @@ so one bad function costs only the tests that use it.
 from __future__ import annotations
 
 import os
+import re
 
 import nbformat
 
@@ -146,12 +147,14 @@ class Submission:
     def output(self) -> str:
         return self.worker.output if self.worker else ""
 
-    def _hint(self) -> str:
+    def _hint(self, name: str = "") -> str:
+        """Why a name may be missing: preferably the error of the cell that should define it."""
         if not self.cell_errors:
-            return ""
-        first = self.cell_errors[0]
-        more = f" and {len(self.cell_errors) - 1} more" if len(self.cell_errors) > 1 else ""
-        return f" (when the notebook ran, cell {first['cell']} failed with {first['error']}{more})"
+            return " (check the name: it must be spelled exactly like this)"
+        defines = re.compile(rf"^\s*(def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*=", re.M) if name else None
+        cells = {c["index"] for c in self.cells if defines and defines.search(c["source"])}
+        chosen = next((e for e in self.cell_errors if e.get("cell") in cells), self.cell_errors[0])
+        return f" (when the notebook ran, cell {chosen['cell']} failed with {chosen['error']})"
 
     def _call(self, target, args, kwargs, method=None, keep=False, label=None, broken_key=None):
         key = broken_key or (target if isinstance(target, str) else label)
@@ -165,7 +168,7 @@ class Submission:
                 self.broken[key] = str(exc)
             message = str(exc)
             if exc.kind == "missing":
-                message += self._hint()
+                message += self._hint(key if isinstance(key, str) else "")
             elif exc.kind == "raised":
                 message = f"{label} raised {message}"
             raise StudentError(message) from None
@@ -187,4 +190,4 @@ class Submission:
         try:
             return self._worker().get(name)
         except WorkerError as exc:
-            raise StudentError(str(exc) + (self._hint() if exc.kind == "missing" else "")) from None
+            raise StudentError(str(exc) + (self._hint(name) if exc.kind == "missing" else "")) from None

@@ -34,8 +34,10 @@ def with_cells(nb, replace: dict[str, str] | None = None, append: list[str] = ()
         if replace and grade_id in replace:
             cell.source = replace[grade_id]
     for source in append:
-        nb.cells.append(nbformat.v4.new_code_cell(source))
-        nb.nbformat_minor = max(nb.nbformat_minor, 5)  # new cells carry an id
+        cell = nbformat.v4.new_code_cell(source)
+        if nb.nbformat_minor < 5:
+            cell.pop("id", None)  # cell ids exist from nbformat 4.5 on
+        nb.cells.append(cell)
     return nb
 
 

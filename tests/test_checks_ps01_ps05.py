@@ -9,6 +9,7 @@ Each assignment's notebooks are graded once, together, in sandboxed workers.
 from __future__ import annotations
 
 import glob
+import inspect
 import os
 import re
 
@@ -16,7 +17,7 @@ import nbformat
 import pytest
 
 from _grading import ROOT, mutant_header, solved_notebook, with_cells, write
-from autograder import checks
+from autograder import bugs, checks
 from autograder.grading.runner import grade_many
 
 ASSIGNMENTS = [a for a in ("ps04_multihead", "ps05_positional", "ps01_rnn_limits", "ps03_self_attention")
@@ -43,6 +44,27 @@ def replacements(path: str) -> dict[str, str]:
     return sections
 
 
+def catalogued_bugs(path: str) -> list[str]:
+    """Cells to append for ``# appends-bug: <name in autograder.bugs> as <notebook name>`` lines: the
+    catalogued bug itself (one source for the book's appendix, the bug hunt and these mutants),
+    then the rebinding, e.g. ``MultiHeadAttention = mha_wrong_head_split``."""
+    cells = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            match = re.match(r"#\s*appends-bug:\s*(\w+)\s+as\s+(\w+)", line)
+            if match:
+                name, target = match.groups()
+                cells.append(inspect.getsource(bugs.CATALOGUE[name].obj) + f"\n\n{target} = {name}\n")
+    return cells
+
+
+def mutant_cells(assignment: str, path: str):
+    nb = with_cells(solved_notebook(assignment), replace=replacements(path), append=catalogued_bugs(path))
+    for cell in nb.cells:  # the release is nbformat 4.4, whose cells carry no id
+        cell.pop("id", None)
+    return nb
+
+
 CASES = [(a, os.path.basename(m)) for a in ASSIGNMENTS for m in mutants(a)]
 _GRADED: dict[str, dict] = {}
 
@@ -59,8 +81,8 @@ def graded(tmp_path_factory):
                 "solved": write(solved_notebook(assignment), folder / "solved" / notebook),
             }
             for mutant in mutants(assignment):
-                nb = with_cells(solved_notebook(assignment), replace=replacements(mutant))
-                paths[os.path.basename(mutant)] = write(nb, folder / os.path.basename(mutant) / notebook)
+                paths[os.path.basename(mutant)] = write(mutant_cells(assignment, mutant),
+                                                        folder / os.path.basename(mutant) / notebook)
             results = grade_many(assignment, list(paths.values()), jobs=2)
             _GRADED[assignment] = dict(zip(paths, results))
         return _GRADED[assignment]
@@ -86,7 +108,8 @@ def test_every_check_has_a_mutant_and_every_mutant_replaces_an_answer_cell(assig
     caught = set()
     for mutant in mutants(assignment):
         replaced = set(replacements(mutant))
-        assert replaced and replaced <= answers, f"{mutant}: no answer cell {sorted(replaced - answers)}"
+        assert replaced or catalogued_bugs(mutant), f"{mutant}: neither replaces a cell nor appends a bug"
+        assert replaced <= answers, f"{mutant}: no answer cell {sorted(replaced - answers)}"
         caught |= set(mutant_header(mutant)["fails"].split())
     assert caught <= set(checks.load(assignment).POINTS), caught - set(checks.load(assignment).POINTS)
     assert set(checks.load(assignment).POINTS) <= caught, \

@@ -1,17 +1,6 @@
-# fails: test_pe_values test_rotary_values test_rotary_relative
-# bugs.py: pe_integer_division (every pair gets frequency 1); RoPE uses 0..L-1 instead of the positions given
-# replaces: sinusoidal
-def sinusoidal_positional_encoding(max_len, d_model):
-    if d_model % 2 != 0:
-        raise ValueError(f"d_model must be even to pair sines with cosines, got {d_model}")
-    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
-    for pos in range(max_len):
-        for i in range(d_model // 2):
-            angle = pos / 10000 ** (2 * i // d_model)  # BUG: // truncates the exponent to 0
-            pe[pos, 2 * i] = math.sin(angle)
-            pe[pos, 2 * i + 1] = math.cos(angle)
-    return pe.float()
-
+# fails: test_pe_values test_pe_odd_d_model test_rotary_values test_rotary_relative
+# the catalogued pe_integer_division (every pair gets frequency 1, no odd check); RoPE uses 0..L-1 instead of the positions given
+# appends-bug: pe_integer_division as sinusoidal_positional_encoding
 # replaces: rotary
 def rotary_angles(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
     """Angles pos * base^(-2i/dim) of shape (L, dim/2), in float64 for accuracy."""

@@ -1,17 +1,6 @@
-# fails: test_pe_values test_rotary_values test_rotary_relative
-# bugs.py: pe_sin_only; RoPE scaling each pair by cos instead of rotating it (no sine terms)
-# replaces: sinusoidal
-def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
-    if d_model % 2 != 0:
-        raise ValueError(f"d_model must be even to pair sines with cosines, got {d_model}")
-    position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (max_len, 1)
-    two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (d_model/2,)
-    angle = position / torch.pow(10000.0, two_i / d_model)  # (max_len, d_model/2)
-    pe = torch.zeros(max_len, d_model, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(angle)
-    pe[:, 1::2] = torch.sin(angle)
-    return pe.float()
-
+# fails: test_pe_values test_pe_odd_d_model test_rotary_values test_rotary_relative
+# the catalogued pe_sin_only (no odd check); RoPE scaling each pair by cos instead of rotating it (no sine terms)
+# appends-bug: pe_sin_only as sinusoidal_positional_encoding
 # replaces: rotary
 def rotary_angles(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
     """Angles pos * base^(-2i/dim) of shape (L, dim/2), in float64 for accuracy."""

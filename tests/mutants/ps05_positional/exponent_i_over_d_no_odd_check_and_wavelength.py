@@ -1,10 +1,10 @@
-# fails: test_pe_odd_d_model test_slowest_wavelength
-# no ValueError for an odd d_model (a RuntimeError instead); wavelength computed with exponent i/d
+# fails: test_pe_values test_pe_odd_d_model test_slowest_wavelength
+# one misreading of the formula throughout (exponent i/d_model with i the pair index, not 2i/d_model), and no ValueError for an odd d_model (a RuntimeError instead)
 # replaces: sinusoidal
 def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
     position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (max_len, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (d_model/2,)
-    angle = position / torch.pow(10000.0, two_i / d_model)  # (max_len, d_model/2)
+    angle = position / torch.pow(10000.0, (two_i / 2) / d_model)  # i / d_model with i the pair index  # (max_len, d_model/2)
     pe = torch.zeros(max_len, d_model, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle)

@@ -181,9 +181,7 @@ def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path,
     secrets = [os.path.join(ROOT, "autograder", "reference", "attention.py"),
                os.path.join(ROOT, "autograder", "checks", "test_ps02_attention.py"),
                os.path.join(ROOT, "solutions", ASSIGNMENT, ASSIGNMENT + ".ipynb"),
-               str(other_student), "/root/.bash_history"]
-    if mode == "root":  # in a user namespace the worker keeps the grading user's rights on /etc, /usr
-        secrets.append("/etc/shadow")
+               str(other_student), "/root/.bash_history", "/etc/shadow", "/etc/hostname"]
     targets = [str(tmp_path / "pwned"), os.path.join(ROOT, "pwned"), "/usr/pwned", "/etc/pwned"]
     nb = with_cells(solved_notebook(ASSIGNMENT), append=[PROBE % (secrets, targets, str(tmp_path))])
     path = write(nb, tmp_path / "mallory" / "ps02_attention.ipynb")

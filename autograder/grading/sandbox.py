@@ -86,14 +86,17 @@ def _base_env() -> dict:
 
 def _binds() -> list[str]:
     """Paths the worker needs to see (read-only): the system, the interpreter and the venv."""
-    paths = ["/usr", "/etc", "/bin", "/lib", "/lib64", "/lib32", "/sbin",
+    paths = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin",
              "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"]
+    # Of /etc only what the dynamic loader and the C library read: no shadow, no host config.
+    paths += [p for p in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd", "/etc/group",
+                          "/etc/nsswitch.conf", "/etc/localtime", "/etc/hosts", "/etc/mime.types") if os.path.exists(p)]
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                 sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     for prefix in sorted(prefixes):
         real = os.path.realpath(prefix)
         for p in {prefix, real}:
-            if not any(p == b or p.startswith(b.rstrip("/") + "/") for b in paths if not b.startswith("/dev")):
+            if not any(p == b or p.startswith(b.rstrip("/") + "/") for b in paths if not b.startswith(("/dev", "/etc"))):
                 paths.append(p)
     exe = os.path.realpath(sys.executable)
     if not any(exe.startswith(b + "/") for b in paths):

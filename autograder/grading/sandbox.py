@@ -15,7 +15,8 @@ Isolation, strongest first (``sandbox_mode()`` picks the best that works on this
 
 Limits always set by the parent: wall-clock timeouts enforced with SIGKILL of the whole process
 group (and, with a pid namespace, of everything the worker forked), RLIMIT_AS, RLIMIT_CPU,
-RLIMIT_FSIZE, RLIMIT_CORE=0, RLIMIT_NPROC, RLIMIT_NOFILE; output kept up to a cap and ignored.
+RLIMIT_FSIZE, RLIMIT_CORE=0, RLIMIT_NOFILE, RLIMIT_NPROC (as root, where the worker has a uid of its
+own); output kept up to a cap and ignored.
 """
 from __future__ import annotations
 
@@ -186,9 +187,13 @@ class Worker:
     def _preexec(self):
         lim = self.limits
         mem = lim.memory_mb << 20
-        for res, value in ((resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, lim.cpu_s),
-                           (resource.RLIMIT_FSIZE, lim.file_mb << 20), (resource.RLIMIT_CORE, 0),
-                           (resource.RLIMIT_NOFILE, 256), (resource.RLIMIT_NPROC, lim.nproc)):
+        limits = [(resource.RLIMIT_AS, mem), (resource.RLIMIT_CPU, lim.cpu_s),
+                  (resource.RLIMIT_FSIZE, lim.file_mb << 20), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 256)]
+        if os.geteuid() == 0:
+            # Counted per uid: only meaningful when the worker gets a uid of its own (grader as root).
+            # For an ordinary grader it would count all of that user's processes and threads.
+            limits.append((resource.RLIMIT_NPROC, lim.nproc))
+        for res, value in limits:
             resource.setrlimit(res, (value, value))
 
     def start(self) -> None:

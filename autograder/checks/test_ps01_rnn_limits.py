@@ -20,9 +20,10 @@ ASSIGNMENT = "ps01_rnn_limits"
 
 POINTS = {
     "test_gradient_norm_shape": 1,
-    "test_gradient_norm_values": 4,
+    "test_gradient_norm_values": 3,
     "test_rnn_ratio": 2,
     "test_lstm_open_gate_ratio": 2,
+    "test_bottleneck": 1,
     "test_sequential_steps": 1,
 }
 
@@ -104,6 +105,13 @@ def test_rnn_ratio(submission):
 def test_lstm_open_gate_ratio(submission):
     _ratio_check(submission, "lstm_open_gate_ratio_20", "lstm", 3.0,
                  "the gradient norm at distance 20 over distance 0 for the LSTM with forget-gate bias 3")
+
+
+def test_bottleneck(submission):
+    for length, hidden, attention, want in ((10, 64, False, 64), (50, 64, False, 64), (7, 32, True, 224),
+                                            (40, 128, True, 5120), (1, 16, True, 16)):
+        got = submission.call("numbers_about_source", length, hidden, attention)
+        expect.number(got, want, f"numbers_about_source({length}, {hidden}, attention={attention})", atol=0, rtol=0)
 
 
 def test_sequential_steps(submission):

@@ -52,3 +52,22 @@ def test_mutant_fails_its_checks(graded, mutant):
     result = dict(graded[mutant])
     assert not result.pop("__cell_errors__")
     assert all(message for message in result.values()), result
+
+
+
+def test_the_toy_model_cases_cover_every_way_to_stop():
+    """The greedy check's cases include a batch where every row stops early, one where no row
+    produces EOS, and batches where some rows stop and some do not."""
+    import torch
+
+    from autograder.checks.test_ps07_transformer import BOS_ID, EOS_ID, _gen, _tokens, greedy_decode_toy
+
+    gen = _gen(707)
+    kinds = set()
+    for seed, batch, max_len in ((0, 4, 6), (1, 5, 8), (2, 3, 3), (5, 6, 10)):
+        out = greedy_decode_toy(seed, _tokens(gen, [5] * batch, 5, 8), BOS_ID, EOS_ID, max_len)
+        stopped = (out == EOS_ID).any(dim=1)
+        kinds.add("all stop early" if bool(stopped.all()) and out.size(1) < max_len
+                  else "none stops" if not bool(stopped.any()) else "mixed" if not bool(stopped.all()) else "other")
+        assert torch.equal(out[:, :1] == BOS_ID, torch.zeros_like(out[:, :1], dtype=torch.bool))
+    assert {"all stop early", "none stops", "mixed"} <= kinds

@@ -46,3 +46,26 @@ def test_mutant_fails_its_checks(graded, mutant):
     result = dict(graded[mutant])
     assert not result.pop("__cell_errors__")
     assert all(message for message in result.values()), result
+
+
+def test_the_checked_loss_is_the_training_loops():
+    """The loss the checks expect is the one autograder.reference.train computes with F.cross_entropy."""
+    import torch
+    import torch.nn.functional as F
+
+    from autograder.checks.test_ps08_training import label_smoothed_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 7, generator=gen, dtype=torch.float64)
+    target = torch.randint(0, 7, (3, 5), generator=gen)
+    for smoothing in (0.0, 0.1, 0.4):
+        builtin = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=0, label_smoothing=smoothing)
+        torch.testing.assert_close(label_smoothed_cross_entropy(logits, target, 0, smoothing), builtin)
+
+
+def test_the_checked_schedule_is_the_training_loops():
+    from autograder.checks.test_ps08_training import schedule_values
+    from autograder.reference.train import inverse_sqrt_lambda
+
+    assert schedule_values(4, 16)[:5] == [0.25, 0.5, 0.75, 1.0, (4 / 5) ** 0.5]
+    assert schedule_values(30, 100) == [inverse_sqrt_lambda(30)(s) for s in range(100)]

@@ -118,23 +118,31 @@ def reverse_task_batches(n_batches: int, batch_size: int = 32, seed: int = 0, ma
     return batches
 
 
-def train_reverse_task(steps: int = 300, seed: int = 0) -> dict:
-    """Train a small model on the reverse task with your functions; return the losses and the exact
-    match of greedy decoding on 200 new examples."""
-    torch.manual_seed(seed)
-    model = Transformer(TransformerConfig(src_vocab_size=9, tgt_vocab_size=9, d_model=32, num_heads=2,
-                                          num_encoder_layers=1, num_decoder_layers=1, d_ff=64, dropout=0.0,
-                                          max_len=16, pad_id=PAD_ID))
-    optimizer, scheduler = make_optimizer(model, lr=3e-3, warmup=30)
-    losses = [train_step(model, optimizer, scheduler, src, tgt, PAD_ID, smoothing=0.1, clip=1.0)
-              for src, tgt in reverse_task_batches(steps, seed=seed)]
-    (src, tgt), = reverse_task_batches(1, batch_size=200, seed=seed + 1000)
-    out = greedy_decode(model, src, BOS_ID, EOS_ID, max_len=tgt.size(1))  # (200, <= max_len + 2)
+def reverse_task_model() -> nn.Module:
+    """The small model of the reverse task: one encoder and one decoder layer, d_model = 32."""
+    return Transformer(TransformerConfig(src_vocab_size=9, tgt_vocab_size=9, d_model=32, num_heads=2, num_encoder_layers=1,
+                                         num_decoder_layers=1, d_ff=64, dropout=0.0, max_len=16, pad_id=PAD_ID))
+
+
+def reverse_exact_match(model, seed: int = 1000, n: int = 200) -> float:
+    """The fraction of ``n`` new words that greedy decoding reverses exactly."""
+    (src, tgt), = reverse_task_batches(1, batch_size=n, seed=seed)
+    out = greedy_decode(model, src, BOS_ID, EOS_ID, max_len=tgt.size(1))  # (n, <= max_len + 2)
     want = tgt[:, 1:]
     width = max(out.size(1), want.size(1))
     pad = lambda x: torch.cat([x, x.new_full((x.size(0), width - x.size(1)), PAD_ID)], dim=1)  # noqa: E731
-    exact_match = (pad(out) == pad(want)).all(dim=1).double().mean().item()
-    return {"losses": losses, "exact_match": exact_match}
+    return (pad(out) == pad(want)).all(dim=1).double().mean().item()
+
+
+def train_reverse_task(steps: int = 200, seed: int = 0) -> dict:
+    """Train a small model on the reverse task with your functions. Returns the losses, the exact
+    match of greedy decoding on 200 new words, and the trained weights (the grader tests them too)."""
+    torch.manual_seed(seed)
+    model = reverse_task_model()
+    optimizer, scheduler = make_optimizer(model, lr=3e-3, warmup=30)
+    losses = [train_step(model, optimizer, scheduler, src, tgt, PAD_ID, smoothing=0.1, clip=1.0)
+              for src, tgt in reverse_task_batches(steps, seed=seed)]
+    return {"losses": losses, "exact_match": reverse_exact_match(model), "weights": dict(model.state_dict())}
 
 
 # ------------------------------------------------------------------ checks
@@ -195,15 +203,26 @@ def test_train_step(submission):
 
 
 def test_training_run(submission):
-    got = submission.call("train_reverse_task", 300, 0)
-    if not isinstance(got, dict) or not isinstance(got.get("losses"), list) or len(got["losses"]) != 300:
-        raise expect.CheckFailed(f"train_reverse_task(300, 0): expected a dict with 300 losses, got {expect.describe(got)}")
+    steps = 200
+    got = submission.call("train_reverse_task", steps, 0)
+    if not isinstance(got, dict) or not isinstance(got.get("losses"), list) or len(got["losses"]) != steps:
+        raise expect.CheckFailed(f"train_reverse_task({steps}, 0): expected a dict with {steps} losses, got {expect.describe(got)}")
     losses = got["losses"]
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in losses):
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in losses):
         raise expect.CheckFailed("train_reverse_task: some losses are not finite numbers")
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
     expect.true(last < 0.5 * first, f"the training loss did not come down: {first:.3f} over the first 20 steps, "
                                     f"{last:.3f} over the last 20 (it should at least halve)")
-    match = got.get("exact_match")
-    expect.true(isinstance(match, float) and match >= 0.5,
-                f"after 300 steps the model reverses only {match!r} of 200 new words exactly (expected at least 0.5)")
+    # The trained weights are tested here, on new words, by the course's model and decoder.
+    weights = got.get("weights")
+    model = reverse_task_model()
+    if not isinstance(weights, dict) or set(weights) != set(model.state_dict()):
+        raise expect.CheckFailed("train_reverse_task: the trained weights (\"weights\") are missing or do not have the "
+                                 "parameter names of the course's Transformer")
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, TypeError) as exc:
+        raise expect.CheckFailed(f"train_reverse_task: the trained weights do not fit the model: {str(exc)[:300]}") from None
+    match = reverse_exact_match(model, seed=2000)
+    expect.true(match >= 0.5, f"after {steps} steps the trained model reverses {match:.0%} of 200 new words exactly "
+                              "(expected at least 50%)")

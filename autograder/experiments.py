@@ -186,3 +186,17 @@ def machine_description() -> str:
     threads = torch.get_num_threads()
     return (f"{model}, {os.cpu_count()} cores, {threads} PyTorch thread{'s' if threads != 1 else ''}, "
             f"PyTorch {torch.__version__}")
+
+
+def allocated_bytes(fn) -> int:
+    """CPU memory that PyTorch allocates while ``fn()`` runs (without autograd), in bytes.
+
+    Measured by PyTorch's profiler: the sum of every operator's own allocations, whether or not they
+    are freed before the end, so intermediate tensors such as an attention layer's score matrices
+    count. (The profiler's C++ layer may print two lines on stderr; chapters hide them.)
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return int(sum(e.self_cpu_memory_usage for e in prof.events() if e.self_cpu_memory_usage > 0))

@@ -61,3 +61,16 @@ def test_the_book_setting_is_shared():
     """Chapters 1 and 3 both use REVERSE_SETUP; its test lengths must lie inside the training lengths."""
     lo, hi = ex.REVERSE_SETUP["train_lengths"]
     assert all(lo <= L <= hi for L in ex.REVERSE_SETUP["test_lengths"])
+
+
+def test_allocated_bytes_sees_the_score_matrices():
+    """The explicit attention allocates several (L, L) float32 matrices; a fused kernel far less."""
+    from autograder.reference import scaled_dot_product_attention
+
+    L = 512
+    q, k, v = torch.randn(3, 1, 1, L, 16).unbind(0)  # (B, h, L, d)
+    explicit = ex.allocated_bytes(lambda: scaled_dot_product_attention(q, k, v))
+    one_matrix = L * L * 4
+    assert 2 * one_matrix <= explicit <= 6 * one_matrix, explicit / one_matrix
+    fused = ex.allocated_bytes(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+    assert fused < explicit, (fused, explicit)

@@ -209,8 +209,10 @@ def run(args) -> int:
                 gradebook.record(job.student, result)
                 html_path = os.path.join(course, "feedback", job.student, args.assignment, args.assignment + ".html")
                 atomic_write(html_path, feedback.render(job.student, result, job.note))
+                # A grade spoilt by an internal error is recorded but not cached: the next run retries it.
                 atomic_write(os.path.join(state_dir, job.student + ".json"),
-                             json.dumps({"key": key, "note": job.note, "result": result.to_dict()}, indent=1))
+                             json.dumps({"key": "" if result.internal_error else key, "note": job.note,
+                                         "result": result.to_dict()}, indent=1))
                 results[job.student] = result
                 if progress:
                     progress.update(1)
@@ -223,6 +225,10 @@ def run(args) -> int:
                 gradebook.record(student, result)
     csv_path = os.path.join(course, f"grades_{args.assignment}.csv")
     write_csv(csv_path, points, results)
+    retry = sorted(s for s, r in results.items() if r.internal_error)
+    if retry:
+        print(f"warning: internal errors (not the learners' fault) for {', '.join(retry)}: run the same command "
+              "again to grade them again; details in .autograder/ state files", file=sys.stderr)
     if not args.quiet:
         total = sum(points.values())
         for student in sorted(results):

@@ -34,6 +34,11 @@ class GradeResult:
     seconds: float = 0.0
 
     @property
+    def internal_error(self) -> bool:
+        """Some check could not be run for reasons that are not the learner's: do not keep this grade."""
+        return any(t.internal_error for t in self.tests)
+
+    @property
     def score(self) -> float:
         return sum(t.points for t in self.tests)
 
@@ -74,6 +79,9 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
             else:
                 result.tests.append(TestResult(name, max_points, max_points, True))
     finally:
+        if submission.infrastructure_error:
+            for test in result.tests:
+                test.internal_error = True
         result.notebook_errors = submission.cell_errors
         result.fatal = submission.unreadable or submission.fatal
         result.output = (submission.output + result.output)[-20000:]

@@ -172,6 +172,7 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.cell_errors: list[dict] = []
         self.dead: str | None = None  # why the worker can no longer answer
+        self.boot_failed = False  # the grader's fault (overload, broken sandbox), not the learner's
         self._output = bytearray()
         self._output_dropped = 0
         self._tmp: str | None = None
@@ -241,11 +242,13 @@ class Worker:
                 raise protocol.ProtocolError("unexpected message while the notebook ran")
         except TimeoutError:
             if not booted:
+                self.boot_failed = True
                 self._fail(f"the grading worker did not start within {self.limits.boot_s:g} s (not your fault: the machine is overloaded)")
                 return
             self._fail(f"the notebook did not finish running within {self.limits.startup_s:g} s"
                        + (f" (it was still running cell {current}: an infinite loop?)" if current is not None else ""))
         except (EOFError, BrokenPipeError, protocol.ProtocolError, OSError) as exc:
+            self.boot_failed = not booted
             self._fail(self._ended("while the notebook ran" + (f" (cell {current})" if current is not None else ""), exc))
 
     def _drain_output(self):

@@ -101,6 +101,7 @@ class Submission:
         self.restarts = 0
         self.cell_errors: list[dict] = []
         self.fatal: str | None = None  # the notebook itself cannot run: every call fails
+        self.infrastructure_error = False  # the worker itself could not start: grade again later
 
     @classmethod
     def from_notebook(cls, path: str, skip_grade_ids=frozenset(), limits: Limits | None = None, mode: str | None = None):
@@ -125,9 +126,13 @@ class Submission:
                 raise StudentError(self.fatal)
             self.restarts += 1
         self.worker = Worker(self.cells, self.limits, mode=self.mode)
-        self.worker.start()
+        try:
+            self.worker.start()
+        except OSError as exc:  # cannot even start a process: the grader's problem
+            self.worker.dead, self.worker.boot_failed = f"the grading worker could not start ({exc})", True
         if self.worker.dead:
             self.fatal = self.worker.dead
+            self.infrastructure_error = self.worker.boot_failed
             raise StudentError(self.fatal)
         self.cell_errors = self.worker.cell_errors
         return self.worker

@@ -49,7 +49,9 @@ def mutant_notebook(assignment: str, mutant: dict, folder, name: str, drop: tupl
 
 
 def run_checks(assignment: str, notebook: str, tests=None) -> dict[str, str | None]:
-    """{check: None if it passed, else its message}. A check that errors (not AssertionError) raises."""
+    """{check: None if it passed, else its message}. A check that errors (not AssertionError) raises,
+    and so does a notebook the worker could not run at all (a timeout or a crash while starting), so
+    that a mutant cannot "fail its checks" for that reason."""
     module = checks.load(assignment)
     tests = list(module.POINTS) if tests is None else tests
     submission = Submission.from_notebook(notebook, skip_grade_ids=set(module.POINTS),
@@ -63,6 +65,8 @@ def run_checks(assignment: str, notebook: str, tests=None) -> dict[str, str | No
             except AssertionError as exc:
                 results[test] = str(exc) or "(no message)"
         results["__cell_errors__"] = submission.cell_errors
+        if submission.fatal:  # the worker never ran the notebook: no check result above means anything
+            raise RuntimeError(f"{notebook}: the worker could not run the notebook: {submission.fatal}")
     finally:
         submission.close()
     return results

@@ -74,6 +74,8 @@ def test_presets_set_defaults_and_flags_win():
     assert (a.d_model, a.num_heads, a.num_encoder_layers, a.d_ff) == (512, 8, 6, 2048)
     assert T.parse_args(["--preset", "base", "--d-model", "256"]).d_model == 256
     assert T.parse_args([]).preset == "cpu-small"
+    c = T.parse_args(["--preset", "cpu-small-char"])
+    assert (c.tokenizer, c.positional, c.d_model, c.batch_size) == ("char", "rotary", 64, 64)
 
 
 def error_of(capsys, argv):

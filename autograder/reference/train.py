@@ -43,6 +43,9 @@ PRESETS = {
         batch_size=64, lr=2e-3, warmup=200, weight_decay=0.01, clip=1.0,
         steps=100_000, time_budget=300.0, n_train=200_000,
     ),
+    # Characters and rotary positions: slower to 99 % than the BPE preset, but it reads month names it has
+    # never seen far better (held-out locales 82 % against 55 %): benchmarks/results/train_dates_char_rotary.json.
+    "cpu-small-char": None,  # filled in below from cpu-small
     # The paper's base model (65 M parameters with its vocabulary), for a GPU.
     "base": dict(
         tokenizer="bpe", bpe_vocab_size=8000, shared_vocab=True, tie_embeddings=True,
@@ -52,6 +55,10 @@ PRESETS = {
         steps=100_000, time_budget=0.0, n_train=1_000_000,
     ),
 }
+
+
+PRESETS["cpu-small-char"] = dict(PRESETS["cpu-small"], tokenizer="char", shared_vocab=False, tie_embeddings=False,
+                                 positional="rotary", d_model=64, d_ff=256, lr=3e-3)
 
 
 class TrainError(Exception):

@@ -3,7 +3,7 @@
 The book shows it, the solutions are filled from it, the checks compare learners' code with it,
 and ``tests/`` prove it equal to PyTorch's built-in modules.
 """
-from .attention import AdditiveAttention, masked_softmax, scaled_dot_product_attention
+from .attention import AdditiveAttention, SelfAttention, masked_softmax, scaled_dot_product_attention
 from .decoding import beam_search, greedy_decode, length_penalty_gnmt, trim_after_eos
 from .multihead import MultiHeadAttention
 from .positional import (
@@ -25,7 +25,7 @@ from .transformer import (
 )
 
 __all__ = [
-    "AdditiveAttention", "masked_softmax", "scaled_dot_product_attention",
+    "AdditiveAttention", "SelfAttention", "masked_softmax", "scaled_dot_product_attention",
     "beam_search", "greedy_decode", "length_penalty_gnmt", "trim_after_eos",
     "MultiHeadAttention",
     "LearnedPositionalEmbedding", "PositionalEncoding", "RotaryEmbedding", "apply_rotary",

@@ -65,6 +65,26 @@ def scaled_dot_product_attention(
     return output, weights
 
 
+class SelfAttention(nn.Module):
+    """Single-head self-attention: Q, K and V are three projections of the same sequence x.
+
+    x (B, L, d_model) -> output (B, L, d_v) and weights (B, L, L); ``d_v`` defaults to ``d_k``.
+    Multi-head attention (``MultiHeadAttention``) runs several of these side by side.
+    """
+
+    def __init__(self, d_model: int, d_k: int, d_v: int | None = None):
+        """Three bias-free projections w_q, w_k (d_model -> d_k) and w_v (d_model -> d_v, default d_k)."""
+        super().__init__()
+        self.w_q = nn.Linear(d_model, d_k, bias=False)
+        self.w_k = nn.Linear(d_model, d_k, bias=False)
+        self.w_v = nn.Linear(d_model, d_k if d_v is None else d_v, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        """x (B, L, d_model), mask boolean broadcastable to (B, L, L) -> ((B, L, d_v), (B, L, L))."""
+        q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)  # (B, L, d_k), (B, L, d_k), (B, L, d_v)
+        return scaled_dot_product_attention(q, k, v, mask)  # (B, L, d_v), (B, L, L)
+
+
 class AdditiveAttention(nn.Module):
     """Bahdanau (additive) attention: score(q, k) = v^T tanh(W_q q + W_k k)."""
 

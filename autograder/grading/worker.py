@@ -55,6 +55,12 @@ def build_root(cfg: dict) -> None:
     root = cfg["root"]
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    # The private /tmp and /sandbox first: a venv that lives under /tmp (a CI clone, say) is then
+    # bound inside the new /tmp instead of being hidden by it.
+    for name, mode in (("sandbox", 0o777), ("tmp", 0o1777)):
+        os.makedirs(f"{root}/{name}", exist_ok=True)
+        _mount(libc, "tmpfs", f"{root}/{name}", "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={cfg['tmpfs_mb']}m,mode={mode:o}")
     for path in cfg["binds"]:
         if os.path.islink(path) and os.path.dirname(path) == "/":
             # /lib -> usr/lib style links at the top level: recreate the link.
@@ -76,10 +82,6 @@ def build_root(cfg: dict) -> None:
     for path in cfg["hide"]:
         if os.path.isdir(root + path):
             _mount(libc, "tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")
-    for name, mode in (("sandbox", 0o777), ("tmp", 0o1777)):
-        os.makedirs(f"{root}/{name}", exist_ok=True)
-        _mount(libc, "tmpfs", f"{root}/{name}", "tmpfs", MS_NOSUID | MS_NODEV,
-               f"size={cfg['tmpfs_mb']}m,mode={mode:o}")
     os.makedirs(f"{root}/proc", exist_ok=True)
     _mount(libc, "proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     old = f"{root}/.oldroot"

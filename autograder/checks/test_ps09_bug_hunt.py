@@ -6,6 +6,8 @@ The snippets of the notebook are anonymous copies of entries of ``autograder.bug
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from autograder import bugs
@@ -76,9 +78,24 @@ def test_mha_diagnosis(submission):
                                      "unused_weight_snippet": "mha_key_from_value_projection"})
 
 
+def _mha_as_after_manual_seed(d_model: int, num_heads: int, seed: int) -> MultiHeadAttention:
+    """``torch.manual_seed(seed); MultiHeadAttention(d_model, num_heads)``, without the global generator.
+
+    The grader checks several submissions at once in threads of one process, which share torch's
+    global generator; a generator of our own replays nn.Linear's initialisation exactly.
+    """
+    module = MultiHeadAttention(d_model, num_heads)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for linear in (module.w_q, module.w_k, module.w_v, module.w_o):  # the order __init__ creates them
+            torch.nn.init.kaiming_uniform_(linear.weight, a=math.sqrt(5), generator=gen)  # nn.Linear's default
+            bound = 1 / math.sqrt(linear.in_features)
+            linear.bias.uniform_(-bound, bound, generator=gen)
+    return module
+
+
 def test_mha_head_split_difference(submission):
-    torch.manual_seed(0)
-    correct = MultiHeadAttention(16, 4).double()
+    correct = _mha_as_after_manual_seed(16, 4, seed=0).double()  # the notebook's torch.manual_seed(0) model
     x = torch.randn(1, 6, 16, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     wrong = bugs.mha_wrong_head_split(16, 4).double()
     wrong.load_state_dict(correct.state_dict())

@@ -28,9 +28,12 @@ exercises: venv
 test: venv
 	$(BIN)/python -m pytest
 
-## Open the exercises in JupyterLab.
+## Open your copy of the exercises in JupyterLab: work/ gets a copy of each exercise not there yet,
+## so regenerating exercises/ never touches your answers.
 lab: venv
-	cd exercises && ../$(BIN)/jupyter lab
+	@mkdir -p work
+	@for d in exercises/ps*/; do n=$$(basename $$d); [ -e work/$$n ] || cp -r $$d work/$$n; done
+	cd work && ../$(BIN)/jupyter lab
 
 clean:
 	rm -rf _build .pytest_cache

@@ -54,6 +54,8 @@ def submitted(tmp_path):
     a missing notebook, and a file that is not a notebook."""
     root = tmp_path / "submitted"
     write(solved_notebook(ASSIGNMENT), root / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    (root / "alice" / ASSIGNMENT / "timestamp.txt").write_text("2026-11-25 10:00:00.000000 UTC")
+    (root / "alice" / ASSIGNMENT / "submission_secret.txt").write_text("s3cr3t")
     (root / "bob" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(RELEASE, root / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     write(solved_notebook(ASSIGNMENT), root / "carol" / ASSIGNMENT / "my attention (1).ipynb")
@@ -77,6 +79,11 @@ def test_grades_a_submitted_tree_then_regrades_only_what_changed(submitted, tmp_
     assert "should be named ps02_attention.ipynb" in pages["carol"]
     assert "no notebook found" in pages["dave"]
     assert "not a readable Jupyter notebook" in pages["erin"]
+    # `nbgrader release_feedback` needs the submission's timestamp and secret beside the feedback.
+    alice = course / "feedback" / "alice" / ASSIGNMENT
+    assert (alice / "timestamp.txt").read_text() == "2026-11-25 10:00:00.000000 UTC"
+    assert (alice / "submission_secret.txt").read_text() == "s3cr3t"
+    assert not (course / "feedback" / "bob" / ASSIGNMENT / "timestamp.txt").exists()
     for page in pages.values():
         assert "<script" not in page and "http" not in page  # nothing loaded from a CDN
         assert "run_check" not in page and "_qkv" not in page and "manual_seed" not in page

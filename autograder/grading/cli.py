@@ -39,6 +39,10 @@ class Job:
     student: str
     notebook: str | None  # None: nothing gradable was found
     note: str | None = None  # e.g. "graded `copy.ipynb` (expected ps02_attention.ipynb)"
+    submitted_folder: str | None = None  # submitted/<student>/<assignment>/ of an nbgrader exchange
+
+# What `nbgrader release_feedback` needs beside the feedback HTML, copied from the submission.
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
 def atomic_write(path: str, text: str) -> None:
@@ -80,7 +84,7 @@ def collect(assignment: str, paths: list[str], submitted: str | None) -> list[Jo
                 target = os.path.join(folder, assignment)
                 notebook, note = find_notebook(target, assignment) if os.path.isdir(target) else (
                     None, f"no {assignment} folder in the submission")
-                jobs.append(Job(student, notebook, note))
+                jobs.append(Job(student, notebook, note, target if os.path.isdir(target) else None))
     for path in paths:
         if os.path.isfile(path):
             stem = os.path.splitext(os.path.basename(path))[0]
@@ -209,6 +213,11 @@ def run(args) -> int:
                 gradebook.record(job.student, result)
                 html_path = os.path.join(course, "feedback", job.student, args.assignment, args.assignment + ".html")
                 atomic_write(html_path, feedback.render(job.student, result, job.note))
+                for name in EXCHANGE_FILES if job.submitted_folder else ():
+                    source = os.path.join(job.submitted_folder, name)
+                    if os.path.isfile(source) and not os.path.islink(source) and os.path.getsize(source) < 4096:
+                        with open(source, encoding="utf-8", errors="replace") as f:
+                            atomic_write(os.path.join(os.path.dirname(html_path), name), f.read())
                 # A grade spoilt by an internal error is recorded but not cached: the next run retries it.
                 atomic_write(os.path.join(state_dir, job.student + ".json"),
                              json.dumps({"key": "" if result.internal_error else key, "note": job.note,

@@ -1,0 +1,38 @@
+"""The GPU throughput benchmark runs end to end (CPU smoke size) and refuses a missing GPU clearly."""
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_throughput.py"
+
+
+def run(argv):
+    old = sys.argv
+    sys.argv = [str(SCRIPT), *argv]
+    try:
+        return runpy.run_path(str(SCRIPT), run_name="__main__")
+    finally:
+        sys.argv = old
+
+
+def test_cpu_smoke_run_writes_throughput_and_mfu(tmp_path):
+    out = tmp_path / "gpu.json"
+    run(["--device", "cpu", "--size", "tiny", "--no-compile", "--steps", "1", "--warmup", "0", "--out", str(out)])
+    data = json.loads(out.read_text())
+    rows = {(r["model"], r["amp"]): r for r in data["results"]}
+    assert set(rows) == {("ours", "fp32"), ("ours", "bf16"), ("torch", "fp32"), ("torch", "bf16")}
+    for r in rows.values():
+        assert r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1
+    # the same model size on both sides: the FLOP counts of the fp32 variants agree within 1 %
+    assert rows["ours", "fp32"]["flops_per_step"] == pytest.approx(rows["torch", "fp32"]["flops_per_step"], rel=0.01)
+    assert data["summary"]["ours_fast_mfu"] == rows["ours", "bf16"]["mfu"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no GPU is visible"):
+        run(["--device", "cuda", "--out", str(tmp_path / "x.json")])

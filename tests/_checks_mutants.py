@@ -13,6 +13,8 @@ import inspect
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from _grading import ROOT, mutant_header, solved_notebook, with_cells, write
 from autograder import bugs, checks
 from autograder.grading.submission import Submission
@@ -93,3 +95,45 @@ def points_of_source(assignment: str) -> dict[str, float]:
     nb = nbformat.read(os.path.join(ROOT, "solutions", assignment, assignment + ".ipynb"), as_version=4)
     return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
             for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+
+
+def assignment_tests(assignment: str, mutants: dict[str, dict], release_messages: dict[str, str],
+                     drop: tuple[str, ...] = ()) -> dict:
+    """The tests every assignment's suite shares, for a test module to take into its globals:
+    the points table matches the source, the solution passes every check, the blank release fails
+    every check (with ``release_messages[check]`` in its message), every check is caught by some
+    mutant, and each mutant fails exactly the checks it lists. Also the module-scoped ``graded`` fixture."""
+
+    @pytest.fixture(scope="module")
+    def graded(tmp_path_factory):
+        return grade_all(assignment, mutants, tmp_path_factory.mktemp(assignment), drop=drop)
+
+    def test_points_table_matches_the_source_notebook():
+        assert points_of_source(assignment) == checks.load(assignment).POINTS
+
+    def test_solution_passes_every_check(graded):
+        result = dict(graded["solved"])
+        assert not result.pop("__cell_errors__")
+        assert all(message is None for message in result.values()), result
+
+    def test_release_fails_every_check_with_clear_messages(graded):
+        result = dict(graded["release"])
+        result.pop("__cell_errors__")
+        assert all(message is not None for message in result.values()), result
+        for check, text in release_messages.items():
+            assert text in result[check], (check, result[check])
+
+    def test_every_check_is_failed_by_some_mutant():
+        caught = {test for mutant in mutants.values() for test in mutant["fails"]}
+        assert caught == set(checks.load(assignment).POINTS)
+
+    @pytest.mark.parametrize("mutant", sorted(mutants))
+    def test_mutant_fails_its_checks(graded, mutant):
+        result = dict(graded[mutant])
+        assert not result.pop("__cell_errors__")
+        assert all(message for message in result.values()), result
+
+    return {f.__name__: f for f in (test_points_table_matches_the_source_notebook, test_solution_passes_every_check,
+                                    test_release_fails_every_check_with_clear_messages,
+                                    test_every_check_is_failed_by_some_mutant, test_mutant_fails_its_checks)} | {
+        "graded": graded}

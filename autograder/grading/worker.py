@@ -20,6 +20,7 @@ before the sandbox hides it).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import ctypes
 import json
 import os
@@ -79,6 +80,14 @@ def build_root(cfg: dict) -> None:
         if not path.startswith("/dev/"):
             flags |= MS_NODEV
         _mount(libc, None, target, None, flags)
+    # Folders made inside the private /tmp or /sandbox to hold a bind (a venv under /tmp): read-only,
+    # so the notebook cannot write beside what looks like a host path, even in its own tmpfs.
+    for path in cfg["binds"]:
+        parent = os.path.dirname(path)
+        while parent.count("/") > 1 and parent.split("/")[1] in ("tmp", "sandbox"):
+            with contextlib.suppress(OSError):  # a folder inside another (read-only) bind is read-only already
+                os.chmod(root + parent, 0o555)
+            parent = os.path.dirname(parent)
     for path in cfg["hide"]:
         if os.path.isdir(root + path):
             _mount(libc, "tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")

@@ -22,7 +22,7 @@ book: venv exercises
 
 ## Generate exercises/ from solutions/ with nbgrader.
 exercises: venv
-	$(BIN)/python -m autograder.release
+	$(BIN)/python -m attnlab.course.release
 
 ## Run every test (the project's own, the checks against reference and mutants, the book build).
 test: venv

@@ -1,4 +1,4 @@
-"""nbgrader configuration of the course (see autograder/release.py and autograder/grading/)."""
+"""nbgrader configuration of the course (see attnlab/course/release.py and autograder/grading/)."""
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
 c.CourseDirectory.course_id = "attention-from-scratch"

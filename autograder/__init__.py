@@ -1,1 +1,2 @@
-"""Attention and Transformers, from scratch: reference implementation, checks and grading CLI."""
+"""The grader of the course "Attention and Transformers, from scratch": checks (``checks``), the
+sandboxed grading of a class (``grading``, ``python -m autograder grade``) and their wire format (``protocol``)."""

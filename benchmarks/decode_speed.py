@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from autograder.reference import Transformer, TransformerConfig, greedy_decode
+from attnlab import Transformer, TransformerConfig, greedy_decode
 
 
 def best_time(fn, repeats):

@@ -29,7 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from step_time import TorchTransformerWithOurEmbeddings  # noqa: E402
 
-from autograder.reference import Transformer, TransformerConfig  # noqa: E402
+from attnlab import Transformer, TransformerConfig  # noqa: E402
 
 SIZES = {  # name: (d_model, heads, layers, d_ff, vocab, batch, src_len, tgt_len)
     "tiny": (64, 4, 2, 256, 500, 8, 16, 16),

@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn as nn
 
-from autograder.reference import Transformer, TransformerConfig, causal_mask
+from attnlab import Transformer, TransformerConfig, causal_mask
 
 SIZES = {  # name: (d_model, heads, layers, d_ff, batch, src_len, tgt_len)
     "tiny": (64, 4, 2, 256, 64, 24, 12),

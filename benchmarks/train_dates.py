@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/train_dates.py [--budget 300] [--threads 2] [--clock wall] [--tag NAME] [-- TRAIN FLAGS]
 
-Trains with ``python -m autograder.reference.train --task dates --preset cpu-small`` (flags after ``--``
+Trains with ``python -m attnlab.train --task dates --preset cpu-small`` (flags after ``--``
 are passed on, for ablations), evaluates greedy exact match on (the first --eval-limit examples of) the
 test split every --eval-every seconds of training, and writes ``benchmarks/results/train_dates[_TAG].json``
 with the time to 95 %, 99 % and 99.5 %, the exact match at the end of the budget on the whole test
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from autograder.reference import train as T
+from attnlab.train import loop as T
 
 
 def first_time(evals, threshold, key):
@@ -64,7 +64,7 @@ def main(argv=None):
     result = {
         "goal": ">= 99 % greedy exact match on the dates test split in <= 5 minutes of training on 2 CPU cores",
         "command": "python benchmarks/train_dates.py " + " ".join(map(shlex.quote, argv)),
-        "train_command": "python -m autograder.reference.train " + " ".join(map(shlex.quote, train_argv)),
+        "train_command": "python -m attnlab.train " + " ".join(map(shlex.quote, train_argv)),
         "clock": a.clock, "budget_seconds": a.budget, "threads": a.threads,
         "steps": m["steps"], "train_wall_seconds": m["train_seconds"], "train_cpu_seconds": m["cpu_seconds"],
         "seconds_to": {f"{int(100 * t) if t != 0.995 else 99.5}%": {k: first_time(evals, t, k) for k in

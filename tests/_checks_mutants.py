@@ -1,7 +1,7 @@
 """Shared by tests/test_checks_ps06..ps09: grade the source, the release and mutants of one assignment.
 
 A mutant is the solved notebook with one change: a solution cell replaced (``# replaces: grade_id``)
-or a cell appended after all the others (``# appends: yes``), e.g. a class from ``autograder.bugs``
+or a cell appended after all the others (``# appends: yes``), e.g. a class from ``attnlab.course.bugs``
 followed by ``DecoderLayer = decoder_layer_no_residual``. ``# fails:`` lists the checks it must fail.
 Mutants are graded against only the checks they must fail (the solution shows that every check
 passes on correct code), which keeps the suite fast.
@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from _grading import ROOT, mutant_header, solved_notebook, with_cells, write
-from autograder import bugs, checks
+from attnlab.course import bugs
+from autograder import checks
 from autograder.grading.submission import Submission
 
 
@@ -31,7 +32,7 @@ def file_mutants(assignment: str) -> dict[str, dict]:
 
 
 def bug_mutant(bug_name: str, rebind: str, fails: list[str]) -> dict:
-    """A mutant that appends a catalogued bug from autograder.bugs and puts it in place of ``rebind``."""
+    """A mutant that appends a catalogued bug from attnlab.course.bugs and puts it in place of ``rebind``."""
     code = inspect.getsource(bugs.CATALOGUE[bug_name].obj) + f"\n\n{rebind} = {bug_name}\n"
     return {"code": code, "replaces": None, "fails": fails}
 

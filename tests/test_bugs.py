@@ -1,7 +1,7 @@
 """Every catalogued bug is catchable: it differs measurably from the reference, and its symptom shows.
 
 Two kinds of test:
-- one generic test per bug: on the small float64 input of :func:`autograder.bugs.measure`, the bug's
+- one generic test per bug: on the small float64 input of :func:`attnlab.course.bugs.measure`, the bug's
   output differs from the reference's by more than 1e-3 (or the bug raises the exception it is
   catalogued with); the same runner gives exactly 0 when the "bug" is the reference itself, so the
   generic test compares like with like;
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder import bugs
-from autograder.reference import (
+from attnlab.course import bugs
+from attnlab import (
     DecoderLayer,
     EncoderLayer,
     MultiHeadAttention,
@@ -65,7 +65,7 @@ def test_bugs_module_imports_only_the_reference_and_torch():
     tree = ast.parse(BUGS_FILE.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            assert node.module == "__future__" or node.module.startswith("autograder.reference") \
+            assert node.module == "__future__" or node.module.startswith("attnlab") \
                 or node.module == "dataclasses", node.module
         elif isinstance(node, ast.Import):
             allowed = ("contextlib", "importlib", "math", "torch")

@@ -17,7 +17,8 @@ import nbformat
 import pytest
 
 from _grading import ROOT, mutant_header, solved_notebook, with_cells, write
-from autograder import bugs, checks
+from attnlab.course import bugs
+from autograder import checks
 from autograder.grading.runner import grade_many
 
 ASSIGNMENTS = [a for a in ("ps04_multihead", "ps05_positional", "ps01_rnn_limits", "ps03_self_attention")
@@ -45,7 +46,7 @@ def replacements(path: str) -> dict[str, str]:
 
 
 def catalogued_bugs(path: str) -> list[str]:
-    """Cells to append for ``# appends-bug: <name in autograder.bugs> as <notebook name>`` lines: the
+    """Cells to append for ``# appends-bug: <name in attnlab.course.bugs> as <notebook name>`` lines: the
     catalogued bug itself (one source for the book's appendix, the bug hunt and these mutants),
     then the rebinding, e.g. ``MultiHeadAttention = mha_wrong_head_split``."""
     cells = []

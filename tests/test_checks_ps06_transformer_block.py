@@ -1,6 +1,6 @@
 """ps06_transformer_block through the sandboxed worker: the solution passes every check, the release
 none, and each mutant (hand-written ones in tests/mutants/ps06_transformer_block/ and the layer bugs
-of autograder.bugs) fails exactly the checks it must."""
+of attnlab.course.bugs) fails exactly the checks it must."""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,5 @@
 """ps07_transformer through the sandboxed worker: the solution passes every check, the release none,
-and each mutant (tests/mutants/ps07_transformer/ and the whole-model bugs of autograder.bugs) fails
+and each mutant (tests/mutants/ps07_transformer/ and the whole-model bugs of attnlab.course.bugs) fails
 exactly the checks it must."""
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ globals().update(assignment_tests(ASSIGNMENT, MUTANTS, RELEASE_MESSAGES, drop=('
 
 
 def test_the_checked_loss_is_the_training_loops():
-    """The loss the checks expect is the one autograder.reference.train computes with F.cross_entropy."""
+    """The loss the checks expect is the one attnlab.train.loop computes with F.cross_entropy."""
     import torch
     import torch.nn.functional as F
 
@@ -34,7 +34,7 @@ def test_the_checked_loss_is_the_training_loops():
 
 def test_the_checked_schedule_is_the_training_loops():
     from autograder.checks.test_ps08_training import schedule_values
-    from autograder.reference.train import inverse_sqrt_lambda
+    from attnlab.train.loop import inverse_sqrt_lambda
 
     assert schedule_values(4, 16)[:5] == [0.25, 0.5, 0.75, 1.0, (4 / 5) ** 0.5]
     assert schedule_values(30, 100) == [inverse_sqrt_lambda(30)(s) for s in range(100)]

@@ -1,6 +1,6 @@
 """ps09_bug_hunt through the sandboxed worker: the solution passes every check, the release none,
 each mutant (tests/mutants/ps09_bug_hunt/) fails exactly the checks it must; and the snippets the
-notebook shows are the anonymous bugs of autograder.bugs the checks assume."""
+notebook shows are the anonymous bugs of attnlab.course.bugs the checks assume."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,9 @@ import nbformat
 import pytest
 
 from _checks_mutants import ROOT, assignment_tests, file_mutants
-from autograder import bugs, checks
-from autograder.release import snippet_source
+from attnlab.course import bugs
+from autograder import checks
+from attnlab.course.release import snippet_source
 
 ASSIGNMENT = "ps09_bug_hunt"
 MUTANTS = file_mutants(ASSIGNMENT)

@@ -4,7 +4,7 @@ import datetime
 import pytest
 import torch
 
-from autograder.reference import data as D
+from attnlab.train import data as D
 
 
 @pytest.mark.parametrize("task,fn", [("copy", lambda s: s), ("reverse", lambda s: s[::-1]),

@@ -22,11 +22,11 @@ def test_ddp_two_processes_equal_one(tmp_path):
     args = TINY + ["--steps", "15", "--device", "cpu", "--beam-limit", "0", "--dropout", "0.0"]
     single = tmp_path / "single"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "autograder.reference.train", *args, "--out", str(single)],
+    subprocess.run([sys.executable, "-m", "attnlab.train.loop", *args, "--out", str(single)],
                    check=True, env=env, capture_output=True)
     ddp = tmp_path / "ddp"
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        "-m", "autograder.reference.train", *args, "--out", str(ddp)],
+                        "-m", "attnlab.train.loop", *args, "--out", str(ddp)],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     a = torch.load(single / "checkpoint.pt", weights_only=False)

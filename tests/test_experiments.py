@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import experiments as ex
+from attnlab.course import experiments as ex
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +65,7 @@ def test_the_book_setting_is_shared():
 
 def test_allocated_bytes_sees_the_score_matrices():
     """The explicit attention allocates several (L, L) float32 matrices; a fused kernel far less."""
-    from autograder.reference import scaled_dot_product_attention
+    from attnlab import scaled_dot_product_attention
 
     L = 512
     q, k, v = torch.randn(3, 1, 1, L, 16).unbind(0)  # (B, h, L, d)

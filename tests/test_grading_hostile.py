@@ -56,9 +56,17 @@ CASES = {
     "os_exit_in_function": (dict(replace=attention("import os\nos._exit(3)")), 3, {"test_attention_shapes": "exit code 3"}),
     "segfault_in_function": (dict(replace=attention("import ctypes\nctypes.string_at(0)")),
                              3, {"test_attention_shapes": "segmentation fault"}),
-    "imports_the_reference": (dict(replace={"scaled_dot_product_attention":
-                                            "from autograder.reference import scaled_dot_product_attention"}),
-                              3, {"test_attention_values": "No module named 'autograder'"}),
+    # Every course package is hidden from the worker: the library, its helpers and the grader.
+    "imports_the_library": (dict(replace={"scaled_dot_product_attention":
+                                          "from attnlab import scaled_dot_product_attention"}),
+                            3, {"test_attention_values": "No module named 'attnlab'"}),
+    "imports_the_course_helpers": (dict(replace={"scaled_dot_product_attention":
+                                                 "from attnlab.course.bugs import scaled_dot_product_attention"}),
+                                   3, {"test_attention_values": "No module named 'attnlab'"}),
+    "imports_the_grader": (dict(replace={"scaled_dot_product_attention":
+                                         "from autograder.checks.test_ps02_attention import ref\n"
+                                         "scaled_dot_product_attention = ref.scaled_dot_product_attention"}),
+                           3, {"test_attention_values": "No module named 'autograder'"}),
     "patches_torch_and_checks": (dict(replace={"scaled_dot_product_attention": NO_SCALING}, append=[
         "import torch, builtins\ntorch.allclose = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None\n"
         "torch.Tensor.__eq__ = lambda *a: True\nbuiltins.isinstance = lambda *a: True\n"
@@ -178,7 +186,7 @@ def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path,
     other_student = tmp_path / "bob" / "ps02_attention.ipynb"
     other_student.parent.mkdir()
     other_student.write_text("bob's answers")
-    secrets = [os.path.join(ROOT, "autograder", "reference", "attention.py"),
+    secrets = [os.path.join(ROOT, "attnlab", "attention.py"),
                os.path.join(ROOT, "autograder", "checks", "test_ps02_attention.py"),
                os.path.join(ROOT, "solutions", ASSIGNMENT, ASSIGNMENT + ".ipynb"),
                str(other_student), "/root/.bash_history", "/etc/shadow", "/etc/hostname"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from autograder.checks import expect
-from autograder.grading import protocol
+from autograder import protocol
 
 
 def roundtrip(value):

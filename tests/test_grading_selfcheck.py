@@ -9,7 +9,7 @@ import nbformat
 import pytest
 import torch
 
-from autograder.selfcheck import SelfCheckFailed, expect_shape, expect_tensor
+from attnlab.course.selfcheck import SelfCheckFailed, expect_shape, expect_tensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

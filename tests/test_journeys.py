@@ -3,7 +3,7 @@
 Learner: open a released exercise notebook (`exercises/psNN_topic/psNN_topic.ipynb`) in a Jupyter
 kernel (nbclient) and Run All: every self-check cell fails, each with a short message that names
 what to write (no wall of traceback). Then, in the same kernel, write the answers (the cells of the
-source notebook in `solutions/`, whose bodies the release builds from `autograder.reference`) and
+source notebook in `solutions/`, whose bodies the release builds from `attnlab`) and
 Run All again: every cell runs and every self-check prints its tick.
 
 Instructor: the grading commands of the instructors' guide on a folder of three submissions (one

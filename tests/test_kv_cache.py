@@ -4,8 +4,8 @@ import itertools
 import pytest
 import torch
 
-from autograder.reference import Transformer, TransformerConfig, beam_search, greedy_decode
-from autograder.reference.decoding import IncrementalDecoder
+from attnlab import Transformer, TransformerConfig, beam_search, greedy_decode
+from attnlab.decoding import IncrementalDecoder
 
 BOS, EOS = 1, 2
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.reference import AdditiveAttention, causal_mask, masked_softmax, scaled_dot_product_attention
+from attnlab import AdditiveAttention, causal_mask, masked_softmax, scaled_dot_product_attention
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 SHAPES = [  # (batch dims, Lq, Lk, d_k, d_v)

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from autograder.interop import torch_multihead
-from autograder.reference import MultiHeadAttention, causal_mask
+from attnlab.course.interop import torch_multihead
+from attnlab import MultiHeadAttention, causal_mask
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 

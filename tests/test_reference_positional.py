@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.reference import (
+from attnlab import (
     LearnedPositionalEmbedding,
     PositionalEncoding,
     RotaryEmbedding,

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from autograder.reference import Seq2SeqRNN, gradient_norm_by_distance
+from attnlab import Seq2SeqRNN, gradient_norm_by_distance
 
 
 def batch(seed=0):

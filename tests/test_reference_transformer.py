@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from autograder.interop import copy_decoder_layer, copy_encoder_layer, randomize_norms, torch_transformer
-from autograder.reference import (
+from attnlab.course.interop import copy_decoder_layer, copy_encoder_layer, randomize_norms, torch_transformer
+from attnlab import (
     DecoderLayer,
     EncoderLayer,
     FeedForward,

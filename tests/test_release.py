@@ -8,8 +8,8 @@ import sys
 import nbformat
 import pytest
 
-from autograder import release
-from autograder.reference import MultiHeadAttention, scaled_dot_product_attention
+from attnlab.course import release
+from attnlab import MultiHeadAttention, scaled_dot_product_attention
 
 
 def test_solution_source_wraps_the_body_and_keeps_signature_and_docstring():
@@ -30,8 +30,8 @@ def test_solution_source_of_a_class_wraps_every_method():
 
 
 def test_unknown_directive_target_is_a_clear_error():
-    with pytest.raises(SystemExit, match="cannot find 'autograder.reference.nope'"):
-        release.expand_directives("#| solution-from: autograder.reference.nope")
+    with pytest.raises(SystemExit, match="cannot find 'attnlab.nope'"):
+        release.expand_directives("#| solution-from: attnlab.nope")
 
 
 @pytest.fixture(scope="module")
@@ -72,5 +72,5 @@ def test_release_has_no_solutions_or_hidden_tests(course):
 
 
 def test_release_cli_check_mode_exit_status_is_documented():
-    out = subprocess.run([sys.executable, "-m", "autograder.release", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "attnlab.course.release", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--check" in out.stdout

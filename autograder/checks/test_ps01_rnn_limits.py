@@ -5,7 +5,7 @@ worker boundary (only plain data does), so the checks call the notebook's given 
 ``measure(cell, inputs, hidden_size, seed, forget_bias)``, which builds the seeded layer with
 ``make_rnn`` (both defined here and copied into the notebook by the release script, so that the
 grader and the notebook build the same layer) and passes it to the learner's function. The expected
-values come from ``autograder.reference.gradient_norm_by_distance`` on the same layer.
+values come from ``attnlab.gradient_norm_by_distance`` on the same layer.
 The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS gives points.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from autograder.checks import expect
-from autograder.reference import gradient_norm_by_distance
+from attnlab import gradient_norm_by_distance
 
 ASSIGNMENT = "ps01_rnn_limits"
 

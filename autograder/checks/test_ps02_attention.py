@@ -1,7 +1,7 @@
 """Checks for ps02_attention: masked softmax and scaled dot-product attention.
 
 Each test takes ``submission`` (an ``autograder.grading.Submission``: calls run in a sandboxed
-worker) and compares what comes back with ``autograder.reference`` on inputs chosen here.
+worker) and compares what comes back with ``attnlab`` on inputs chosen here.
 The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS gives points.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import torch
 
 from autograder.checks import expect
-from autograder.reference import attention as ref
+from attnlab import attention as ref
 
 ASSIGNMENT = "ps02_attention"
 

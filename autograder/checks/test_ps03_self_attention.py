@@ -3,8 +3,8 @@
 The learner's modules live in the sandboxed worker. Each check builds one there, loads weights
 chosen here into it (``load_state_dict``, strict: the parameter names must be the ones the notebook
 asks for) and compares its outputs and weights with the reference on the same weights:
-``autograder.reference.scaled_dot_product_attention`` of the three projections for self-attention
-(the reference has no separate self-attention module), ``autograder.reference.AdditiveAttention``.
+``attnlab.scaled_dot_product_attention`` of the three projections for self-attention
+(the reference has no separate self-attention module), ``attnlab.AdditiveAttention``.
 The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS gives points.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from autograder.checks import expect
-from autograder.reference import attention as ref
+from attnlab import attention as ref
 
 ASSIGNMENT = "ps03_self_attention"
 

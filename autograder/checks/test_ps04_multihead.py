@@ -2,7 +2,7 @@
 
 The learner's module lives in the sandboxed worker; each check builds it there, loads the
 reference's weights into it (``load_state_dict``, strict) and compares its outputs and per-head
-weights with ``autograder.reference.MultiHeadAttention`` on inputs chosen here.
+weights with ``attnlab.MultiHeadAttention`` on inputs chosen here.
 The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS gives points.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from autograder.checks import expect
-from autograder.reference.multihead import MultiHeadAttention
+from attnlab.multihead import MultiHeadAttention
 
 ASSIGNMENT = "ps04_multihead"
 

@@ -1,7 +1,7 @@
 """Checks for ps05_positional: the sinusoidal encoding, rotary embeddings, the slowest wavelength.
 
 Each test takes ``submission`` (calls run in a sandboxed worker) and compares what comes back with
-``autograder.reference.positional`` on inputs chosen here; ``test_rotary_relative`` checks the
+``attnlab.positional`` on inputs chosen here; ``test_rotary_relative`` checks the
 property that makes RoPE useful (scores depend only on the offset) without the reference, so that
 it gives a point to a rotation that is right in spirit but pairs the features differently.
 The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS gives points.
@@ -13,7 +13,7 @@ import math
 import torch
 
 from autograder.checks import expect
-from autograder.reference import positional as ref
+from attnlab import positional as ref
 
 ASSIGNMENT = "ps05_positional"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from autograder.checks import expect
-from autograder.reference import transformer as ref
+from attnlab import transformer as ref
 
 ASSIGNMENT = "ps06_transformer_block"
 

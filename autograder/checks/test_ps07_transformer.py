@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from autograder.checks import expect
-from autograder.reference.decoding import greedy_decode
-from autograder.reference.transformer import Transformer, TransformerConfig, causal_mask, padding_mask
+from attnlab.decoding import greedy_decode
+from attnlab.transformer import Transformer, TransformerConfig, causal_mask, padding_mask
 
 ASSIGNMENT = "ps07_transformer"
 

@@ -1,7 +1,7 @@
 """Checks for ps08_training: label-smoothed cross-entropy, the warmup/inverse-sqrt schedule, one
 training step, and a short training run of the learner's model on the reverse task.
 
-The course's training loop (``autograder.reference.train``) computes its loss with
+The course's training loop (``attnlab.train.loop``) computes its loss with
 ``F.cross_entropy(..., ignore_index=pad, label_smoothing=eps)`` inline; the functions below are the
 same steps written out, and the notebook's solutions are filled from them. The helpers after them
 (``make_optimizer``, ``train_steps``, ``reverse_task_batches``, ``train_reverse_task``) are shown in
@@ -16,9 +16,9 @@ import torch.nn as nn
 
 from autograder.checks import expect
 from autograder.grading.sandbox import Limits
-from autograder.reference.decoding import greedy_decode
-from autograder.reference.train import inverse_sqrt_lambda
-from autograder.reference.transformer import Transformer, TransformerConfig
+from attnlab.decoding import greedy_decode
+from attnlab.train.loop import inverse_sqrt_lambda
+from attnlab.transformer import Transformer, TransformerConfig
 
 ASSIGNMENT = "ps08_training"
 

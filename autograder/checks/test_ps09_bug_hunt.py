@@ -1,7 +1,7 @@
 """Checks for ps09_bug_hunt: which snippet has which bug, the symptoms the learner measured, and
 the fixed positional encoding and attention.
 
-The snippets of the notebook are anonymous copies of entries of ``autograder.bugs`` (the
+The snippets of the notebook are anonymous copies of entries of ``attnlab.course.bugs`` (the
 ``#| snippet-from:`` directive); the expected symptoms are measured here on the same bugs and inputs.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ import math
 
 import torch
 
-from autograder import bugs
+from attnlab.course import bugs
 from autograder.checks import expect
-from autograder.reference import attention as ref_attention
-from autograder.reference import positional as ref_positional
-from autograder.reference.multihead import MultiHeadAttention
+from attnlab import attention as ref_attention
+from attnlab import positional as ref_positional
+from attnlab.multihead import MultiHeadAttention
 
 ASSIGNMENT = "ps09_bug_hunt"
 

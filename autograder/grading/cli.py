@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from autograder import checks
-from autograder.checks import expect as expect_module
 
 from . import feedback
 from .gradebook import GradebookWriter
@@ -110,24 +109,27 @@ def collect(assignment: str, paths: list[str], submitted: str | None) -> list[Jo
     return jobs
 
 
-def checks_fingerprint(assignment: str) -> str:
-    """Changes when the checks, the reference code they use or the grading code change: then
-    every submission is graded again."""
-    import inspect
-    import types
+def _python_files(package_dir: str) -> set[str]:
+    return {os.path.join(d, f) for d, _, names in os.walk(package_dir) for f in names if f.endswith(".py")}
 
-    module = checks.load(assignment)
+
+def checks_fingerprint(assignment: str) -> str:
+    """Changes when the checks, the course library they compare with (all of ``attnlab``) or the
+    code that runs a submission change: then every submission is graded again."""
+    import attnlab
+
+    checks.load(assignment)  # an unknown assignment fails here, with the list of known ones
+    grader = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     here = os.path.dirname(os.path.abspath(__file__))
-    files = {inspect.getfile(module), inspect.getfile(expect_module),
-             *(os.path.join(here, name + ".py") for name in ("worker", "protocol", "sandbox", "submission", "runner"))}
-    for value in vars(module).values():
-        owner = value if isinstance(value, types.ModuleType) else sys.modules.get(getattr(value, "__module__", "") or "")
-        if owner is not None and owner.__name__.startswith("autograder.reference") and getattr(owner, "__file__", None):
-            files.add(owner.__file__)
+    files = (_python_files(os.path.dirname(os.path.abspath(attnlab.__file__)))
+             | _python_files(os.path.dirname(os.path.abspath(checks.__file__)))
+             | {os.path.join(grader, "protocol.py")}
+             | {os.path.join(here, name + ".py") for name in ("worker", "sandbox", "submission", "runner")})
+    root = os.path.dirname(grader)
     digest = hashlib.sha256()
     for path in sorted(files):
         with open(path, "rb") as handle:
-            digest.update(os.path.basename(path).encode() + b"\0" + handle.read())
+            digest.update(os.path.relpath(path, root).encode() + b"\0" + handle.read())
     return digest.hexdigest()
 
 

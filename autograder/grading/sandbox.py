@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from . import protocol
+from .. import protocol
 
 WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 SIGNAL_NAMES = {
@@ -105,14 +105,19 @@ def _binds() -> list[str]:
     return paths
 
 
+# Every package of the course: the library (with its training code and course helpers) and the grader.
+COURSE_PACKAGES = ("attnlab", "autograder")
+
+
 def _hidden(binds: list[str]) -> list[str]:
-    """The course package, if an installed copy lies inside a bound folder: mask it."""
+    """The course packages, where an installed copy lies inside a bound folder: mask them."""
     hide = []
-    spec = importlib.util.find_spec("autograder")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        real = os.path.realpath(location)
-        if any(real.startswith(b.rstrip("/") + "/") for b in binds):
-            hide.append(real)
+    for package in COURSE_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            real = os.path.realpath(location)
+            if any(real.startswith(b.rstrip("/") + "/") for b in binds) and real not in hide:
+                hide.append(real)
     return hide
 
 

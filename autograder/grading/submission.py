@@ -21,7 +21,7 @@ import re
 
 import nbformat
 
-from . import protocol
+from .. import protocol
 from .sandbox import Limits, Worker, WorkerError
 
 MAX_NOTEBOOK_BYTES = 20 << 20

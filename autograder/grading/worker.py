@@ -14,7 +14,7 @@ Then it executes the notebook's code cells (sent by the grader; test cells are n
 and serves requests: call a function, instantiate a class, call a method of a kept object,
 read a variable. Replies are plain data (see ``protocol``). Nothing here decides a score.
 
-This file imports nothing from the project except ``protocol`` (loaded from its own folder
+This file imports nothing from the project except ``autograder/protocol.py`` (loaded by its path
 before the sandbox hides it).
 """
 from __future__ import annotations
@@ -154,13 +154,26 @@ def strip_magics(source: str) -> str:
     return "\n".join(lines)
 
 
+def load_protocol():
+    """``autograder/protocol.py`` by its path (it imports nothing from the project), loaded before
+    the sandbox hides the package; the package itself is never imported here."""
+    if "protocol" not in sys.modules:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "protocol.py")
+        spec = importlib.util.spec_from_file_location("protocol", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["protocol"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["protocol"]
+
+
 def serve(cfg: dict) -> None:
-    import protocol
     import torch
 
+    protocol = load_protocol()
     torch.set_num_threads(1)
     rfd, wfd = cfg["rfd"], cfg["wfd"]
-    sys.path[:] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
     header, _ = protocol.read_message(rfd)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     pristine = dict(builtins.__dict__)
@@ -244,9 +257,8 @@ def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if not cfg.get("probe"):
-        import protocol  # noqa: F401 - load it (and torch) before the repository disappears
+        load_protocol()  # load it (and torch) before the repository disappears
     if cfg["sandbox"] in ("root", "user"):
         build_root(cfg)
     drop_privileges(cfg)

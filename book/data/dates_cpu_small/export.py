@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_model
 
-from autograder.reference import Transformer, TransformerConfig
+from attnlab import Transformer, TransformerConfig
 
 
 def main(checkpoint: str, out: str) -> None:

@@ -1,10 +1,10 @@
-"""Train the reference Transformer: ``python -m autograder.reference.train --task dates --device auto``.
+"""Train the reference Transformer: ``python -m attnlab.train --task dates --device auto``.
 
 One file, read top to bottom: options and presets, data, the model, the schedule, the loop
 (label smoothing, AdamW, clipping, optional autocast / GradScaler / torch.compile / DDP),
 checkpoints that resume exactly, evaluation with greedy and beam search, metrics JSON and a plot.
 
-Data-parallel training: ``torchrun --nproc_per_node N -m autograder.reference.train ...`` (NCCL on
+Data-parallel training: ``torchrun --nproc_per_node N -m attnlab.train ...`` (NCCL on
 GPUs, gloo on CPU). Every process builds the same global batch and keeps its rows ``rank::N``; the
 loss is summed over tokens and divided by the global token count, so the averaged gradient equals the
 one-process gradient of the whole batch.
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .decoding import beam_search, greedy_decode
-from .transformer import Transformer, TransformerConfig
+from ..decoding import beam_search, greedy_decode
+from ..transformer import Transformer, TransformerConfig
 
 TASKS = ("copy", "reverse", "sort", "dates", "tsv")
 
@@ -70,7 +70,7 @@ class TrainError(Exception):
 # ------------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m autograder.reference.train", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m attnlab.train", description=__doc__.splitlines()[0])
     a = p.add_argument
     a("--task", default="dates", help=f"one of {TASKS}")
     a("--tsv", help="parallel corpus for --task tsv: source<TAB>target per line (split 90/5/5)")

@@ -9,10 +9,10 @@ that cannot fail.
 Every entry keeps the interface of the reference object it replaces, so it can stand in for it:
 
 - ``sdpa_*`` functions: ``(query, key, value, mask=None, dropout_p=0.0) -> (output, weights)``,
-  like :func:`~autograder.reference.attention.scaled_dot_product_attention`;
-- ``mha_*`` classes: constructed like :class:`~autograder.reference.multihead.MultiHeadAttention`;
+  like :func:`~attnlab.attention.scaled_dot_product_attention`;
+- ``mha_*`` classes: constructed like :class:`~attnlab.multihead.MultiHeadAttention`;
 - ``pe_*`` functions: ``(max_len, d_model) -> (max_len, d_model)``, like
-  :func:`~autograder.reference.positional.sinusoidal_positional_encoding`;
+  :func:`~attnlab.positional.sinusoidal_positional_encoding`;
 - ``encoder_layer_*``, ``decoder_layer_*`` and ``transformer_*`` classes: constructed like
   :class:`EncoderLayer`, :class:`DecoderLayer` and :class:`Transformer`; their parameters have the
   reference's names, so ``bug.load_state_dict(reference.state_dict())`` works.
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 import torch
 
-from autograder.reference.attention import check_mask, masked_softmax, scaled_dot_product_attention
-from autograder.reference.multihead import MultiHeadAttention
-from autograder.reference.positional import sinusoidal_positional_encoding
-from autograder.reference.transformer import (
+from attnlab.attention import check_mask, masked_softmax, scaled_dot_product_attention
+from attnlab.multihead import MultiHeadAttention
+from attnlab.positional import sinusoidal_positional_encoding
+from attnlab.transformer import (
     DecoderLayer,
     EncoderLayer,
     Transformer,
@@ -299,7 +299,7 @@ class Bug:
 
     name: str
     obj: object
-    replaces: str  # name of the reference object in autograder.reference
+    replaces: str  # name of the reference object in attnlab
     raises: type[BaseException] | None = None  # the exception a call raises, for bugs that crash
 
     @property
@@ -434,11 +434,11 @@ def measure(bug: Bug | str, seed: int = 0) -> float:
 
 # Where the reference looks each target up when a bigger module uses it: (module, attribute).
 _USED_BY = {
-    "scaled_dot_product_attention": ("autograder.reference.multihead", "scaled_dot_product_attention"),
-    "sinusoidal_positional_encoding": ("autograder.reference.positional", "sinusoidal_positional_encoding"),
-    "MultiHeadAttention": ("autograder.reference.transformer", "MultiHeadAttention"),
-    "EncoderLayer": ("autograder.reference.transformer", "EncoderLayer"),
-    "DecoderLayer": ("autograder.reference.transformer", "DecoderLayer"),
+    "scaled_dot_product_attention": ("attnlab.multihead", "scaled_dot_product_attention"),
+    "sinusoidal_positional_encoding": ("attnlab.positional", "sinusoidal_positional_encoding"),
+    "MultiHeadAttention": ("attnlab.transformer", "MultiHeadAttention"),
+    "EncoderLayer": ("attnlab.transformer", "EncoderLayer"),
+    "DecoderLayer": ("attnlab.transformer", "DecoderLayer"),
 }
 
 

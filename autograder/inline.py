@@ -7,7 +7,7 @@ The class-wide grading CLI never uses it: it runs the same checks against a sand
 from __future__ import annotations
 
 from autograder import checks
-from autograder.grading import protocol
+from autograder import protocol
 
 
 def _copy(value):

@@ -1,4 +1,4 @@
-"""The reference implementation: the one hand-written source of all model code in the course.
+"""attnlab, the course library: the one hand-written source of all model code in the course.
 
 The book shows it, the solutions are filled from it, the checks compare learners' code with it,
 and ``tests/`` prove it equal to PyTorch's built-in modules.

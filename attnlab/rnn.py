@@ -64,7 +64,7 @@ class Seq2SeqRNN(nn.Module):
 
     @torch.no_grad()
     def greedy_decode(self, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int) -> torch.Tensor:
-        """Same output format as :func:`autograder.reference.greedy_decode`; re-runs the prefix each step."""
+        """Same output format as :func:`attnlab.greedy_decode`; re-runs the prefix each step."""
         ys = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
         for _ in range(max_len):
             next_token = self(src, ys)[:, -1].argmax(-1, keepdim=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autograder.reference import MultiHeadAttention, Seq2SeqRNN, gradient_norm_by_distance
+from attnlab import MultiHeadAttention, Seq2SeqRNN, gradient_norm_by_distance
 
 PAD, BOS, EOS = 0, 1, 2
 FIRST_SYMBOL = 3  # symbols are FIRST_SYMBOL .. FIRST_SYMBOL + num_symbols - 1

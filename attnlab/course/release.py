@@ -1,11 +1,11 @@
-"""Build the source notebooks and the student release: ``python -m autograder.release [--check]``.
+"""Build the source notebooks and the student release: ``python -m attnlab.course.release [--check]``.
 
 1. Every text source ``solutions/<a>/<a>.md`` (jupytext MyST) becomes ``solutions/<a>/<a>.ipynb``.
    Two directives fill code cells from the reference, so no solution is typed twice:
 
-   ``#| source-from: autograder.reference.attention.check_mask``
+   ``#| source-from: attnlab.attention.check_mask``
        the object's source, verbatim (given code);
-   ``#| solution-from: autograder.reference.attention.masked_softmax``
+   ``#| solution-from: attnlab.attention.masked_softmax``
        the function's signature and docstring, its body between ``### BEGIN SOLUTION`` and
        ``### END SOLUTION`` (for a class: every method's body), so the release keeps the
        signature and asks for the body.
@@ -34,7 +34,24 @@ import textwrap
 
 import nbformat
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def course_root(start: str | None = None) -> str | None:
+    """The course repository: the nearest folder at or above ``start`` (default: the working
+    directory) that holds ``nbgrader_config.py`` and ``solutions/``. The release works on a clone,
+    not on the installed package, so it is found from where the command runs."""
+    here = os.path.abspath(start or os.getcwd())
+    while True:
+        if os.path.isfile(os.path.join(here, "nbgrader_config.py")) and os.path.isdir(os.path.join(here, "solutions")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+# The clone this runs in; else the checkout this package was installed from in editable mode.
+ROOT = course_root() or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOLUTIONS = "solutions"
 EXERCISES = "exercises"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -88,7 +105,7 @@ def solution_source(obj) -> str:
 
 def snippet_source(obj, alias: str) -> str:
     """An anonymous copy for a bug hunt: the def/class renamed to ``alias``, without its docstring
-    and without ``# BUG`` comments (``#| snippet-from: autograder.bugs.sdpa_no_scaling as attention_a``)."""
+    and without ``# BUG`` comments (``#| snippet-from: attnlab.course.bugs.sdpa_no_scaling as attention_a``)."""
     source = textwrap.dedent(inspect.getsource(obj))
     node = ast.parse(source).body[0]
     lines = source.splitlines()
@@ -232,7 +249,7 @@ def differences(course: str, names: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.release", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m attnlab.course.release", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if solutions/*.ipynb or exercises/ are stale")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="release-") as course:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .reference import DecoderLayer, EncoderLayer, MultiHeadAttention, Transformer
+from attnlab import DecoderLayer, EncoderLayer, MultiHeadAttention, Transformer
 
 
 @torch.no_grad()

@@ -1,0 +1,10 @@
+"""Helpers of the book and the exercise notebooks, built on the library (``attnlab``):
+
+- ``experiments``  small seeded experiments the chapters run at build time;
+- ``bugs``         the catalogue of instructive bugs (appendix A, the bug hunt, the mutants);
+- ``interop``      copies our weights into PyTorch's own modules (chapters 6-7, parity tests);
+- ``selfcheck``    the learners' self-checks inside the exercise notebooks;
+- ``release``      builds the source notebooks and the nbgrader release (``python -m attnlab.course.release``).
+
+The library never imports this subpackage.
+"""

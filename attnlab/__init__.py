@@ -5,7 +5,8 @@ and ``tests/`` prove it equal to PyTorch's built-in modules.
 """
 from .attention import AdditiveAttention, SelfAttention, masked_softmax, scaled_dot_product_attention
 from .decoding import beam_search, greedy_decode, length_penalty_gnmt, trim_after_eos
-from .multihead import MultiHeadAttention
+from .multihead import KVCache, MultiHeadAttention
+from .objectives import inverse_sqrt_lambda, label_smoothed_cross_entropy, make_optimizer, train_step
 from .positional import (
     LearnedPositionalEmbedding,
     PositionalEncoding,
@@ -14,6 +15,7 @@ from .positional import (
     sinusoidal_positional_encoding,
 )
 from .rnn import Seq2SeqRNN, gradient_norm_by_distance
+from .tokens import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from .transformer import (
     DecoderLayer,
     EncoderLayer,
@@ -27,10 +29,12 @@ from .transformer import (
 __all__ = [
     "AdditiveAttention", "SelfAttention", "masked_softmax", "scaled_dot_product_attention",
     "beam_search", "greedy_decode", "length_penalty_gnmt", "trim_after_eos",
-    "MultiHeadAttention",
+    "KVCache", "MultiHeadAttention",
+    "inverse_sqrt_lambda", "label_smoothed_cross_entropy", "make_optimizer", "train_step",
     "LearnedPositionalEmbedding", "PositionalEncoding", "RotaryEmbedding", "apply_rotary",
     "sinusoidal_positional_encoding",
     "Seq2SeqRNN", "gradient_norm_by_distance",
+    "BOS_ID", "EOS_ID", "PAD_ID", "UNK_ID",
     "DecoderLayer", "EncoderLayer", "FeedForward", "Transformer", "TransformerConfig",
     "causal_mask", "padding_mask",
 ]

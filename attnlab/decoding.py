@@ -6,14 +6,33 @@ costs O(t) instead of O(t^2). Its outputs equal those of :meth:`Transformer.deco
 """
 from __future__ import annotations
 
-import math
+import contextlib
+import functools
 
 import torch
-import torch.nn.functional as F
 
-from .attention import scaled_dot_product_attention
-from .positional import LearnedPositionalEmbedding, PositionalEncoding, apply_rotary
+from .multihead import KVCache
 from .transformer import padding_mask
+
+# The kinds whose tgt_pos adds a vector per position and so needs the offset of the fed token.
+# Rotary positions are applied inside self-attention (from its cache's length) and "none" has no
+# positions: their tgt_pos is a bare nn.Dropout, the identity at inference.
+_ADDS_POSITIONS = ("sinusoidal", "learned")
+
+
+@contextlib.contextmanager
+def _attending_with(attn, cache: KVCache):
+    """Inside the block, every call of the attention module ``attn`` gets ``cache=cache``.
+
+    DecoderLayer.forward (written by learners in ps06) takes no cache, so the cache reaches its
+    attention modules through a forward pre-hook instead of an argument.
+    """
+    handle = attn.register_forward_pre_hook(lambda module, args, kwargs: (args, {**kwargs, "cache": cache}),
+                                            with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 class IncrementalDecoder:
@@ -21,65 +40,36 @@ class IncrementalDecoder:
 
     ``step(tokens (B,)) -> logits (B, V)`` for the next position, equal to
     ``model.decode(prefix, memory, src)[:, -1]`` where ``prefix`` holds every token fed so far.
-    The cross-attention keys and values of the memory are computed once; each step appends one
-    key and one value per decoder layer. ``reorder(index)`` picks batch rows (beam search).
+    The cross-attention keys and values of the memory are computed once, at the first step; each
+    step appends one key and one value per decoder layer. ``reorder(index)`` picks batch rows (beam search).
     Inference only: the model must be in eval mode (no dropout).
+
+    The attention (MultiHeadAttention.forward) and each layer's sublayer order (DecoderLayer.forward)
+    are the model's own: the caches only hand them the earlier keys and values. What stays parallel
+    to :meth:`Transformer.decode` is its four-line outline, restated in :meth:`step`: embed, build the
+    self-attention mask, run the layers, then the final norm and the output layer. decode's signature
+    is fixed by ps07 and builds a causal mask over the whole prefix; here the mask covers the cached
+    keys (padding only: a cache holds no future keys, so nothing causal is left to mask).
     """
 
     def __init__(self, model, src: torch.Tensor, memory: torch.Tensor | None = None):
         self.model = model
-        c = model.config
-        memory = model.encode(src) if memory is None else memory  # (B, S, d_model)
-        self.memory_mask = padding_mask(src, c.pad_id)  # (B, 1, 1, S)
-        self.cross_kv = [(layer.cross_attn.split_heads(layer.cross_attn.w_k(memory)),  # (B, h, S, d_head)
-                          layer.cross_attn.split_heads(layer.cross_attn.w_v(memory)))
-                         for layer in model.decoder_layers]
-        self.self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(model.decoder_layers)
+        n = len(model.decoder_layers)
+        # The memory not yet in the cross-attention caches: all of it before the first step, none after.
+        self.memory = model.encode(src) if memory is None else memory  # (B, S, d_model)
+        self.memory_mask = padding_mask(src, model.config.pad_id)  # (B, 1, 1, S)
+        self.self_caches = [KVCache() for _ in range(n)]
+        self.cross_caches = [KVCache() for _ in range(n)]
         self.key_ok = None  # (B, t) True where the fed token is not padding
         self.t = 0
 
     def reorder(self, index: torch.Tensor) -> None:
         pick = lambda x: x.index_select(0, index)
+        self.memory = pick(self.memory)
         self.memory_mask = pick(self.memory_mask)
-        self.cross_kv = [(pick(k), pick(v)) for k, v in self.cross_kv]
-        self.self_kv = [None if kv is None else (pick(kv[0]), pick(kv[1])) for kv in self.self_kv]
+        for cache in self.self_caches + self.cross_caches:
+            cache.reorder(index)
         self.key_ok = None if self.key_ok is None else pick(self.key_ok)
-
-    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        m, t = self.model, self.t
-        x = m.tgt_embed(tokens[:, None]) * math.sqrt(m.config.d_model)  # (B, 1, d_model)
-        if isinstance(m.tgt_pos, PositionalEncoding):
-            x = x + m.tgt_pos.pe[t].to(x.dtype)
-        elif isinstance(m.tgt_pos, LearnedPositionalEmbedding):
-            x = x + m.tgt_pos.embedding.weight[t]
-        return x
-
-    @staticmethod
-    def _attend(attn, q, k, v, mask):
-        """q (B, h, 1, d_head), k and v (B, h, L, d_head), mask (B, 1, 1, L) -> (B, 1, d_model)."""
-        if attn.use_sdpa:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
-        else:
-            out, _ = scaled_dot_product_attention(q, k, v, mask)
-        return attn.w_o(attn.merge_heads(out))
-
-    def _self_attention(self, i, layer, x):
-        attn = layer.self_attn
-        q, k, v = (attn.split_heads(w(x)) for w in (attn.w_q, attn.w_k, attn.w_v))  # (B, h, 1, d_head)
-        if attn.rotary:
-            pos = torch.tensor([self.t], device=x.device)
-            q, k = apply_rotary(q, pos), apply_rotary(k, pos)
-        if self.self_kv[i] is not None:
-            k = torch.cat([self.self_kv[i][0], k], dim=2)  # (B, h, t + 1, d_head)
-            v = torch.cat([self.self_kv[i][1], v], dim=2)
-        self.self_kv[i] = (k, v)
-        return self._attend(attn, q, k, v, self.key_ok[:, None, None, :])
-
-    def _cross_attention(self, i, layer, x):
-        attn = layer.cross_attn
-        q = attn.split_heads(attn.w_q(x))  # (B, h, 1, d_head)
-        return self._attend(attn, q, *self.cross_kv[i], self.memory_mask)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -87,18 +77,18 @@ class IncrementalDecoder:
         m = self.model
         if m.training:
             raise RuntimeError("IncrementalDecoder is for inference; call model.eval() first")
-        ok = tokens != m.config.pad_id
+        # From here to the return, the outline of Transformer.decode (see the class docstring for why).
+        ok = tokens != m.config.pad_id  # (B,)
         self.key_ok = ok[:, None] if self.key_ok is None else torch.cat([self.key_ok, ok[:, None]], dim=1)
-        x = self._embed(tokens)  # (B, 1, d_model)
-        for i, layer in enumerate(m.decoder_layers):
-            if layer.norm_first:
-                x = x + self._self_attention(i, layer, layer.norm1(x))
-                x = x + self._cross_attention(i, layer, layer.norm2(x))
-                x = x + layer.ff(layer.norm3(x))
-            else:
-                x = layer.norm1(x + self._self_attention(i, layer, x))
-                x = layer.norm2(x + self._cross_attention(i, layer, x))
-                x = layer.norm3(x + layer.ff(x))
+        self_mask = self.key_ok[:, None, None, :]  # (B, 1, 1, t + 1): over every cached key
+        pos = functools.partial(m.tgt_pos, offset=self.t) if m.config.positional in _ADDS_POSITIONS else m.tgt_pos
+        x = m.embed(m.tgt_embed, pos, tokens[:, None])  # (B, 1, d_model)
+        for layer, self_cache, cross_cache in zip(m.decoder_layers, self.self_caches, self.cross_caches):
+            with _attending_with(layer.self_attn, self_cache), _attending_with(layer.cross_attn, cross_cache):
+                x = layer(x, self.memory, self_mask, self.memory_mask)  # (B, 1, d_model)
+        # Later steps pass an empty memory (B, 0, d_model): it adds no keys to the cross-attention
+        # caches, which hold the memory's, and memory_mask still covers those S cached keys.
+        self.memory = self.memory[:, :0]
         self.t += 1
         return m.generator(m.decoder_norm(x))[:, 0]  # (B, V)
 

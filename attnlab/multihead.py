@@ -18,6 +18,8 @@ class MultiHeadAttention(nn.Module):
     with ``use_sdpa=True`` the fused ``F.scaled_dot_product_attention`` computes the
     same output faster and the weights are not materialised (``None``).
     ``rotary=True`` rotates queries and keys by their positions (RoPE) before scoring.
+    ``cache`` (a :class:`KVCache`, for incremental decoding in chapter 8) puts the keys and values of
+    earlier calls before this call's; mask then covers all of them. Problem sets never pass it.
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -47,7 +49,7 @@ class MultiHeadAttention(nn.Module):
         B, _, L, _ = x.shape
         return x.transpose(1, 2).contiguous().view(B, L, self.d_model)  # (B, L, d_model)
 
-    def forward(self, query, key, value, mask=None):
+    def forward(self, query, key, value, mask=None, cache=None):
         check_mask(mask)
         for name, t in (("query", query), ("key", key), ("value", value)):
             if t.dim() != 3 or t.size(-1) != self.d_model:
@@ -58,9 +60,12 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.w_q(query))  # (B, h, Lq, d_head)
         k = self.split_heads(self.w_k(key))  # (B, h, Lk, d_head)
         v = self.split_heads(self.w_v(value))  # (B, h, Lk, d_head)
-        if self.rotary:
-            q = apply_rotary(q, torch.arange(q.size(-2), device=q.device))
-            k = apply_rotary(k, torch.arange(k.size(-2), device=k.device))
+        if self.rotary:  # new positions start after the cached ones
+            start = 0 if cache is None else cache.length
+            q = apply_rotary(q, torch.arange(start, start + q.size(-2), device=q.device))
+            k = apply_rotary(k, torch.arange(start, start + k.size(-2), device=k.device))
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, h, cached + Lk, d_head)
         p = self.dropout if self.training else 0.0
         if self.use_sdpa:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Lq, d_head)
@@ -70,3 +75,35 @@ class MultiHeadAttention(nn.Module):
         else:
             out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)  # (B, h, Lq, d_head)
         return self.w_o(self.merge_heads(out)), weights
+
+
+class KVCache:
+    """The keys and values one attention module has computed so far: a KV cache for incremental decoding.
+
+    ``MultiHeadAttention.forward(..., cache=c)`` passes its new keys and values (B, h, L, d_head)
+    through :meth:`update`, which appends them and returns everything cached. Decoding step t then
+    projects one token instead of the t-token prefix. A cross-attention cache is filled with the
+    encoder's memory at the first step and is fed no new keys after it.
+    """
+
+    def __init__(self):
+        self.k: torch.Tensor | None = None  # (B, h, length, d_head)
+        self.v: torch.Tensor | None = None  # (B, h, length, d_head)
+
+    @property
+    def length(self) -> int:
+        """Positions cached so far: the position of the next key (rotary embeddings need it)."""
+        return 0 if self.k is None else self.k.size(-2)
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append k, v (B, h, L, d_head) and return all cached keys and values (B, h, length + L, d_head)."""
+        if self.k is not None:
+            k = torch.cat([self.k, k], dim=-2)  # (B, h, length + L, d_head)
+            v = torch.cat([self.v, v], dim=-2)
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows ``index`` (B',) in that order: beam search follows the beams it keeps."""
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)

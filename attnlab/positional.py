@@ -24,22 +24,28 @@ def sinusoidal_positional_encoding(max_len: int, d_model: int) -> torch.Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """Adds the sinusoidal encoding to a batch-first input (B, L, d_model), then dropout."""
+    """Adds the sinusoidal encoding to a batch-first input (B, L, d_model), then dropout.
+
+    ``offset`` is the position of x's first element: incremental decoding feeds position t alone.
+    """
 
     def __init__(self, d_model: int, max_len: int = 5000, dropout: float = 0.0):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        L = x.size(1)
-        if L > self.pe.size(0):
-            raise ValueError(f"sequence length {L} exceeds max_len {self.pe.size(0)}; raise max_len")
-        return self.dropout(x + self.pe[:L].to(x.dtype))  # (B, L, d_model)
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        end = offset + x.size(1)
+        if end > self.pe.size(0):
+            raise ValueError(f"sequence length {end} exceeds max_len {self.pe.size(0)}; raise max_len")
+        return self.dropout(x + self.pe[offset:end].to(x.dtype))  # (B, L, d_model)
 
 
 class LearnedPositionalEmbedding(nn.Module):
-    """Adds a trained vector per position (as in BERT/GPT) to a batch-first input, then dropout."""
+    """Adds a trained vector per position (as in BERT/GPT) to a batch-first input, then dropout.
+
+    ``offset`` is the position of x's first element, as in :class:`PositionalEncoding`.
+    """
 
     def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.0):
         super().__init__()
@@ -47,14 +53,14 @@ class LearnedPositionalEmbedding(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.02)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        L = x.size(1)
-        if L > self.embedding.num_embeddings:
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        end = offset + x.size(1)
+        if end > self.embedding.num_embeddings:
             raise ValueError(
-                f"sequence length {L} exceeds max_len {self.embedding.num_embeddings}: a learned "
+                f"sequence length {end} exceeds max_len {self.embedding.num_embeddings}: a learned "
                 "embedding has no vector for unseen positions"
             )
-        return self.dropout(x + self.embedding.weight[:L])  # (B, L, d_model)
+        return self.dropout(x + self.embedding.weight[offset:end])  # (B, L, d_model)
 
 
 def rotary_angles(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
@@ -81,13 +87,18 @@ def apply_rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0
 
 
 class RotaryEmbedding(nn.Module):
-    """Module form of :func:`apply_rotary` for x (..., L, dim); positions default to 0..L-1."""
+    """Module form of :func:`apply_rotary` for x (..., L, dim).
+
+    Positions default to offset, ..., offset + L - 1 (``offset`` as in :class:`PositionalEncoding`).
+    """
 
     def __init__(self, base: float = 10000.0):
         super().__init__()
         self.base = base
 
-    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
         if positions is None:
-            positions = torch.arange(x.size(-2), device=x.device)
+            positions = torch.arange(offset, offset + x.size(-2), device=x.device)
+        elif offset:
+            raise ValueError("pass either positions or offset, not both: positions are already absolute")
         return apply_rotary(x, positions, self.base)

@@ -3,11 +3,19 @@
 This is the *untrusted* path (the learner's code shares the process), kept so that
 ``nbgrader autograde`` gives the same points as ``python -m autograder grade`` for honest work.
 The class-wide grading CLI never uses it: it runs the same checks against a sandboxed worker.
+A failure of the learner's code raises the same ``protocol.StudentError`` (same kind, type names
+and message) as the worker path does, chained to the learner's exception so the notebook shows
+its traceback.
 """
 from __future__ import annotations
 
 from autograder import checks
 from autograder import protocol
+from autograder.protocol import StudentError
+
+
+# What the worker path adds to a missing name when no cell of the notebook failed.
+NAME_HINT = " (check the name: it must be spelled exactly like this)"
 
 
 def _copy(value):
@@ -15,15 +23,43 @@ def _copy(value):
     return protocol.decode(*protocol.encode(value))
 
 
+def _run(label: str, function, args, kwargs, keep: bool = False):
+    """Call the learner's ``function`` on copies of the arguments, as the worker would."""
+    args, kwargs = _copy(list(args)), _copy(kwargs)
+    try:
+        result = function(*args, **kwargs)
+    except (Exception, SystemExit) as exc:  # as the worker reports it (an interrupt of the kernel still stops)
+        reply = protocol.raised_reply(exc)
+        raise StudentError(reply["error"], protocol.RAISED, label, reply["error_type"], reply["error_types"]) from exc
+    if keep:
+        return result
+    try:
+        return _copy(result)
+    except protocol.ProtocolError as exc:
+        raise StudentError(f"the result could not be sent back: {protocol.describe_error(exc)}",
+                           protocol.UNSUPPORTED) from None
+
+
+def _callable(obj, label: str):
+    if not callable(obj):
+        raise StudentError(f"`{label}` is not a function or class", protocol.MISSING)
+    return obj
+
+
 class _LocalObject:
-    def __init__(self, obj):
-        self.obj = obj
+    def __init__(self, obj, name: str):
+        self.obj, self.name = obj, name
 
     def __call__(self, *args, **kwargs):
-        return _copy(self.obj(*_copy(list(args)), **_copy(kwargs)))
+        return _run(f"{self.name}(...)", _callable(self.obj, f"{self.name}(...)"), args, kwargs)
 
     def method(self, name, *args, **kwargs):
-        return _copy(getattr(self.obj, name)(*_copy(list(args)), **_copy(kwargs)))
+        label = f"{self.name}.{name}(...)"
+        if name.startswith("_"):
+            raise StudentError("private methods cannot be called", protocol.PROTOCOL)
+        if not hasattr(self.obj, name):
+            raise StudentError(f"`{label}` has no method `{name}`", protocol.MISSING, hint=NAME_HINT)
+        return _run(label, _callable(getattr(self.obj, name), label), args, kwargs)
 
 
 class LocalSubmission:
@@ -34,17 +70,22 @@ class LocalSubmission:
 
     def _lookup(self, name):
         if name not in self.namespace:
-            raise AssertionError(f"the notebook does not define `{name}`")
+            raise StudentError(f"the notebook does not define `{name}`", protocol.MISSING, hint=NAME_HINT)
         return self.namespace[name]
 
     def call(self, name, *args, **kwargs):
-        return _copy(self._lookup(name)(*_copy(list(args)), **_copy(kwargs)))
+        return _run(f"`{name}`", _callable(self._lookup(name), name), args, kwargs)
 
     def new(self, name, *args, **kwargs):
-        return _LocalObject(self._lookup(name)(*_copy(list(args)), **_copy(kwargs)))
+        obj = _run(f"`{name}(...)`", _callable(self._lookup(name), name), args, kwargs, keep=True)
+        return _LocalObject(obj, name)
 
     def get(self, name):
-        return _copy(self._lookup(name))
+        try:
+            return _copy(self._lookup(name))
+        except protocol.ProtocolError as exc:
+            raise StudentError(f"the result could not be sent back: {protocol.describe_error(exc)}",
+                               protocol.UNSUPPORTED) from None
 
 
 def run_check(assignment: str, test: str, namespace: dict) -> None:

@@ -10,6 +10,13 @@ Values are encoded as JSON with these tags (everything else is a JSON scalar or 
 ``{"$tensor": "t0"}`` a tensor stored in the blob, ``{"$tuple": [...]}``, ``{"$dict": {...}}``
 (string keys only), ``{"$float": "nan" | "inf" | "-inf"}``, ``{"$handle": 3}`` an object kept in
 the worker, ``{"$unsupported": "type name"}`` a value that cannot cross.
+
+A reply is ``{"ok": true, "value": ...}`` or ``{"ok": false, "kind": KIND, "error": "plain words"}``;
+a reply of kind RAISED also names the learner's exception (``"error_type": "ValueError"``) and the
+types it derives from (``"error_types": ["ValueError", "Exception", "BaseException"]``).
+
+Also here, because both sides (and the checks) need them: the error kinds, ``StudentError`` (what
+a check sees when the learner's code gives no value) and ``Limits`` (a worker's resource limits).
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ import os
 import select
 import struct
 import time
+import traceback
+from dataclasses import dataclass
 
 import torch
 from safetensors.torch import load as _st_load
@@ -32,6 +41,104 @@ MAX_ITEMS = 100_000  # entries in one encoded value: a guard against huge nested
 
 class ProtocolError(Exception):
     """A message that is malformed, too large, or not received in time."""
+
+
+# Why a request gave no value: the "kind" of a failed reply, and of StudentError.
+# Sent by the worker:
+RAISED = "raised"  # the learner's code raised an exception (the reply names its type)
+MISSING = "missing"  # the notebook does not define the name, or the object has no such method
+UNSUPPORTED = "unsupported"  # the result is not plain data and could not be sent back
+PROTOCOL = "protocol"  # a request the worker refuses, or a reply the grader cannot read
+WORKER_KINDS = frozenset({RAISED, MISSING, UNSUPPORTED, PROTOCOL})
+# Decided by the trusted side:
+TIMEOUT = "timeout"  # the notebook or a call ran past its time limit (the worker is then killed)
+DEAD = "dead"  # the worker died (crash, limit, exit) or could not start; later calls to it fail at once
+UNREADABLE = "unreadable"  # the submitted file is missing or is not a notebook
+KINDS = WORKER_KINDS | {TIMEOUT, DEAD, UNREADABLE}
+
+
+@dataclass
+class Limits:
+    """Resource limits of one worker, set by the trusted side. Times in seconds."""
+
+    boot_s: float = 90.0  # start Python, enter the sandbox, import torch (slow on a loaded machine)
+    startup_s: float = 60.0  # run every code cell of the notebook
+    call_s: float = 20.0  # one request
+    memory_mb: int = 3072  # RLIMIT_AS; importing torch alone maps about 650 MB
+    cpu_s: int = 300  # RLIMIT_CPU over the worker's whole life
+    file_mb: int = 16  # RLIMIT_FSIZE
+    tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
+    nproc: int = 32  # processes + threads of the worker's uid
+    output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
+    max_reply_mb: int = 64
+
+
+class StudentError(AssertionError):
+    """The learner's code gave no value; ``str(error)`` says why, in plain words, for the learner:
+    "`f` raised ValueError: d_model must be even (cell 9, line 4)", "... did not return within 20 s".
+
+    ``kind`` is one of KINDS. For RAISED, ``error_type`` is the exception's type name and
+    ``raised("ValueError")`` is true for that type and the types it derives from, as
+    ``except ValueError`` would be. ``detail`` is the message without the name of the call.
+    Checks test ``kind`` and ``raised``, never the message text. Raised alike by the grader's
+    ``Submission`` and by ``autograder.inline`` (plain nbgrader), so a check behaves the same under both.
+    """
+
+    def __init__(self, detail: str, kind: str, label: str | None = None, error_type: str | None = None,
+                 error_types: tuple[str, ...] = (), hint: str = ""):
+        message = f"{label} raised {detail}" if kind == RAISED and label else detail
+        super().__init__(message + hint)
+        self.kind = kind
+        self.detail = detail
+        self.error_type = error_type
+        self.error_types = tuple(error_types) or ((error_type,) if error_type else ())
+
+    def raised(self, type_name: str) -> bool:
+        """Whether the learner's code raised a ``type_name`` (or a subclass of it)."""
+        return self.kind == RAISED and type_name in self.error_types
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception raised by the learner's code, in plain words: "ValueError: ... (cell 9, line 4)"."""
+    name = _type_names(exc)[0]
+    try:
+        detail = str(exc)
+        text = f"{name}: {detail}" if detail else name
+    except BaseException:  # a hostile __str__
+        text = name
+    if isinstance(exc, NotImplementedError):
+        text += " (this part is not written yet)"
+    where = ""
+    try:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename.startswith("<cell "):
+                where = f" ({frame.filename[1:-1]}, line {frame.lineno})"
+    except BaseException:
+        pass
+    if isinstance(exc, SystemExit):
+        try:
+            text = f"the code called sys.exit({exc.code!r})" if not isinstance(exc.code, str) else "the code called sys.exit()"
+        except BaseException:  # a hostile __repr__ of the exit code
+            text = "the code called sys.exit()"
+    return (text[:600] + where)[:700]
+
+
+def _type_names(exc: BaseException) -> list[str]:
+    names = []
+    try:
+        for cls in type(exc).__mro__:
+            name = cls.__name__
+            if type(name) is str and cls is not object:  # a metaclass can make __name__ anything
+                names.append(name[:100])
+    except BaseException:
+        pass
+    return names[:32] or ["BaseException"]
+
+
+def raised_reply(exc: BaseException) -> dict:
+    """The failed reply for an exception raised by the learner's code (kind RAISED)."""
+    names = _type_names(exc)
+    return {"ok": False, "kind": RAISED, "error": describe_error(exc), "error_type": names[0], "error_types": names}
 
 
 class Handle:

@@ -1,42 +1,31 @@
-"""ps07_transformer through the sandboxed worker: the solution passes every check, the release none,
-and each mutant (tests/mutants/ps07_transformer/ and the whole-model bugs of attnlab.course.bugs) fails
-exactly the checks it must."""
+"""ps07_transformer through the sandboxed worker (`_checks_mutants.AssignmentSuite`): the solution
+passes every check, the release none, and each mutant in tests/mutants/ps07_transformer/ (hand-written
+ones and the whole-model bugs of attnlab.course.bugs) fails the checks it must."""
 from __future__ import annotations
 
-import pytest
-
-from _checks_mutants import assignment_tests, bug_mutant, file_mutants
-
-ASSIGNMENT = "ps07_transformer"
-LOGITS = ["test_transformer_post_norm", "test_transformer_pre_norm"]
-MUTANTS = {
-    **file_mutants(ASSIGNMENT),
-    "bug_transformer_no_causal_mask": bug_mutant("transformer_no_causal_mask", "Transformer",
-                                                 LOGITS + ["test_transformer_mask_properties"]),
-    "bug_transformer_no_embedding_scale": bug_mutant("transformer_no_embedding_scale", "Transformer", LOGITS),
-}
-pytestmark = pytest.mark.slow
-RELEASE_MESSAGES = {  # what the blank release's failure says, for two of its checks
-    "test_greedy_decode": "NotImplementedError",
-    "test_base_parameters": "does not define `base_parameters`",
-}
-globals().update(assignment_tests(ASSIGNMENT, MUTANTS, RELEASE_MESSAGES))  # the shared tests
+from _checks_mutants import AssignmentSuite
 
 
+class TestPs07(AssignmentSuite):
+    ASSIGNMENT = "ps07_transformer"
+    release_messages = {  # what the blank release's failure says, for two of its checks
+        "test_greedy_decode": "NotImplementedError",
+        "test_base_parameters": "does not define `base_parameters`",
+    }
 
-def test_the_toy_model_cases_cover_every_way_to_stop():
-    """The greedy check's cases include a batch where every row stops early, one where no row
-    produces EOS, and batches where some rows stop and some do not."""
-    import torch
+    def test_the_toy_model_cases_cover_every_way_to_stop(self):
+        """The greedy check's cases include a batch where every row stops early, one where no row
+        produces EOS, and batches where some rows stop and some do not."""
+        import torch
 
-    from autograder.checks.test_ps07_transformer import BOS_ID, EOS_ID, _gen, _tokens, greedy_decode_toy
+        from autograder.checks.test_ps07_transformer import BOS_ID, EOS_ID, _gen, _tokens, greedy_decode_toy
 
-    gen = _gen(707)
-    kinds = set()
-    for seed, batch, max_len in ((0, 4, 6), (1, 5, 8), (2, 3, 3), (5, 6, 10)):
-        out = greedy_decode_toy(seed, _tokens(gen, [5] * batch, 5, 8), BOS_ID, EOS_ID, max_len)
-        stopped = (out == EOS_ID).any(dim=1)
-        kinds.add("all stop early" if bool(stopped.all()) and out.size(1) < max_len
-                  else "none stops" if not bool(stopped.any()) else "mixed" if not bool(stopped.all()) else "other")
-        assert torch.equal(out[:, :1] == BOS_ID, torch.zeros_like(out[:, :1], dtype=torch.bool))
-    assert {"all stop early", "none stops", "mixed"} <= kinds
+        gen = _gen(707)
+        kinds = set()
+        for seed, batch, max_len in ((0, 4, 6), (1, 5, 8), (2, 3, 3), (5, 6, 10)):
+            out = greedy_decode_toy(seed, _tokens(gen, [5] * batch, 5, 8), BOS_ID, EOS_ID, max_len)
+            stopped = (out == EOS_ID).any(dim=1)
+            kinds.add("all stop early" if bool(stopped.all()) and out.size(1) < max_len
+                      else "none stops" if not bool(stopped.any()) else "mixed" if not bool(stopped.all()) else "other")
+            assert torch.equal(out[:, :1] == BOS_ID, torch.zeros_like(out[:, :1], dtype=torch.bool))
+        assert {"all stop early", "none stops", "mixed"} <= kinds

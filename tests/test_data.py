@@ -4,7 +4,9 @@ import datetime
 import pytest
 import torch
 
+from attnlab.tokens import SPECIALS
 from attnlab.train import data as D
+from attnlab.train import tokenizers as tok
 
 
 @pytest.mark.parametrize("task,fn", [("copy", lambda s: s), ("reverse", lambda s: s[::-1]),
@@ -93,34 +95,34 @@ def test_split_pairs_keeps_duplicates_together():
 
 
 def test_char_vocab_roundtrip_and_specials():
-    v = D.CharVocab.build(["hello", "wörld"])
+    v = tok.CharVocab.build(["hello", "wörld"])
     assert (v.pad_id, v.bos_id, v.eos_id, v.unk_id) == (0, 1, 2, 3)
-    assert v.itos[:4] == list(D.SPECIALS)
+    assert v.itos[:4] == list(SPECIALS)
     ids = v.encode("hello", add_bos=True, add_eos=True)
     assert ids[0] == 1 and ids[-1] == 2
     assert v.decode(ids + [5, 6]) == "hello"  # stops at EOS
     assert v.encode("z") == [3]
-    assert D.vocab_from_dict(v.to_dict()).itos == v.itos
+    assert tok.vocab_from_dict(v.to_dict()).itos == v.itos
 
 
 def test_bpe_vocab_numbers_are_kept_apart():
     pairs = D.date_pairs(2000, seed=0)
     texts = [s for s, _ in pairs] + [t for _, t in pairs]
-    v = D.BPEVocab.train(texts, vocab_size=600)
-    assert [v.tokenizer.id_to_token(i) for i in range(4)] == list(D.SPECIALS)
+    v = tok.BPEVocab.train(texts, vocab_size=600)
+    assert [v.tokenizer.id_to_token(i) for i in range(4)] == list(SPECIALS)
     for s, t in pairs[:200]:  # lossless: whitespace is kept as tokens
         assert v.decode(v.encode(t, add_bos=True, add_eos=True)) == t
         assert v.decode(v.encode(s)) == s
     toks = [v.tokenizer.id_to_token(i) for i in v.encode("2026年11月24日")]
     assert "年" in toks[1] and not any(c.isdigit() for c in toks[1])
-    v2 = D.vocab_from_dict(v.to_dict())
+    v2 = tok.vocab_from_dict(v.to_dict())
     assert v2.encode(pairs[0][0]) == v.encode(pairs[0][0])
     assert len(v.encode(pairs[0][0])) < len(pairs[0][0])
 
 
 def test_bucketed_loader_pads_and_covers_every_pair():
     pairs = D.algorithmic_pairs("copy", 103, 1, 20, seed=0)
-    v = D.CharVocab.build(s for s, _ in pairs)
+    v = tok.CharVocab.build(s for s, _ in pairs)
     ds = D.PairDataset(pairs, v, v)
     loader = D.make_loader(ds, batch_size=10, shuffle=True, seed=3)
     seen, pad_frac_bucket = [], []
@@ -139,11 +141,11 @@ def test_bucketed_loader_pads_and_covers_every_pair():
 
 def test_empty_dataset():
     with pytest.raises(D.DataError, match="empty corpus"):
-        D.PairDataset([], D.CharVocab([]), D.CharVocab([]))
+        D.PairDataset([], tok.CharVocab([]), tok.CharVocab([]))
 
 
 def test_bpe_decodes_sentences_exactly():
     text = "Hello, world!  How are you?"
-    v = D.BPEVocab.train([text, "Hello there."] * 3, vocab_size=80)
+    v = tok.BPEVocab.train([text, "Hello there."] * 3, vocab_size=80)
     assert v.decode(v.encode(text)) == text
     assert v.encode("§") == [v.unk_id]

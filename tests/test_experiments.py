@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from attnlab.course import experiments as ex
+from attnlab.tokens import BOS_ID, EOS_ID, PAD_ID
 
 
 @pytest.fixture(autouse=True)
@@ -25,10 +26,10 @@ def test_reverse_batch_reverses_each_row_within_its_length():
         n = int(lengths[b])
         symbols = src[b, :n].tolist()
         assert all(ex.FIRST_SYMBOL <= s < ex.FIRST_SYMBOL + 10 for s in symbols)
-        assert src[b, n:].eq(ex.PAD).all(), "source must be padded after its length"
+        assert src[b, n:].eq(PAD_ID).all(), "source must be padded after its length"
         assert tgt_out[b, :n].tolist() == symbols[::-1], "target must be the reversed source"
-        assert tgt_out[b, n].item() == ex.EOS and tgt_out[b, n + 1:].eq(ex.PAD).all()
-        assert tgt_in[b, 0].item() == ex.BOS and tgt_in[b, 1:n + 1].tolist() == symbols[::-1]
+        assert tgt_out[b, n].item() == EOS_ID and tgt_out[b, n + 1:].eq(PAD_ID).all()
+        assert tgt_in[b, 0].item() == BOS_ID and tgt_in[b, 1:n + 1].tolist() == symbols[::-1]
 
 
 def test_gradient_norms_show_what_chapter_1_says():
@@ -74,3 +75,16 @@ def test_allocated_bytes_sees_the_score_matrices():
     assert 2 * one_matrix <= explicit <= 6 * one_matrix, explicit / one_matrix
     fused = ex.allocated_bytes(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
     assert fused < explicit, (fused, explicit)
+
+
+def test_one_generator_of_the_reverse_task():
+    """The chapters' experiments, the training CLI's reverse task and problem set 8 draw from one function."""
+    from attnlab.train import data
+    from autograder.checks import test_ps08_training as ps08
+
+    assert ex.reverse_batch is data.reverse_batch is ps08.reverse_batch
+    gen = torch.Generator().manual_seed(3)
+    src, _, tgt_out, lengths = data.reverse_batch(5, 2, 4, num_symbols=3, generator=gen)
+    letters = lambda ids: "".join("abc"[i - data.FIRST_SYMBOL] for i in ids)  # noqa: E731
+    want = [(letters(s[:n]), letters(t[:n])) for s, t, n in zip(src.tolist(), tgt_out.tolist(), lengths.tolist())]
+    assert data.algorithmic_pairs("reverse", 5, 2, 4, alphabet="abc", seed=3) == want

@@ -153,12 +153,13 @@ def test_unknown_assignment_is_a_clear_error(tmp_path, capsys):
 
 def test_a_worker_that_cannot_start_is_the_graders_fault_and_is_not_cached(tmp_path, capsys, monkeypatch):
     from autograder.grading import runner
-    from autograder.grading.sandbox import Limits
+    from autograder.protocol import Limits
 
-    result = runner.grade(ASSIGNMENT, os.path.join(ROOT, "solutions", ASSIGNMENT, f"{ASSIGNMENT}.ipynb"), Limits(boot_s=0.01))
+    real_grade = runner.grade
+    result = real_grade(ASSIGNMENT, os.path.join(ROOT, "solutions", ASSIGNMENT, f"{ASSIGNMENT}.ipynb"), Limits(boot_s=0.01))
     assert result.internal_error and result.score == 0 and "not your fault" in result.fatal
-    # The CLI records it but keeps no cache key, so the next run grades it again.
-    monkeypatch.setattr(cli, "grade", lambda a, nb, limits, mode: runner.grade(a, nb, Limits(boot_s=0.01), mode))
+    # The CLI (through runner.grade_each) records it but keeps no cache key, so the next run grades it again.
+    monkeypatch.setattr(runner, "grade", lambda a, nb, limits, mode: real_grade(a, nb, Limits(boot_s=0.01), mode))
     notebook = write(solved_notebook(ASSIGNMENT), tmp_path / "in" / "amy.ipynb")
     out = grade(notebook, course=tmp_path / "course", capsys=capsys)
     assert "internal errors (not the learners' fault) for amy" in out.stderr

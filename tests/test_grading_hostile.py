@@ -13,9 +13,10 @@ import nbformat
 import pytest
 
 from _grading import ROOT, solved_notebook, with_cells, write
-from autograder.grading.runner import grade_many
-from autograder.grading.sandbox import Limits, sandbox_mode
+from autograder.grading.runner import grade_each
+from autograder.grading.sandbox import sandbox_mode
 from autograder.grading.submission import Submission
+from autograder.protocol import Limits
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "ps02_attention"
@@ -118,8 +119,8 @@ def _build(name, spec, folder):
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("hostile"))
-    paths = [_build(name, spec, folder) for name, (spec, _, _) in CASES.items()]
-    return dict(zip(CASES, grade_many(ASSIGNMENT, paths, jobs=2, limits=LIMITS)))
+    paths = {name: _build(name, spec, folder) for name, (spec, _, _) in CASES.items()}
+    return dict(grade_each(ASSIGNMENT, paths, jobs=2, limits=LIMITS))
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -7,7 +7,7 @@ import torch
 from attnlab import Transformer, TransformerConfig, beam_search, greedy_decode
 from attnlab.decoding import IncrementalDecoder
 
-BOS, EOS = 1, 2
+from attnlab.tokens import BOS_ID as BOS, EOS_ID as EOS  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +61,8 @@ def test_cache_grows_by_one_key_per_step():
     dec = IncrementalDecoder(model, src)
     for t in range(4):
         dec.step(torch.full((3,), BOS))
-        assert dec.self_kv[0][0].shape == (3, 2, t + 1, 8)
+        assert dec.self_caches[0].k.shape == (3, 2, t + 1, 8)  # (B, h, t + 1, d_head)
+        assert dec.cross_caches[0].k.shape == (3, 2, 7, 8)  # the memory's keys, computed at the first step only
 
 
 def test_training_mode_is_refused():
@@ -69,4 +70,23 @@ def test_training_mode_is_refused():
     dec = IncrementalDecoder(model, src)
     model.train()
     with pytest.raises(RuntimeError, match="model.eval"):
+        dec.step(torch.full((3,), BOS))
+
+
+def test_step_leaves_no_hooks_behind():
+    """The caches reach the attention modules through pre-hooks that live for one step only."""
+    model, src = model_and_src("rotary", False, False)
+    dec = IncrementalDecoder(model, src)
+    dec.step(torch.full((3,), BOS))
+    assert all(not layer.self_attn._forward_pre_hooks and not layer.cross_attn._forward_pre_hooks
+               for layer in model.decoder_layers)
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "learned"])
+def test_decoding_past_max_len_raises_clear_error(positional):
+    model, src = model_and_src(positional, False, False)
+    dec = IncrementalDecoder(model, src)
+    for _ in range(model.config.max_len):
+        dec.step(torch.full((3,), BOS))
+    with pytest.raises(ValueError, match="max_len"):
         dec.step(torch.full((3,), BOS))

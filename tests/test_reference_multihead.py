@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from attnlab.course.interop import torch_multihead
 from attnlab import MultiHeadAttention, causal_mask
+from attnlab.multihead import KVCache
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 
@@ -117,3 +118,20 @@ def test_wrong_input_shape_raises_clear_error():
     m = MultiHeadAttention(8, 2)
     with pytest.raises(ValueError, match=r"\(B, L, d_model=8\)"):
         m(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8))
+
+
+@pytest.mark.parametrize("rotary,sdpa", [(False, False), (True, False), (True, True)])
+def test_kv_cache_in_chunks_equals_one_causal_call(rotary, sdpa):
+    """Feeding a sequence in chunks through a KVCache gives the outputs of one call with a causal mask."""
+    torch.manual_seed(0)
+    m = MultiHeadAttention(16, 4, rotary=rotary, use_sdpa=sdpa).double().eval()
+    x, _ = inputs(2, 7, 7, 16)
+    full, _ = m(x, x, x, causal_mask(7))  # (2, 7, 16)
+    cache, outs = KVCache(), []
+    for start, end in ((0, 3), (3, 4), (4, 7)):
+        chunk = x[:, start:end]
+        mask = causal_mask(end)[start:end]  # (L, end): the chunk's queries over every key so far
+        out, _ = m(chunk, chunk, chunk, mask, cache=cache)
+        outs.append(out)
+        assert cache.length == end
+    torch.testing.assert_close(torch.cat(outs, dim=1), full, **TOL)

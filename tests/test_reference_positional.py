@@ -78,3 +78,26 @@ def test_rotary_module_matches_function_and_odd_dim_raises():
     torch.testing.assert_close(RotaryEmbedding()(x), apply_rotary(x, torch.arange(5)))
     with pytest.raises(ValueError, match="even"):
         apply_rotary(torch.randn(2, 5, 7), torch.arange(5))
+
+
+@pytest.mark.parametrize("make", [lambda: PositionalEncoding(8, max_len=12), lambda: LearnedPositionalEmbedding(8, max_len=12)],
+                         ids=["sinusoidal", "learned"])
+def test_additive_encoding_with_offset_is_a_slice_of_the_full_one(make):
+    """Incremental decoding feeds position k alone: offset=k must give what position k gets in the full sequence."""
+    m = make().eval()
+    x = torch.randn(2, 12, 8)
+    full = m(x)  # (2, 12, 8)
+    for k, L in ((0, 12), (3, 1), (5, 4), (11, 1)):
+        torch.testing.assert_close(m(x[:, k : k + L], offset=k), full[:, k : k + L], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="max_len"):
+        m(x[:, :2], offset=11)  # positions 11 and 12: one past the table
+
+
+def test_rotary_module_with_offset_is_a_slice_of_the_full_rotation():
+    rope = RotaryEmbedding()
+    x = torch.randn(2, 3, 10, 8, dtype=torch.float64)
+    full = rope(x)  # (2, 3, 10, 8)
+    for k, L in ((0, 10), (4, 1), (6, 3)):
+        torch.testing.assert_close(rope(x[..., k : k + L, :], offset=k), full[..., k : k + L, :], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not both"):
+        rope(x, torch.arange(10), offset=2)

@@ -157,7 +157,7 @@ def test_bad_config_and_inputs_raise_clear_errors():
 
 # --- decoding ---------------------------------------------------------------------------------
 
-BOS, EOS = 1, 2
+from attnlab.tokens import BOS_ID as BOS, EOS_ID as EOS  # noqa: E402
 
 
 def decoding_model(seed, vocab=5):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,103 @@ def test_solution_source_of_a_class_wraps_every_method():
 def test_unknown_directive_target_is_a_clear_error():
     with pytest.raises(SystemExit, match="cannot find 'attnlab.nope'"):
         release.expand_directives("#| solution-from: attnlab.nope")
+
+
+FAKE_SOURCE = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A problem set
+
+```{code-cell} ipython3
+---
+nbgrader:
+  grade: false
+  grade_id: answer
+  locked: false
+  schema_version: 3
+  solution: true
+  task: false
+---
+x = 1
+```
+
+```{code-cell} ipython3
+---
+nbgrader:
+  grade: true
+  grade_id: test_x
+  locked: true
+  schema_version: 3
+  solution: false
+  task: false
+---
+assert x == 1
+```
+"""
+
+
+def fake_course(root, points='{"test_x": 3}', source=FAKE_SOURCE) -> str:
+    """A course folder with one source ``solutions/ps99_fake/ps99_fake.md`` and its check module."""
+    (root / "solutions" / "ps99_fake").mkdir(parents=True)
+    (root / "autograder" / "checks").mkdir(parents=True)
+    (root / "solutions" / "ps99_fake" / "ps99_fake.md").write_text(source, encoding="utf-8")
+    if points is not None:
+        (root / "autograder" / "checks" / "test_ps99_fake.py").write_text(
+            f'ASSIGNMENT = "ps99_fake"\nPOINTS = {points}\n\n\ndef test_x(submission):\n    pass\n', encoding="utf-8")
+    return str(root / "solutions" / "ps99_fake" / "ps99_fake.md")
+
+
+def test_graded_cells_get_points_and_hidden_block_from_the_check_module(tmp_path):
+    nb = nbformat.reads(release.build_source(fake_course(tmp_path)), as_version=4)
+    answer, graded = nb.cells[1], nb.cells[2]
+    assert graded.metadata["nbgrader"]["points"] == 3 and "points" not in answer.metadata["nbgrader"]
+    assert graded.source == ('assert x == 1\n### BEGIN HIDDEN TESTS\nfrom autograder.inline import run_check\n'
+                             'run_check("ps99_fake", "test_x", globals())\n### END HIDDEN TESTS')
+    assert "HIDDEN" not in answer.source
+
+
+@pytest.mark.parametrize("points, source, message", [
+    ('dict(test_x=3)', FAKE_SOURCE, "POINTS must be a literal dict"),
+    ('{"test_x": 3, "test_y": 1}', FAKE_SOURCE, "names 'test_y', but solutions/ps99_fake/ps99_fake.md has no graded cell"),
+    ('{"test_y": 1}', FAKE_SOURCE, "the graded cell 'test_x' has no entry in POINTS of autograder/checks/test_ps99_fake.py"),
+    (None, FAKE_SOURCE, "ps99_fake has graded cells but no check module autograder/checks/test_ps99_fake.py"),
+    ('{"test_x": 3}', FAKE_SOURCE.replace("  grade_id: test_x\n", "  grade_id: test_x\n  points: 3\n"),
+     "remove `points:` from the graded cell 'test_x'"),
+    ('{"test_x": 3}', FAKE_SOURCE.replace("assert x == 1\n", "assert x == 1\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n"),
+     "remove the hidden-test block of the graded cell 'test_x'"),
+])
+def test_points_and_grade_ids_that_do_not_match_are_clear_errors(tmp_path, points, source, message):
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        release.build_source(fake_course(tmp_path, points, source))
+
+
+def test_committed_source_notebooks_take_their_points_from_the_check_modules():
+    for name in release.assignments():
+        nb = nbformat.read(os.path.join(release.ROOT, "solutions", name, name + ".ipynb"), as_version=4)
+        graded = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+                  for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
+        assert graded == release.points_table(name), f"{name}: run `make exercises`"
+
+
+def test_the_chapter_of_an_exercise_is_found_by_its_topic(tmp_path):
+    (tmp_path / "book").mkdir()
+    for page in ("ch02_attention.md", "ch03_self_attention.md", "appA_bug_hunt.md", "intro.md"):
+        (tmp_path / "book" / page).write_text("# page\n", encoding="utf-8")
+    assert release.chapter_of("ps02_attention", str(tmp_path)) == "book/ch02_attention.md"
+    assert release.chapter_of("ps03_self_attention", str(tmp_path)) == "book/ch03_self_attention.md"
+    assert release.chapter_of("ps09_bug_hunt", str(tmp_path)) == "book/appA_bug_hunt.md"
+    assert release.chapter_of("ps04_multihead", str(tmp_path)) is None
+    (tmp_path / "book" / "appB_attention.md").write_text("# page\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="ps02_attention matches several book pages"):
+        release.chapter_of("ps02_attention", str(tmp_path))
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ def test_tiny_run_end_to_end(tmp_path):
     assert saved["history"][-1]["loss"] < 0.6 * saved["history"][0]["loss"]
     test = saved["final"]["test"]
     assert set(test) == {"greedy", "beam"} and test["beam"]["n"] == 8
-    assert 0.0 <= test["greedy"]["exact_match"] <= 1.0 and test["greedy"]["token_accuracy"] > 0.2
+    # 120 steps with dropout and smoothing learn little: measured 0.13-0.24 over seeds, 0.00-0.07 after 20 steps.
+    assert 0.0 <= test["greedy"]["exact_match"] <= 1.0 and test["greedy"]["token_accuracy"] > 0.1
     # The schedule warms up linearly, peaks at --warmup steps, then decays as 1/sqrt(step).
     lrs = [h["lr"] for h in saved["history"]]
     assert lrs[8] == pytest.approx(3e-3) and lrs[3] < lrs[8] and lrs[-1] == pytest.approx(3e-3 * (10 / 121) ** 0.5)
@@ -159,3 +160,42 @@ def test_threads_option_does_not_leak(tmp_path):
     before = torch.get_num_threads()
     run(tmp_path, "th", "--steps", "1", "--threads", "1" if before != 1 else "2")
     assert torch.get_num_threads() == before
+
+
+def test_model_flags_are_the_config_fields():
+    """Every field of TransformerConfig that the data do not decide is a flag, and it reaches the config."""
+    import dataclasses
+
+    from attnlab import TransformerConfig
+
+    flags = {option for action in T.build_parser()._actions for option in action.option_strings}
+    for f in dataclasses.fields(TransformerConfig):
+        if f.name not in T.CONFIG_NOT_FLAGS:
+            assert "--" + f.name.replace("_", "-") in flags, f.name
+    args = T.parse_args(["--d-ff", "96", "--no-norm-first", "--positional", "rotary"])
+    vocab = range(20)  # only its length matters here
+    config = T.model_config(args, vocab, vocab, max_len=32)
+    assert (config.d_ff, config.norm_first, config.positional, config.pad_id) == (96, False, "rotary", 0)
+
+
+def test_the_loop_step_is_the_taught_step():
+    """With one process and no autocast, the loop's step is attnlab.objectives.train_step: same losses, same weights."""
+    import copy
+
+    from attnlab import TransformerConfig, make_optimizer, train_step
+
+    args = T.parse_args(TINY + ["--label-smoothing", "0.1", "--clip", "0.5", "--weight-decay", "0.01"])
+    config = TransformerConfig(src_vocab_size=9, tgt_vocab_size=9, d_model=16, num_heads=2, num_encoder_layers=1,
+                               num_decoder_layers=1, d_ff=32, dropout=0.0, max_len=16)
+    torch.manual_seed(0)
+    state = T.new_state(args, config, None, None, torch.device("cpu"), world=1)
+    reference = copy.deepcopy(state.model)
+    optimizer, scheduler = make_optimizer(reference, args.lr, args.warmup, args.weight_decay)
+    src = torch.tensor([[3, 4, 5], [6, 0, 0]])
+    tgt = torch.tensor([[1, 5, 4, 3, 2], [1, 6, 2, 0, 0]])
+    for _ in range(3):
+        got, n_tokens = T.train_batch(state, state.model, src, tgt, args)
+        want = train_step(reference, optimizer, scheduler, src, tgt, 0, smoothing=0.1, clip=0.5)
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-7) and n_tokens == 6
+    for (name, a), b in zip(state.model.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)

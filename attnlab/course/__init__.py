@@ -4,6 +4,7 @@
 - ``bugs``         the catalogue of instructive bugs (appendix A, the bug hunt, the mutants);
 - ``interop``      copies our weights into PyTorch's own modules (chapters 6-7, parity tests);
 - ``selfcheck``    the learners' self-checks inside the exercise notebooks;
+- ``compare``      the one tensor comparison behind the self-checks and the grader's checks;
 - ``release``      builds the source notebooks and the nbgrader release (``python -m attnlab.course.release``).
 
 The library never imports this subpackage.

@@ -3,7 +3,8 @@
 Chapter 1 measures what goes wrong with recurrent networks; chapter 3 repeats the sequence task of
 chapter 1 with attention and draws both on one plot. Both chapters call the functions here, so the
 two curves come from the same code, the same data and the same seeds. Everything is sized to run in
-seconds on 2 CPU cores. Imports only the reference implementation (and PyTorch).
+seconds on 2 CPU cores. Imports the course library, its reverse-task generator (``attnlab.train.data``)
+and PyTorch.
 """
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attnlab import MultiHeadAttention, Seq2SeqRNN, gradient_norm_by_distance
-
-PAD, BOS, EOS = 0, 1, 2
-FIRST_SYMBOL = 3  # symbols are FIRST_SYMBOL .. FIRST_SYMBOL + num_symbols - 1
+from attnlab.tokens import BOS_ID, EOS_ID, PAD_ID
+from attnlab.train.data import FIRST_SYMBOL, reverse_batch
 
 
 # --- (a) gradients through time -------------------------------------------------------------------
@@ -50,27 +50,7 @@ def gradient_norms(cell: str = "rnn", length: int = 100, hidden: int = 64, input
 
 
 # --- (b) the sequence task: reverse a string of symbols ------------------------------------------
-
-def reverse_batch(batch: int, min_len: int, max_len: int, num_symbols: int = 10,
-                  generator: torch.Generator | None = None):
-    """Random strings and their reversals, padded.
-
-    Returns src (B, S) = symbols then PAD, tgt_in (B, S+1) = BOS + reversed, tgt_out (B, S+1) =
-    reversed + EOS (padded with PAD), and the lengths (B,).
-    """
-    lengths = torch.randint(min_len, max_len + 1, (batch,), generator=generator)
-    S = int(lengths.max())
-    symbols = torch.randint(FIRST_SYMBOL, FIRST_SYMBOL + num_symbols, (batch, S), generator=generator)
-    positions = torch.arange(S)[None, :]  # (1, S)
-    valid = positions < lengths[:, None]  # (B, S)
-    src = symbols.masked_fill(~valid, PAD)
-    # reversed within each row's own length: position j of the target is source position len-1-j
-    index = (lengths[:, None] - 1 - positions).clamp(min=0)  # (B, S)
-    rev = src.gather(1, index).masked_fill(~valid, PAD)
-    tgt_in = torch.cat([torch.full((batch, 1), BOS), rev], 1)  # (B, S+1)
-    tgt_out = torch.cat([rev, torch.full((batch, 1), PAD)], 1)  # (B, S+1)
-    tgt_out[torch.arange(batch), lengths] = EOS
-    return src, tgt_in, tgt_out, lengths
+# The batches come from attnlab.train.data.reverse_batch, the course's one generator of this task.
 
 
 @dataclass
@@ -93,14 +73,14 @@ def train_reverse(attention: bool, steps: int = 400, hidden: int = 64, embed: in
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     vocab = FIRST_SYMBOL + num_symbols
-    model = Seq2SeqRNN(vocab, vocab, embed_dim=embed, hidden_dim=hidden, cell=cell, attention=attention, pad_id=PAD)
+    model = Seq2SeqRNN(vocab, vocab, embed_dim=embed, hidden_dim=hidden, cell=cell, attention=attention, pad_id=PAD_ID)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     start = time.perf_counter()
     for _ in range(steps):
         src, tgt_in, tgt_out, _ = reverse_batch(batch, *train_lengths, num_symbols=num_symbols, generator=gen)
         logits = model(src, tgt_in)  # (B, T, V)
-        loss = F.cross_entropy(logits.reshape(-1, vocab), tgt_out.reshape(-1), ignore_index=PAD)
+        loss = F.cross_entropy(logits.reshape(-1, vocab), tgt_out.reshape(-1), ignore_index=PAD_ID)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -118,9 +98,9 @@ def evaluate_reverse(model: Seq2SeqRNN, lengths: list[int], n: int = 200, num_sy
     token_acc, exact = [], []
     for L in lengths:
         src, _, tgt_out, _ = reverse_batch(n, L, L, num_symbols=num_symbols, generator=gen)
-        pred = model.greedy_decode(src, BOS, EOS, max_len=L + 1)  # (n, <= L+1)
+        pred = model.greedy_decode(src, BOS_ID, EOS_ID, max_len=L + 1)  # (n, <= L+1)
         if pred.size(1) < L:
-            pred = F.pad(pred, (0, L - pred.size(1)), value=PAD)
+            pred = F.pad(pred, (0, L - pred.size(1)), value=PAD_ID)
         correct = pred[:, :L] == tgt_out[:, :L]  # (n, L)
         token_acc.append(correct.float().mean().item())
         exact.append(correct.all(1).float().mean().item())

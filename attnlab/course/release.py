@@ -12,12 +12,28 @@
 
    Several names may follow a directive, separated by spaces. An assignment without a ``.md``
    source keeps its hand-written ``.ipynb``.
+
+   Every autograded cell (nbgrader ``grade: true``, ``solution: false``) gets what was typed by
+   hand before: its ``points`` from ``POINTS`` of ``autograder/checks/test_<a>.py`` (the one place
+   for points; read from the file as data, since these helpers never import the grader) and, at
+   its end, the hidden block that runs its check under plain ``nbgrader autograde``::
+
+       ### BEGIN HIDDEN TESTS
+       from autograder.inline import run_check
+       run_check("<a>", "<grade_id>", globals())
+       ### END HIDDEN TESTS
+
+   A graded cell whose grade_id is not in POINTS, or a POINTS entry without its graded cell, stops
+   the release.
 2. ``nbgrader generate_assignment`` (through its Python API, in a scratch course folder) turns
    every ``solutions/<a>/<a>.ipynb`` into ``exercises/<a>/``, normalised so that the bytes do
    not change from run to run.
 
 ``--check`` builds everything in a scratch folder and fails (exit 1, listing the files) when
 ``solutions/*/*.ipynb`` or ``exercises/`` differ from a fresh build.
+
+The chapter <-> exercise map is the file names (:func:`chapter_of`): ``psNN_<topic>`` is the
+exercise of the book page ``book/<label>_<topic>.md`` (ch02_attention, appA_bug_hunt).
 """
 from __future__ import annotations
 
@@ -142,15 +158,89 @@ def expand_directives(source: str) -> str:
     return text.replace("\n\ndef ", "\n\n\ndef ").replace("\n\n\n\ndef ", "\n\n\ndef ")
 
 
+# --------------------------------------------------------------------------- grading boilerplate
+CHECKS = os.path.join("autograder", "checks")
+HIDDEN_TESTS = ("### BEGIN HIDDEN TESTS\n"
+                "from autograder.inline import run_check\n"
+                'run_check("{assignment}", "{grade_id}", globals())\n'
+                "### END HIDDEN TESTS")
+
+
+def check_module_path(assignment: str, root: str = ROOT) -> str:
+    return os.path.join(root, CHECKS, f"test_{assignment}.py")
+
+
+def points_table(assignment: str, root: str = ROOT) -> dict[str, float]:
+    """``POINTS`` of the assignment's check module, read from its source as a literal: the course
+    helpers never import the grader, so the table must be plain data (``{"test_x": 2, ...}``)."""
+    path = check_module_path(assignment, root)
+    rel = os.path.relpath(path, root)
+    if not os.path.isfile(path):
+        raise SystemExit(f"release: {assignment} has graded cells but no check module {rel}")
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), path)
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if not any(isinstance(t, ast.Name) and t.id == "POINTS" for t in targets):
+            continue
+        try:
+            points = ast.literal_eval(node.value) if node.value is not None else None
+        except (ValueError, TypeError, SyntaxError):  # not a literal
+            points = None
+        if (not isinstance(points, dict) or not points
+                or not all(isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for k, v in points.items())):
+            raise SystemExit(f"release: {rel} line {node.lineno}: POINTS must be a literal dict "
+                             "{\"grade_id\": points, ...} (the release reads it as data, without importing the grader)")
+        return points
+    raise SystemExit(f"release: {rel} has no POINTS = {{\"grade_id\": points, ...}}")
+
+
+def _is_autograded(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def add_grading(nb, assignment: str, root: str = ROOT) -> None:
+    """Give every autograded cell its points from POINTS and its hidden block (in place)."""
+    graded = [cell for cell in nb.cells if _is_autograded(cell)]
+    if not graded:
+        return
+    points = points_table(assignment, root)
+    rel = os.path.relpath(check_module_path(assignment, root), root)
+    source = f"{SOLUTIONS}/{assignment}/{assignment}.md"
+    for cell in graded:
+        meta = cell.metadata["nbgrader"]
+        grade_id = meta.get("grade_id")
+        if "points" in meta:
+            raise SystemExit(f"release: {source}: remove `points:` from the graded cell {grade_id!r}; "
+                             f"its points come from POINTS in {rel}")
+        if "HIDDEN TESTS" in cell.source:
+            raise SystemExit(f"release: {source}: remove the hidden-test block of the graded cell {grade_id!r}; "
+                             "the release writes it")
+        if grade_id not in points:
+            raise SystemExit(f"release: {source}: the graded cell {grade_id!r} has no entry in POINTS of {rel} "
+                             f"(it has {', '.join(points)})")
+        meta["points"] = points[grade_id]
+        cell.source = cell.source.rstrip("\n") + "\n" + HIDDEN_TESTS.format(assignment=assignment, grade_id=grade_id)
+    orphans = [name for name in points if name not in {cell.metadata["nbgrader"].get("grade_id") for cell in graded}]
+    if orphans:
+        raise SystemExit(f"release: POINTS of {rel} names {', '.join(map(repr, orphans))}, "
+                         f"but {source} has no graded cell with that grade_id")
+
+
 def notebook_text(nb) -> str:
     """Stable serialisation: nbformat's sorted keys, one-space indent, trailing newline."""
     return nbformat.writes(nb) + ("" if nbformat.writes(nb).endswith("\n") else "\n")
 
 
 def build_source(md_path: str) -> str:
-    """The .ipynb text built from one MyST source."""
+    """The .ipynb text built from one MyST source ``<root>/solutions/<a>/<a>.md``."""
     import jupytext
 
+    md_path = os.path.abspath(md_path)
+    assignment = os.path.splitext(os.path.basename(md_path))[0]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(md_path)))
     nb = jupytext.read(md_path, fmt="md:myst")
     nb.metadata.pop("jupytext", None)
     for cell in nb.cells:
@@ -158,6 +248,7 @@ def build_source(md_path: str) -> str:
         if cell.cell_type == "code":
             cell.source = expand_directives(cell.source)
             cell.outputs, cell.execution_count = [], None
+    add_grading(nb, assignment, root)
     nb.nbformat, nb.nbformat_minor = 4, 4
     nbformat.validate(nb)
     return notebook_text(nb)
@@ -170,6 +261,29 @@ def assignments(root: str = ROOT) -> list[str]:
     return sorted(name for name in os.listdir(folder)
                   if os.path.isfile(os.path.join(folder, name, name + ".ipynb"))
                   or os.path.isfile(os.path.join(folder, name, name + ".md")))
+
+
+# --------------------------------------------------------------------------- chapters
+BOOK = "book"
+
+
+def chapter_of(assignment: str, root: str = ROOT) -> str | None:
+    """The book page an assignment is the exercise of, by name alone (the one chapter <-> exercise
+    map): ``psNN_<topic>`` belongs to the page ``book/<label>_<topic>.md``, e.g. ps02_attention to
+    book/ch02_attention.md and ps09_bug_hunt to book/appA_bug_hunt.md. None when there is no such
+    page; two pages with the same topic are an error."""
+    topic = assignment.split("_", 1)[1] if "_" in assignment else assignment
+    folder = os.path.join(root, BOOK)
+    pages = sorted(name for name in (os.listdir(folder) if os.path.isdir(folder) else [])
+                   if name.endswith(".md") and name[:-3].split("_", 1)[-1] == topic and "_" in name)
+    if len(pages) > 1:
+        raise SystemExit(f"release: {assignment} matches several book pages {pages}; a topic names one page")
+    return f"{BOOK}/{pages[0]}" if pages else None
+
+
+def exercise_chapters(root: str = ROOT) -> dict[str, str | None]:
+    """{assignment: its book page (``book/ch02_attention.md``) or None} for every assignment."""
+    return {name: chapter_of(name, root) for name in assignments(root)}
 
 
 # --------------------------------------------------------------------------- release

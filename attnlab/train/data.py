@@ -1,27 +1,25 @@
 """Data for training the reference Transformer, all generated or read offline.
 
-- algorithmic tasks (copy, reverse, sort) for smoke tests;
+- the toy tasks: reversing strings of symbols (:func:`reverse_batch`, the one generator of the reverse
+  task, used by the book's experiments, the bug hunt, problem set 8 and its checks), and copy, reverse
+  and sort as text pairs for the training CLI (:func:`algorithmic_pairs`, drawn by the same generator);
 - date normalisation: a date written out by CLDR (``babel``) in many languages -> ISO ``YYYY-MM-DD``;
 - a parallel corpus in TSV (``source<TAB>target`` per line) that a user brings;
-- tokenizers: characters (:class:`CharVocab`) or a BPE trained locally with ``tokenizers`` (:class:`BPEVocab`),
-  both with ``pad=0, bos=1, eos=2, unk=3``;
 - length-bucketed batches through a ``DataLoader``.
 
-Everything here imports the model code's conventions (``pad_id``) but never the other way round.
+The vocabularies that turn text into ids are in ``tokenizers.py``; the special ids in ``attnlab.tokens``.
 """
 from __future__ import annotations
 
 import datetime
-import json
 import random
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+from ..tokens import BOS_ID, EOS_ID, PAD_ID
 
 Pair = tuple[str, str]
 
@@ -31,26 +29,66 @@ class DataError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# Algorithmic tasks
+# Toy tasks
 # --------------------------------------------------------------------------------------------
+
+# The toy tasks' symbols are the ids right after PAD, BOS and EOS: FIRST_SYMBOL, FIRST_SYMBOL + 1, ...
+# (every symbol is known, so no id is set aside for an unknown one).
+FIRST_SYMBOL = EOS_ID + 1
+
+
+def reverse_batch(batch: int, min_len: int, max_len: int, num_symbols: int = 10,
+                  generator: torch.Generator | None = None):
+    """Random strings of symbols and their reversals, padded: the reverse task.
+
+    Lengths are uniform in [min_len, max_len], symbols uniform in EOS_ID + 1 .. EOS_ID + num_symbols.
+    Returns src (B, S) = symbols then PAD_ID, tgt_in (B, S+1) = BOS_ID + reversed, tgt_out (B, S+1) =
+    reversed + EOS_ID (padded with PAD_ID), and the lengths (B,); S is the longest length drawn.
+    """
+    lengths = torch.randint(min_len, max_len + 1, (batch,), generator=generator)
+    S = int(lengths.max())
+    # EOS_ID + 1 is FIRST_SYMBOL, written out so that a notebook showing this function needs only the token ids.
+    symbols = torch.randint(EOS_ID + 1, EOS_ID + 1 + num_symbols, (batch, S), generator=generator)
+    positions = torch.arange(S)[None, :]  # (1, S)
+    valid = positions < lengths[:, None]  # (B, S)
+    src = symbols.masked_fill(~valid, PAD_ID)
+    # reversed within each row's own length: position j of the target is source position len-1-j
+    index = (lengths[:, None] - 1 - positions).clamp(min=0)  # (B, S)
+    rev = src.gather(1, index).masked_fill(~valid, PAD_ID)
+    tgt_in = torch.cat([torch.full((batch, 1), BOS_ID), rev], 1)  # (B, S+1)
+    tgt_out = torch.cat([rev, torch.full((batch, 1), PAD_ID)], 1)  # (B, S+1)
+    tgt_out[torch.arange(batch), lengths] = EOS_ID
+    return src, tgt_in, tgt_out, lengths
+
 
 ALGORITHMIC_TASKS = ("copy", "reverse", "sort")
 
 
 def algorithmic_pairs(task: str, n: int, min_len: int = 1, max_len: int = 10,
                       alphabet: str = "abcdefghij", seed: int = 0) -> list[Pair]:
-    """``n`` pairs of a random string (length uniform in [min_len, max_len]) and its copy/reversal/sorting."""
+    """``n`` pairs of a random string (length uniform in [min_len, max_len]) and its copy/reversal/sorting.
+
+    The strings are :func:`reverse_batch`'s, its symbols written as letters of ``alphabet``; the reverse
+    task's targets are its reversals.
+    """
     if task not in ALGORITHMIC_TASKS:
         raise DataError(f"unknown algorithmic task {task!r}; choose one of {ALGORITHMIC_TASKS}")
     if not 1 <= min_len <= max_len:
         raise DataError(f"need 1 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}")
     if not alphabet:
         raise DataError("alphabet must not be empty")
-    rng = random.Random(seed)
+    if n <= 0:
+        return []
+    generator = torch.Generator().manual_seed(seed)
+    src, _, tgt_out, lengths = reverse_batch(n, min_len, max_len, len(alphabet), generator)
+
+    def text(ids: list[int]) -> str:
+        return "".join(alphabet[i - FIRST_SYMBOL] for i in ids)
+
     pairs = []
-    for _ in range(n):
-        s = "".join(rng.choice(alphabet) for _ in range(rng.randint(min_len, max_len)))
-        t = {"copy": s, "reverse": s[::-1], "sort": "".join(sorted(s))}[task]
+    for s_ids, t_ids, length in zip(src.tolist(), tgt_out.tolist(), lengths.tolist()):
+        s = text(s_ids[:length])
+        t = {"copy": s, "reverse": text(t_ids[:length]), "sort": "".join(sorted(s))}[task]
         pairs.append((s, t))
     return pairs
 
@@ -165,122 +203,6 @@ def split_pairs(pairs: Sequence[Pair], valid_fraction: float = 0.05, test_fracti
 
 
 # --------------------------------------------------------------------------------------------
-# Tokenizers
-# --------------------------------------------------------------------------------------------
-
-class CharVocab:
-    """One token per character; ids 0-3 are ``<pad> <bos> <eos> <unk>``, unseen characters map to ``<unk>``."""
-
-    kind = "char"
-    pad_id, bos_id, eos_id, unk_id = PAD_ID, BOS_ID, EOS_ID, UNK_ID
-
-    def __init__(self, symbols: Iterable[str]):
-        self.itos = list(SPECIALS) + [s for s in symbols if s not in SPECIALS]
-        self.stoi = {s: i for i, s in enumerate(self.itos)}
-        if len(self.stoi) != len(self.itos):
-            raise DataError("vocabulary symbols must be unique")
-
-    @classmethod
-    def build(cls, texts: Iterable[str]) -> "CharVocab":
-        return cls(sorted({c for t in texts for c in t}))
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = [self.stoi.get(c, UNK_ID) for c in text]
-        return ([BOS_ID] if add_bos else []) + ids + ([EOS_ID] if add_eos else [])
-
-    def decode(self, ids: Iterable[int]) -> str:
-        """Ids -> text: stops at the first EOS, skips padding and BOS."""
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS_ID:
-                break
-            if i in (PAD_ID, BOS_ID):
-                continue
-            out.append(self.itos[i] if 0 <= i < len(self.itos) else SPECIALS[UNK_ID])
-        return "".join(out)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "symbols": self.itos[len(SPECIALS):]}
-
-
-class BPEVocab:
-    """Byte-pair encoding trained locally with the ``tokenizers`` library.
-
-    Pre-tokenisation isolates runs of whitespace and punctuation marks, and keeps runs of digits apart,
-    so that a number such as a year becomes its own token (or a few) instead of merging with the letters
-    around it (``2026年`` -> ``2026``, ``年``). Whitespace is kept as tokens, so decoding is the plain
-    concatenation of the tokens and gives back the text exactly (unless it held characters never seen
-    in training, which become ``<unk>``).
-    """
-
-    kind = "bpe"
-    pad_id, bos_id, eos_id, unk_id = PAD_ID, BOS_ID, EOS_ID, UNK_ID
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        for i, s in enumerate(SPECIALS):
-            if tokenizer.token_to_id(s) != i:
-                raise DataError(f"BPE tokenizer must map {s} to id {i}")
-
-    @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2) -> "BPEVocab":
-        from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-        tok = Tokenizer(models.BPE(unk_token=SPECIALS[UNK_ID]))
-        tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Split(Regex(r"\s+"), behavior="isolated"), pre_tokenizers.Punctuation(),
-             pre_tokenizers.Digits(individual_digits=False)]
-        )
-        tok.decoder = decoders.Fuse()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                      special_tokens=list(SPECIALS), show_progress=False)
-        tok.train_from_iterator(list(texts), trainer=trainer)
-        return cls(tok)
-
-    def __len__(self) -> int:
-        return self.tokenizer.get_vocab_size()
-
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
-        return ([BOS_ID] if add_bos else []) + ids + ([EOS_ID] if add_eos else [])
-
-    def decode(self, ids: Iterable[int]) -> str:
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS_ID:
-                break
-            if i not in (PAD_ID, BOS_ID):
-                out.append(i)
-        return "".join(self.tokenizer.id_to_token(i) or SPECIALS[UNK_ID] for i in out)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "tokenizer": self.tokenizer.to_str()}
-
-
-def vocab_from_dict(d: dict):
-    if d.get("kind") == "char":
-        return CharVocab(d["symbols"])
-    if d.get("kind") == "bpe":
-        from tokenizers import Tokenizer
-
-        return BPEVocab(Tokenizer.from_str(d["tokenizer"]))
-    raise DataError(f"unknown vocabulary kind {d.get('kind')!r}")
-
-
-def build_vocab(kind: str, texts: Sequence[str], bpe_vocab_size: int = 2000):
-    if kind == "char":
-        return CharVocab.build(texts)
-    if kind == "bpe":
-        return BPEVocab.train(texts, vocab_size=bpe_vocab_size)
-    raise DataError(f"unknown tokenizer {kind!r}; choose 'char' or 'bpe'")
-
-
-# --------------------------------------------------------------------------------------------
 # Tensors and batches
 # --------------------------------------------------------------------------------------------
 
@@ -370,11 +292,3 @@ def make_loader(dataset: PairDataset, batch_size: int, shuffle: bool = True, see
     sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
                                  pool=50 if bucket else 1)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_pairs)
-
-
-def save_pairs(pairs: Sequence[Pair], path: str | Path) -> None:
-    Path(path).write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
-
-
-def describe(pairs: Sequence[Pair]) -> str:
-    return json.dumps({"pairs": len(pairs), "example": list(pairs[0]) if pairs else None}, ensure_ascii=False)

@@ -1,34 +1,42 @@
 """Train the reference Transformer: ``python -m attnlab.train --task dates --device auto``.
 
-One file, read top to bottom: options and presets, data, the model, the schedule, the loop
-(label smoothing, AdamW, clipping, optional autocast / GradScaler / torch.compile / DDP),
-checkpoints that resume exactly, evaluation with greedy and beam search, metrics JSON and a plot.
+Read top to bottom: options and presets, data, the training state and its checkpoints, one step,
+evaluation, the loop. What is taught about training lives in ``attnlab.objectives`` and the loop
+trains with it: the loss is ``label_smoothed_cross_entropy``, the optimiser and schedule are
+``make_optimizer``'s (AdamW, warmup then inverse square root), and ``train_batch`` is the taught
+``train_step`` plus what a real run adds (autocast / GradScaler, data parallelism, torch.compile).
+Checkpoints resume exactly; evaluation uses greedy and beam search; metrics go to JSON and a plot.
 
 Data-parallel training: ``torchrun --nproc_per_node N -m attnlab.train ...`` (NCCL on
-GPUs, gloo on CPU). Every process builds the same global batch and keeps its rows ``rank::N``; the
-loss is summed over tokens and divided by the global token count, so the averaged gradient equals the
-one-process gradient of the whole batch.
+GPUs, gloo on CPU). Every process builds the same global batch and keeps its rows ``rank::N``; each
+process's loss is scaled by its share of the global batch's target tokens, so the averaged gradient
+equals the one-process gradient of the whole batch.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import random
 import sys
 import time
-from dataclasses import asdict
+import types
+import typing
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import data as D
+from .tokenizers import build_vocab, vocab_from_dict
 from ..decoding import beam_search, greedy_decode
-from ..transformer import Transformer, TransformerConfig
+from ..objectives import label_smoothed_cross_entropy, make_optimizer
+from ..tokens import BOS_ID, EOS_ID, PAD_ID
+from ..transformer import POSITIONAL_KINDS, Transformer, TransformerConfig
 
 TASKS = ("copy", "reverse", "sort", "dates", "tsv")
 
@@ -69,6 +77,36 @@ class TrainError(Exception):
 # Options
 # ------------------------------------------------------------------------------------------------
 
+# TransformerConfig fields that the data decide (vocabulary sizes, longest sequence, padding id) or that
+# have a flag of their own (--sdpa); every other field is a flag, --field-name, its default from the preset.
+CONFIG_NOT_FLAGS = {"src_vocab_size", "tgt_vocab_size", "max_len", "pad_id", "use_sdpa"}
+CONFIG_CHOICES = {"positional": POSITIONAL_KINDS}
+
+
+def model_fields() -> list[dataclasses.Field]:
+    """The fields of ``TransformerConfig`` that are command-line flags."""
+    return [f for f in dataclasses.fields(TransformerConfig) if f.name not in CONFIG_NOT_FLAGS]
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of ``TransformerConfig`` (``model_fields``): a new field becomes a flag by itself."""
+    group = parser.add_argument_group("model (TransformerConfig; flags override the preset)")
+    hints = typing.get_type_hints(TransformerConfig)
+    for f in model_fields():
+        kind = hints[f.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            kind = next(k for k in typing.get_args(kind) if k is not type(None))  # Optional[X] -> X
+        default = f.default if f.default is not dataclasses.MISSING else None
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"TransformerConfig.{f.name} (default: the preset's, else {default!r})"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        elif typing.get_origin(kind) is typing.Literal:
+            group.add_argument(flag, choices=typing.get_args(kind), help=help_text)
+        else:
+            group.add_argument(flag, type=kind, choices=CONFIG_CHOICES.get(f.name), help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m attnlab.train", description=__doc__.splitlines()[0])
     a = p.add_argument
@@ -93,12 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--n-heldout", type=int, default=1000, help="held-out-locale dates")
     a("--min-len", type=int, default=1, help="algorithmic tasks: shortest string")
     a("--max-len", type=int, default=12, help="algorithmic tasks: longest string")
-    # model
-    a("--d-model", type=int); a("--num-heads", type=int); a("--d-ff", type=int)
-    a("--num-encoder-layers", type=int); a("--num-decoder-layers", type=int)
-    a("--dropout", type=float); a("--positional", choices=("sinusoidal", "learned", "rotary", "none"))
-    a("--norm-first", action=argparse.BooleanOptionalAction)
-    a("--tie-embeddings", action=argparse.BooleanOptionalAction)
+    add_model_flags(p)
     # optimisation
     a("--batch-size", type=int, help="sentences per global batch")
     a("--lr", type=float, help="peak learning rate, reached at the end of warmup")
@@ -166,19 +199,19 @@ def load_splits(args) -> dict[str, list[D.Pair]]:
 def build_vocabs(args, train: list[D.Pair]):
     srcs, tgts = [s for s, _ in train], [t for _, t in train]
     if args.shared_vocab:
-        v = D.build_vocab(args.tokenizer, srcs + tgts, args.bpe_vocab_size)
+        v = build_vocab(args.tokenizer, srcs + tgts, args.bpe_vocab_size)
         return v, v
-    return D.build_vocab(args.tokenizer, srcs, args.bpe_vocab_size), D.build_vocab(args.tokenizer, tgts, args.bpe_vocab_size)
+    return build_vocab(args.tokenizer, srcs, args.bpe_vocab_size), build_vocab(args.tokenizer, tgts, args.bpe_vocab_size)
 
 
 def model_config(args, src_vocab, tgt_vocab, max_len: int) -> TransformerConfig:
-    return TransformerConfig(
-        src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), d_model=args.d_model,
-        num_heads=args.num_heads, num_encoder_layers=args.num_encoder_layers,
-        num_decoder_layers=args.num_decoder_layers, d_ff=args.d_ff, dropout=args.dropout, max_len=max_len,
-        pad_id=D.PAD_ID, norm_first=args.norm_first, tie_embeddings=args.tie_embeddings,
-        positional=args.positional, use_sdpa=args.sdpa,
-    )
+    """The config of ``args``' model flags (those left unset keep the dataclass default) and of the data."""
+    flags = {f.name: getattr(args, f.name) for f in model_fields() if getattr(args, f.name, None) is not None}
+    try:
+        return TransformerConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), max_len=max_len,
+                                 pad_id=PAD_ID, use_sdpa=args.sdpa, **flags)
+    except ValueError as e:  # TransformerConfig.__post_init__: e.g. d_model not divisible by num_heads
+        raise TrainError(f"bad model options: {e}") from None
 
 
 # Fields that may differ between a checkpoint and the run resuming it (they do not change the weights' meaning).
@@ -194,13 +227,40 @@ def check_same_config(path, saved: dict, now: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Schedule, loss, distributed helpers
+# The training state and its checkpoints
 # ------------------------------------------------------------------------------------------------
 
-def inverse_sqrt_lambda(warmup: int):
-    """Vaswani et al. (2017), scaled so that the peak (at ``warmup``) is 1: min(s / w, sqrt(w / s))."""
-    warmup = max(1, warmup)
-    return lambda step: min((step + 1) / warmup, math.sqrt(warmup / (step + 1)))
+@dataclass
+class TrainState:
+    """What the loop advances and a checkpoint holds. The RNG states are global (Python, numpy, torch):
+    ``save_checkpoint`` reads them when it writes, ``restore_state`` sets them back."""
+    model: Transformer
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    src_vocab: object
+    tgt_vocab: object
+    device: torch.device
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of this epoch already trained on: a resume skips them
+    train_seconds: float = 0.0  # wall-clock seconds spent in training steps (not evaluation)
+    cpu_seconds: float = 0.0  # this process's CPU seconds in training steps
+    metrics: dict = field(default_factory=dict)  # args, config, ..., "history" (one row per step), "evals"
+
+    @property
+    def config(self) -> TransformerConfig:
+        return self.model.config
+
+
+def new_state(args, config: TransformerConfig, src_vocab, tgt_vocab, device: torch.device, world: int) -> TrainState:
+    """A fresh model (initialised from the global torch RNG), the taught optimiser and schedule, a GradScaler."""
+    model = Transformer(config).to(device)
+    optimizer, scheduler = make_optimizer(model, args.lr, args.warmup, args.weight_decay)
+    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
+    metrics = {"args": vars(args), "config": asdict(config), "device": str(device), "world_size": world,
+               "history": [], "evals": []}
+    return TrainState(model, optimizer, scheduler, scaler, src_vocab, tgt_vocab, device, metrics=metrics)
 
 
 def rng_state() -> dict:
@@ -224,9 +284,80 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def save_checkpoint(path: Path, state: TrainState, args) -> None:
+    """Everything a resume needs to continue as if never stopped, the RNG states included."""
+    torch.save({"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
+                "scheduler": state.scheduler.state_dict(), "scaler": state.scaler.state_dict(), "step": state.step,
+                "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch, "train_seconds": state.train_seconds,
+                "cpu_seconds": state.cpu_seconds, "rng": rng_state(), "config": asdict(state.config),
+                "args": vars(args), "vocab": {"src": state.src_vocab.to_dict(), "tgt": state.tgt_vocab.to_dict()},
+                "history": state.metrics["history"], "evals": state.metrics["evals"]}, path)
+
+
+def load_checkpoint(path) -> dict:
+    """A checkpoint of ``save_checkpoint``: our own file, so read with ``weights_only=False`` (it holds the RNG states)."""
+    if not Path(path).is_file():
+        raise TrainError(f"checkpoint not found: {path}")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def restore_state(state: TrainState, ckpt: dict) -> None:
+    """Continue from ``ckpt``: weights, optimiser, schedule, scaler, counters, metrics so far, and the RNG states
+    (set last: building the model has drawn from the RNG)."""
+    state.model.load_state_dict(ckpt["model"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.scaler.load_state_dict(ckpt["scaler"])
+    state.step, state.epoch, state.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+    state.train_seconds, state.cpu_seconds = ckpt["train_seconds"], ckpt["cpu_seconds"]
+    state.metrics["history"], state.metrics["evals"] = ckpt["history"], ckpt["evals"]
+    set_rng_state(ckpt["rng"])
+
+
+# ------------------------------------------------------------------------------------------------
+# One step
+# ------------------------------------------------------------------------------------------------
+
 def dist_info() -> tuple[int, int, int]:
     """(rank, world_size, local_rank) from torchrun's environment, (0, 1, 0) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def train_batch(state: TrainState, train_model, src: torch.Tensor, tgt: torch.Tensor, args, rank: int = 0,
+                world: int = 1, autocast=contextlib.nullcontext) -> tuple[float, int]:
+    """One optimizer step on a global batch src (B, S), tgt (B, T + 1); returns (its mean loss, its target tokens).
+
+    The steps of the taught ``attnlab.objectives.train_step`` (teacher forcing, ``label_smoothed_cross_entropy``,
+    zero the gradients, backward, clip, optimizer step, schedule step), and what a real run adds to them:
+
+    - data parallelism: this process trains on rows ``rank::world``; its mean loss is scaled by
+      ``world * (its target tokens) / (the global batch's)``, so that the gradients DDP averages over
+      processes are those of the global batch's mean loss (with one process the factor is exactly 1);
+    - autocast around the forward pass (the loss is computed in float32), and for fp16 a GradScaler that
+      multiplies the loss before backward (small fp16 gradients underflow to 0 otherwise) and divides the
+      gradients back before they are clipped;
+    - ``train_model`` may be ``state.model`` wrapped by DDP or torch.compile; clipping acts on the parameters.
+    """
+    n_tokens = int(tgt[:, 1:].ne(PAD_ID).sum())  # over the global batch, counted on the CPU (no GPU sync)
+    src, tgt = src[rank::world], tgt[rank::world]
+    share = world * int(tgt[:, 1:].ne(PAD_ID).sum()) / n_tokens
+    src, tgt = src.to(state.device, non_blocking=True), tgt.to(state.device, non_blocking=True)
+    state.model.train()
+    with autocast():
+        logits = train_model(src, tgt[:, :-1])  # (B, T, V)
+    loss = label_smoothed_cross_entropy(logits.float(), tgt[:, 1:], PAD_ID, args.label_smoothing) * share
+    state.optimizer.zero_grad(set_to_none=True)
+    state.scaler.scale(loss).backward()
+    if args.clip:
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), args.clip)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.scheduler.step()
+    logged = loss.detach() / world
+    if world > 1:
+        torch.distributed.all_reduce(logged)
+    return logged.item(), n_tokens  # .item() is the sync point: the step is done
 
 
 # ------------------------------------------------------------------------------------------------
@@ -248,9 +379,9 @@ def evaluate(model, pairs, src_vocab, tgt_vocab, device, beam_size: int = 0, bat
         n = max_new or max(len(r) for r in refs) + 10
         n = min(n, model.config.max_len - 1)
         if beam_size:
-            out = beam_search(model, src, D.BOS_ID, D.EOS_ID, n, beam_size=beam_size, use_cache=True)
+            out = beam_search(model, src, BOS_ID, EOS_ID, n, beam_size=beam_size, use_cache=True)
         else:
-            out = greedy_decode(model, src, D.BOS_ID, D.EOS_ID, n, use_cache=True)
+            out = greedy_decode(model, src, BOS_ID, EOS_ID, n, use_cache=True)
         for row, ref, (_, tgt) in zip(out.tolist(), refs, chunk):
             text = tgt_vocab.decode(row)
             hyps.append(text)
@@ -289,8 +420,8 @@ def save_plot(metrics: dict, path: Path) -> None:
 # Training
 # ------------------------------------------------------------------------------------------------
 
-def run(args) -> dict:
-    """Train as ``args`` say; returns the metrics that are also written to ``out/metrics.json``."""
+def setup_process(args) -> tuple[int, int, torch.device]:
+    """(rank, world size, device): joins the process group under torchrun and applies --threads."""
     rank, world, local_rank = dist_info()
     device = resolve_device(args.device)
     if world > 1:
@@ -305,48 +436,12 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     if args.amp == "fp16" and device.type == "cpu":
         raise TrainError("--amp fp16 needs a GPU; on a CPU use --amp bf16 or --amp none")
-    is_main = rank == 0
-    out = Path(args.out)
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    return rank, world, device
 
-    ckpt = None
-    if args.resume:
-        if not Path(args.resume).is_file():
-            raise TrainError(f"checkpoint not found: {args.resume}")
-        ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
-    seed_everything(args.seed)
-    splits = load_splits(args)
-    if ckpt is not None:
-        src_vocab, tgt_vocab = D.vocab_from_dict(ckpt["vocab"]["src"]), D.vocab_from_dict(ckpt["vocab"]["tgt"])
-    else:
-        src_vocab, tgt_vocab = build_vocabs(args, splits["train"])
-    train_ds = D.PairDataset(splits["train"], src_vocab, tgt_vocab)
-    longest = max(max(len(s), len(t)) for s, t in zip(train_ds.src, train_ds.tgt))
-    config = model_config(args, src_vocab, tgt_vocab, max_len=max(64, 2 * longest))
-    if ckpt is not None:
-        check_same_config(args.resume, ckpt["config"], asdict(config))
 
-    model = Transformer(config).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.98), eps=1e-9)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt_lambda(args.warmup))
-    scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
-    step, epoch, batch_in_epoch, train_seconds, cpu_seconds = 0, 0, 0, 0.0, 0.0
-    metrics = {"args": vars(args), "config": asdict(config), "device": str(device), "world_size": world,
-               "history": [], "evals": []}
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        step, epoch, batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
-        train_seconds, cpu_seconds = ckpt["train_seconds"], ckpt["cpu_seconds"]
-        metrics["history"], metrics["evals"] = ckpt["history"], ckpt["evals"]
-        set_rng_state(ckpt["rng"])
-
+def wrap_for_training(model: Transformer, args, device: torch.device, world: int):
+    """The module the steps call: DDP around the model with several processes, then torch.compile if asked.
+    Evaluation and checkpoints use the plain model."""
     train_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -354,29 +449,17 @@ def run(args) -> dict:
         train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         train_model = torch.compile(train_model)
+    return train_model
+
+
+def train(state: TrainState, args, train_ds: D.PairDataset, splits: dict, out: Path, rank: int, world: int) -> None:
+    """Steps until ``--steps`` or ``--time-budget``; evaluates every ``--eval-every`` seconds of the clock
+    and checkpoints every ``--ckpt-every`` steps. Resumes mid-epoch: the batches of an epoch depend only on
+    the seed and the epoch, so skipping the first ``state.batch_in_epoch`` continues where the run stopped."""
+    is_main = rank == 0
+    train_model = wrap_for_training(state.model, args, state.device, world)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
-
-    def checkpoint(path: Path):
-        if not is_main:
-            return
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
-                    "epoch": epoch, "batch_in_epoch": batch_in_epoch, "train_seconds": train_seconds, "cpu_seconds": cpu_seconds,
-                    "rng": rng_state(), "config": asdict(config), "args": vars(args),
-                    "vocab": {"src": src_vocab.to_dict(), "tgt": tgt_vocab.to_dict()},
-                    "history": metrics["history"], "evals": metrics["evals"]}, path)
-
-    def eval_now():
-        if is_main:
-            r = evaluate(model, splits[args.eval_split][: args.eval_limit], src_vocab, tgt_vocab, device)
-            metrics["evals"].append({"step": step, "train_seconds": round(train_seconds, 2),
-                                     "cpu_seconds": round(cpu_seconds, 2), "clock_seconds": round(clock(), 2),
-                                     "exact_match": r["exact_match"], "token_accuracy": r["token_accuracy"]})
-            (bar.write if bar is not None else print)(
-                f"step {step}  {clock():.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
-        if world > 1:
-            torch.distributed.barrier()
+    autocast = (lambda: torch.autocast(state.device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
 
     sampler = D.BucketBatchSampler(train_ds.lengths(), args.batch_size, shuffle=True, seed=args.seed, drop_last=True)
     if len(sampler) == 0:
@@ -385,83 +468,112 @@ def run(args) -> dict:
     if is_main and not args.no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=args.steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=args.steps, initial=state.step, unit="step", dynamic_ncols=True, file=sys.stderr)
     threads = args.threads or torch.get_num_threads()
-    clock = (lambda: train_seconds) if args.clock == "wall" else (lambda: cpu_seconds / threads)
+    clock = (lambda: state.train_seconds) if args.clock == "wall" else (lambda: state.cpu_seconds / threads)
     next_eval = (math.floor(clock() / args.eval_every) + 1) * args.eval_every if args.eval_every else math.inf
     budget = args.time_budget or math.inf
-    stop = step >= args.steps or clock() >= budget
-    model.train()
+    stop = state.step >= args.steps or clock() >= budget
     while not stop:
-        sampler.set_epoch(epoch)
-        batches = sampler.batches()[batch_in_epoch:]
+        sampler.set_epoch(state.epoch)
+        batches = sampler.batches()[state.batch_in_epoch:]
         # Its own generator: a DataLoader iterator draws a seed from the global RNG otherwise, which
         # would shift dropout masks after a resume.
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=D.collate_pairs,
                                              generator=torch.Generator())
         for src, tgt in loader:
             t0, c0 = time.perf_counter(), time.process_time()
-            n_tokens = int(tgt[:, 1:].ne(D.PAD_ID).sum())  # over the global batch
-            src, tgt = src[rank::world].to(device, non_blocking=True), tgt[rank::world].to(device, non_blocking=True)
-            tgt_in, tgt_out = tgt[:, :-1], tgt[:, 1:]
-            with autocast():
-                logits = train_model(src, tgt_in)  # (B, T, V)
-                loss_sum = F.cross_entropy(logits.float().flatten(0, 1), tgt_out.flatten(), ignore_index=D.PAD_ID,
-                                           label_smoothing=args.label_smoothing, reduction="sum")
-            # DDP averages gradients over processes: scale so that the average is the global-batch gradient.
-            loss = loss_sum * (world / n_tokens)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if args.clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            batch_in_epoch += 1
-            logged = loss.detach() / world
-            if world > 1:
-                torch.distributed.all_reduce(logged)
-            loss_value = logged.item()  # the sync point: the step is done
+            loss_value, n_tokens = train_batch(state, train_model, src, tgt, args, rank, world, autocast)
             dt = time.perf_counter() - t0
-            train_seconds += dt
-            cpu_seconds += time.process_time() - c0
-            metrics["history"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0],
-                                       "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(train_seconds, 3),
-                                       "cpu_seconds": round(cpu_seconds, 3)})
+            state.step += 1
+            state.batch_in_epoch += 1
+            state.train_seconds += dt
+            state.cpu_seconds += time.process_time() - c0
+            state.metrics["history"].append({
+                "step": state.step, "loss": round(loss_value, 5), "lr": state.scheduler.get_last_lr()[0],
+                "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(state.train_seconds, 3),
+                "cpu_seconds": round(state.cpu_seconds, 3)})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{n_tokens / dt:,.0f}", refresh=False)
-            if args.ckpt_every and step % args.ckpt_every == 0:
-                checkpoint(out / "checkpoint.pt")
+            if args.ckpt_every and state.step % args.ckpt_every == 0 and is_main:
+                save_checkpoint(out / "checkpoint.pt", state, args)
             if clock() >= next_eval:
-                eval_now()
-                model.train()
+                evaluate_during_training(state, args, splits, clock(), is_main, world, bar)
                 next_eval += args.eval_every * max(1, math.ceil((clock() - next_eval) / args.eval_every + 1e-9))
-            if step >= args.steps or clock() >= budget:
+            if state.step >= args.steps or clock() >= budget:
                 stop = True
                 break
         else:
-            epoch += 1
-            batch_in_epoch = 0
+            state.epoch += 1
+            state.batch_in_epoch = 0
     if bar is not None:
         bar.close()
-    checkpoint(out / "checkpoint.pt")
-    if args.eval_every:
-        eval_now()
     if is_main:
-        bleu = args.task == "tsv"
-        final = {}
-        for name in ("test", "heldout"):
-            if splits.get(name):
-                final[name] = {"greedy": evaluate(model, splits[name], src_vocab, tgt_vocab, device, bleu=bleu)}
-                if args.beam_size and args.beam_limit:
-                    final[name]["beam"] = evaluate(model, splits[name][: args.beam_limit], src_vocab, tgt_vocab,
-                                                   device, beam_size=args.beam_size, bleu=bleu)
-        metrics.update(final=final, steps=step, train_seconds=round(train_seconds, 2),
-                       cpu_seconds=round(cpu_seconds, 2), clock=args.clock,
-                       parameters=model.num_parameters())
+        save_checkpoint(out / "checkpoint.pt", state, args)
+    if args.eval_every:
+        evaluate_during_training(state, args, splits, clock(), is_main, world, bar)
+
+
+def evaluate_during_training(state: TrainState, args, splits: dict, clock_seconds: float, is_main: bool,
+                             world: int, bar=None) -> None:
+    """Greedy exact match on ``--eval-limit`` pairs of ``--eval-split``, appended to ``metrics["evals"]``."""
+    if is_main:
+        r = evaluate(state.model, splits[args.eval_split][: args.eval_limit], state.src_vocab, state.tgt_vocab,
+                     state.device)
+        state.metrics["evals"].append({"step": state.step, "train_seconds": round(state.train_seconds, 2),
+                                       "cpu_seconds": round(state.cpu_seconds, 2),
+                                       "clock_seconds": round(clock_seconds, 2),
+                                       "exact_match": r["exact_match"], "token_accuracy": r["token_accuracy"]})
+        (bar.write if bar is not None else print)(
+            f"step {state.step}  {clock_seconds:.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def final_evaluation(state: TrainState, args, splits: dict) -> dict:
+    """Greedy (and, on the first ``--beam-limit`` pairs, beam search) on the test and held-out splits."""
+    bleu = args.task == "tsv"
+    final = {}
+    for name in ("test", "heldout"):
+        if splits.get(name):
+            final[name] = {"greedy": evaluate(state.model, splits[name], state.src_vocab, state.tgt_vocab,
+                                              state.device, bleu=bleu)}
+            if args.beam_size and args.beam_limit:
+                final[name]["beam"] = evaluate(state.model, splits[name][: args.beam_limit], state.src_vocab,
+                                               state.tgt_vocab, state.device, beam_size=args.beam_size, bleu=bleu)
+    return final
+
+
+def run(args) -> dict:
+    """Train as ``args`` say; returns the metrics that are also written to ``out/metrics.json``."""
+    rank, world, device = setup_process(args)
+    out = Path(args.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    ckpt = load_checkpoint(args.resume) if args.resume else None
+    seed_everything(args.seed)
+    splits = load_splits(args)
+    if ckpt is not None:
+        src_vocab, tgt_vocab = vocab_from_dict(ckpt["vocab"]["src"]), vocab_from_dict(ckpt["vocab"]["tgt"])
+    else:
+        src_vocab, tgt_vocab = build_vocabs(args, splits["train"])
+    train_ds = D.PairDataset(splits["train"], src_vocab, tgt_vocab)
+    longest = max(max(len(s), len(t)) for s, t in zip(train_ds.src, train_ds.tgt))
+    config = model_config(args, src_vocab, tgt_vocab, max_len=max(64, 2 * longest))
+    if ckpt is not None:
+        check_same_config(args.resume, ckpt["config"], asdict(config))
+    state = new_state(args, config, src_vocab, tgt_vocab, device, world)
+    if ckpt is not None:
+        restore_state(state, ckpt)
+
+    train(state, args, train_ds, splits, out, rank, world)
+
+    metrics = state.metrics
+    if rank == 0:
+        metrics.update(final=final_evaluation(state, args, splits), steps=state.step,
+                       train_seconds=round(state.train_seconds, 2), cpu_seconds=round(state.cpu_seconds, 2),
+                       clock=args.clock, parameters=state.model.num_parameters())
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         if not args.no_plot:
             save_plot(metrics, out / "metrics.png")

@@ -1,8 +1,9 @@
 """Trusted checks, one module per assignment: ``test_<assignment>.py``.
 
 A check module defines ``ASSIGNMENT``, ``POINTS`` (test name = nbgrader grade_id -> points),
-optionally ``LIMITS`` (an ``autograder.grading.sandbox.Limits``), and one function per entry of
-POINTS taking ``submission``. See README.md in this folder.
+optionally ``LIMITS`` (an ``autograder.protocol.Limits``), and one function per entry of
+POINTS taking ``submission``. A check imports the course library and ``autograder.protocol``,
+never ``autograder.grading``. See README.md in this folder.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from attnlab.course.compare import describe, tensor_difference
+
 DEFAULT_TOLERANCE = {torch.float64: (1e-10, 1e-7), torch.float32: (1e-5, 1e-4),
                      torch.float16: (1e-3, 1e-2), torch.bfloat16: (1e-2, 1e-2)}  # (atol, rtol)
 
@@ -17,56 +19,15 @@ class CheckFailed(AssertionError):
     """A check found a difference; the message is for the learner."""
 
 
-def describe(value) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
-    if isinstance(value, tuple):
-        return f"a tuple of {len(value)} values"
-    if isinstance(value, list):
-        return f"a list of {len(value)} values"
-    if value is None:
-        return "None"
-    if type(value).__name__ in ("Unsupported", "Handle") and hasattr(value, "type_name"):
-        return f"an object of type {value.type_name}"
-    return f"a {type(value).__name__}"
-
-
-def _index(flat_index: int, shape) -> tuple:
-    idx = []
-    for size in reversed(shape):
-        idx.append(flat_index % size)
-        flat_index //= size
-    return tuple(reversed(idx))
-
-
 def tensor(got, expected: torch.Tensor, name: str, atol: float | None = None, rtol: float | None = None) -> torch.Tensor:
-    """Check that ``got`` is a tensor equal to ``expected`` (same shape, dtype, values)."""
-    if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"{name}: expected a tensor, got {describe(got)}")
-    if tuple(got.shape) != tuple(expected.shape):
-        raise CheckFailed(f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
-    if got.dtype != expected.dtype:
-        raise CheckFailed(f"{name}: expected dtype {expected.dtype}, got {got.dtype}")
-    if expected.is_floating_point():
-        bad = ~torch.isfinite(got) & torch.isfinite(expected)
-        if bad.any():
-            first = _index(int(bad.flatten().nonzero()[0]), got.shape)
-            raise CheckFailed(f"{name}: {int(bad.sum())} of {got.numel()} entries are NaN or infinite "
-                              f"(the first at index {first}), but all should be finite")
+    """Check that ``got`` is a tensor equal to ``expected`` (same shape, dtype, values); tolerances
+    by dtype unless given. The comparison is the self-checks' own (``attnlab.course.compare``)."""
     default_atol, default_rtol = DEFAULT_TOLERANCE.get(expected.dtype, (0.0, 0.0))
     atol = default_atol if atol is None else atol
     rtol = default_rtol if rtol is None else rtol
-    try:
-        torch.testing.assert_close(got, expected, atol=atol, rtol=rtol, equal_nan=True)
-    except AssertionError:
-        diff = (got.double() - expected.double()).abs().nan_to_num(nan=math.inf)
-        worst = int(diff.flatten().argmax()) if diff.numel() else 0
-        idx = _index(worst, got.shape)
-        n_bad = int((diff > atol + rtol * expected.double().abs()).sum())
-        raise CheckFailed(
-            f"{name}: {n_bad} of {got.numel()} values differ; the largest difference is at index {idx}: "
-            f"expected {expected.flatten()[worst].item():.6g}, got {got.flatten()[worst].item():.6g} "
-            f"(tolerance atol={atol:g}, rtol={rtol:g})") from None
+    difference = tensor_difference(name, got, expected, atol, rtol)
+    if difference is not None:
+        raise CheckFailed(difference)
     return got
 
 

@@ -9,14 +9,15 @@ file (``#| source-from:``); here they run on the reference.
 """
 from __future__ import annotations
 
-import re
 from types import SimpleNamespace
 
 import torch
 import torch.nn as nn
 
 from autograder.checks import expect
+from autograder.protocol import RAISED, StudentError
 from attnlab.decoding import greedy_decode
+from attnlab.tokens import BOS_ID, EOS_ID
 from attnlab.transformer import Transformer, TransformerConfig, causal_mask, padding_mask
 
 ASSIGNMENT = "ps07_transformer"
@@ -31,7 +32,6 @@ POINTS = {
     "test_base_parameters": 1,
 }
 
-BOS_ID, EOS_ID = 1, 2
 
 
 class ToyModel(nn.Module):
@@ -113,10 +113,8 @@ def _run(what: str, model, method: str, *args):
     """Call the learner's model (``method`` "__call__" for forward); name the call in any error."""
     try:
         return model(*args) if method == "__call__" else model.method(method, *args)
-    except AssertionError as exc:  # StudentError: the learner's code raised or died
-        text = str(exc)
-        prefix = re.match(r"`?build_transformer`?(\.\w+)?\(\.\.\.\) raised ", text)
-        raise expect.CheckFailed(f"{what} raised {text[prefix.end():]}" if prefix else f"{what}: {text}") from None
+    except StudentError as exc:  # the learner's code raised or died: say so under this call's name
+        raise expect.CheckFailed(f"{what} raised {exc.detail}" if exc.kind == RAISED else f"{what}: {exc}") from None
 
 
 def _check_logits(submission, seed, **changes):

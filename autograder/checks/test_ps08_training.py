@@ -1,11 +1,10 @@
 """Checks for ps08_training: label-smoothed cross-entropy, the warmup/inverse-sqrt schedule, one
 training step, and a short training run of the learner's model on the reverse task.
 
-The course's training loop (``attnlab.train.loop``) computes its loss with
-``F.cross_entropy(..., ignore_index=pad, label_smoothing=eps)`` inline; the functions below are the
-same steps written out, and the notebook's solutions are filled from them. The helpers after them
-(``make_optimizer``, ``train_steps``, ``reverse_task_batches``, ``train_reverse_task``) are shown in
-the notebook from this file and call the learner's functions there; here they run on the reference.
+What the learner writes is the course's own (``attnlab.objectives``: the notebook's solutions are filled
+from it, and the course's training loop trains with it). The helpers here (``schedule_values``,
+``train_steps``, ``reverse_task_batches``, ``train_reverse_task``, ...) are shown in the notebook
+from this file and call the learner's functions there; here they run on the reference.
 """
 from __future__ import annotations
 
@@ -15,9 +14,11 @@ import torch
 import torch.nn as nn
 
 from autograder.checks import expect
-from autograder.grading.sandbox import Limits
+from autograder.protocol import Limits
 from attnlab.decoding import greedy_decode
-from attnlab.train.loop import inverse_sqrt_lambda
+from attnlab.objectives import inverse_sqrt_lambda, label_smoothed_cross_entropy, make_optimizer, train_step
+from attnlab.tokens import BOS_ID, EOS_ID, PAD_ID
+from attnlab.train.data import reverse_batch
 from attnlab.transformer import Transformer, TransformerConfig
 
 ASSIGNMENT = "ps08_training"
@@ -33,56 +34,12 @@ POINTS = {
 # A short training run happens inside the worker: give it time.
 LIMITS = Limits(startup_s=180, call_s=120, cpu_s=600)
 
-PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
-
-
-# ------------------------------------------------------------------ what the learner writes
-def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pad_id: int,
-                                 smoothing: float = 0.0) -> torch.Tensor:
-    """Mean over the non-padding targets of the cross-entropy between q and softmax(logits).
-
-    q = (1 - smoothing) * one_hot(target) + smoothing / V: the true token keeps most of the mass,
-    and ``smoothing`` is spread evenly over all V classes. logits (B, T, V), target (B, T) -> a 0-d tensor.
-    """
-    log_probs = torch.log_softmax(logits, dim=-1)  # (B, T, V)
-    nll = -log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T): -log p(true token)
-    uniform = -log_probs.mean(-1)  # (B, T): cross-entropy against the uniform distribution
-    loss = (1.0 - smoothing) * nll + smoothing * uniform  # (B, T)
-    keep = target != pad_id  # padding positions are not predictions
-    return loss[keep].sum() / keep.sum()
-
-
-def train_step(model, optimizer, scheduler, src: torch.Tensor, tgt: torch.Tensor, pad_id: int,
-               smoothing: float = 0.0, clip: float = 1.0) -> float:
-    """One optimisation step with teacher forcing; returns the loss of this batch (a float).
-
-    src (B, S); tgt (B, T + 1) starts with BOS: the decoder reads tgt[:, :-1] and must predict tgt[:, 1:].
-    Forward, loss, zero the old gradients, backward, clip the gradient norm to ``clip`` (0: no clipping),
-    optimizer step, scheduler step.
-    """
-    model.train()
-    logits = model(src, tgt[:, :-1])  # (B, T, V)
-    loss = label_smoothed_cross_entropy(logits, tgt[:, 1:], pad_id, smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-    optimizer.step()
-    scheduler.step()
-    return loss.item()
-
 
 # ------------------------------------------------------------------ given helpers (shown in the notebook)
 def schedule_values(warmup: int, steps: int) -> list[float]:
     """The learning-rate multipliers of the first ``steps`` steps: what the grader reads of your schedule."""
     factor = inverse_sqrt_lambda(warmup)
     return [float(factor(step)) for step in range(steps)]
-
-
-def make_optimizer(model, lr: float, warmup: int):
-    """AdamW with the paper's betas and epsilon, and a LambdaLR scheduler with your schedule."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), eps=1e-9, weight_decay=0.0)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt_lambda(warmup))
 
 
 def train_steps(config: dict, weights: dict, batches: list, lr: float, smoothing: float, clip: float) -> list[float]:
@@ -100,21 +57,13 @@ def train_steps(config: dict, weights: dict, batches: list, lr: float, smoothing
 
 def reverse_task_batches(n_batches: int, batch_size: int = 32, seed: int = 0, max_len: int = 5,
                          letters: int = 6) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of the reverse task: src = 1..max_len random letters (ids 3, 4, ...), padded with 0;
-    tgt = BOS, the letters reversed, EOS, padded with 0."""
+    """Batches of the reverse task, from the course's generator ``reverse_batch``: src = 1..max_len random
+    letters (ids 3, 4, ...), padded with 0; tgt = BOS, the letters reversed, EOS, padded with 0."""
     gen = torch.Generator().manual_seed(seed)
     batches = []
     for _ in range(n_batches):
-        lengths = torch.randint(1, max_len + 1, (batch_size,), generator=gen)
-        src = torch.full((batch_size, max_len), PAD_ID, dtype=torch.long)
-        tgt = torch.full((batch_size, max_len + 2), PAD_ID, dtype=torch.long)
-        tgt[:, 0] = BOS_ID
-        for row, n in enumerate(lengths.tolist()):
-            word = torch.randint(3, 3 + letters, (n,), generator=gen)
-            src[row, :n] = word
-            tgt[row, 1:n + 1] = word.flip(0)
-            tgt[row, n + 1] = EOS_ID
-        batches.append((src, tgt))
+        src, tgt_in, tgt_out, _ = reverse_batch(batch_size, 1, max_len, letters, generator=gen)
+        batches.append((src, torch.cat([tgt_in[:, :1], tgt_out], dim=1)))  # tgt (B, S + 2): BOS, reversed, EOS
     return batches
 
 

@@ -1,9 +1,11 @@
 """Safe class-wide grading (see GRADING.md and autograder/checks/README.md).
 
-- ``protocol``   the wire format: JSON + safetensors, never pickle (shared with the worker);
+- ``autograder.protocol`` (one level up) the wire format: JSON + safetensors, never pickle (shared
+  with the worker), the worker's ``Limits``, the error kinds and ``StudentError`` (shared with the checks);
 - ``worker``     the untrusted process: builds its sandbox, runs the notebook, answers calls;
 - ``sandbox``    the trusted side of a worker: limits, namespaces, timeouts, kill;
 - ``submission`` what a check sees: ``Submission.call / new / get``;
-- ``runner``     runs an assignment's checks against one notebook -> ``GradeResult``;
+- ``runner``     ``grade``: an assignment's checks against one notebook -> ``GradeResult``;
+                 ``grade_each``: several notebooks in parallel (the CLI's and the tests' one way);
 - ``gradebook``, ``feedback``, ``cli``   ``python -m autograder grade``.
 """

@@ -22,15 +22,15 @@ import json
 import os
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from autograder import checks
+from autograder.protocol import Limits
 
 from . import feedback
 from .gradebook import GradebookWriter
-from .runner import GradeResult, TestResult, grade
-from .sandbox import Limits, sandbox_mode
+from .runner import GradeResult, TestResult, grade_each
+from .sandbox import sandbox_mode
 
 
 @dataclass
@@ -164,8 +164,8 @@ def run(args) -> int:
     module = checks.load(args.assignment)
     points = module.POINTS
     limits = getattr(module, "LIMITS", None) or Limits()
-    if args.timeout:
-        limits.startup_s = limits.call_s = float(args.timeout)
+    if args.timeout:  # a copy: the check module's LIMITS stays as it is
+        limits = replace(limits, startup_s=float(args.timeout), call_s=float(args.timeout))
     jobs = collect(args.assignment, args.submissions, args.submitted)
     if not jobs:
         raise SystemExit("nothing to grade: give notebooks, folders, or --submitted DIR")
@@ -197,38 +197,38 @@ def run(args) -> int:
         print(f"{args.assignment}: {len(jobs)} submission(s), {len(jobs) - len(todo)} unchanged, "
               f"{len(todo)} to grade with {args.jobs} worker(s) (sandbox: {mode})", file=sys.stderr)
 
-    def work(job: Job) -> GradeResult:
-        if job.notebook is None:
-            return unreadable_result(args.assignment, job, points)
-        return grade(args.assignment, job.notebook, limits, mode)
-
     with GradebookWriter(os.path.join(course, "gradebook.db"), args.assignment, points) as gradebook:
-        with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-            futures = {pool.submit(work, job): (job, key) for job, key in todo}
-            progress = None
-            if not args.quiet:
-                from tqdm import tqdm
-                progress = tqdm(total=len(futures), unit="nb", desc="grading", file=sys.stderr)
-            for future in as_completed(futures):
-                job, key = futures[future]
-                result = future.result()
-                gradebook.record(job.student, result)
-                html_path = os.path.join(course, "feedback", job.student, args.assignment, args.assignment + ".html")
-                atomic_write(html_path, feedback.render(job.student, result, job.note))
-                for name in EXCHANGE_FILES if job.submitted_folder else ():
-                    source = os.path.join(job.submitted_folder, name)
-                    if os.path.isfile(source) and not os.path.islink(source) and os.path.getsize(source) < 4096:
-                        with open(source, encoding="utf-8", errors="replace") as f:
-                            atomic_write(os.path.join(os.path.dirname(html_path), name), f.read())
-                # A grade spoilt by an internal error is recorded but not cached: the next run retries it.
-                atomic_write(os.path.join(state_dir, job.student + ".json"),
-                             json.dumps({"key": "" if result.internal_error else key, "note": job.note,
-                                         "result": result.to_dict()}, indent=1))
-                results[job.student] = result
-                if progress:
-                    progress.update(1)
+        progress = None
+        if not args.quiet:
+            from tqdm import tqdm
+            progress = tqdm(total=len(todo), unit="nb", desc="grading", file=sys.stderr)
+
+        def save(job: Job, key: str, result: GradeResult) -> None:
+            gradebook.record(job.student, result)
+            html_path = os.path.join(course, "feedback", job.student, args.assignment, args.assignment + ".html")
+            atomic_write(html_path, feedback.render(job.student, result, job.note))
+            for name in EXCHANGE_FILES if job.submitted_folder else ():
+                source = os.path.join(job.submitted_folder, name)
+                if os.path.isfile(source) and not os.path.islink(source) and os.path.getsize(source) < 4096:
+                    with open(source, encoding="utf-8", errors="replace") as f:
+                        atomic_write(os.path.join(os.path.dirname(html_path), name), f.read())
+            # A grade spoilt by an internal error is recorded but not cached: the next run retries it.
+            atomic_write(os.path.join(state_dir, job.student + ".json"),
+                         json.dumps({"key": "" if result.internal_error else key, "note": job.note,
+                                     "result": result.to_dict()}, indent=1))
+            results[job.student] = result
             if progress:
-                progress.close()
+                progress.update(1)
+
+        by_student = {job.student: (job, key) for job, key in todo}
+        for job, key in todo:  # nothing to run for these: no notebook was found
+            if job.notebook is None:
+                save(job, key, unreadable_result(args.assignment, job, points))
+        notebooks = {job.student: job.notebook for job, _ in todo if job.notebook is not None}
+        for student, result in grade_each(args.assignment, notebooks, args.jobs, limits, mode):
+            save(*by_student[student], result)
+        if progress:
+            progress.close()
         # Cached students too: their gradebook rows may predate a lost database.
         graded = {job.student for job, _ in todo}
         for student, result in results.items():

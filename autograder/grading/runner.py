@@ -4,12 +4,15 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 
 from autograder import checks
+from autograder.protocol import Limits
 
-from .sandbox import Limits, sandbox_mode
-from .submission import StudentError, Submission
+from .sandbox import sandbox_mode
+from .submission import Submission
 
 
 @dataclass
@@ -90,19 +93,20 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
     return result
 
 
-def grade_many(assignment: str, notebooks: list[str], jobs: int | None = None, limits: Limits | None = None,
-               on_done=None) -> list[GradeResult]:
-    """Grade several notebooks in parallel (threads driving one worker process each), in order."""
-    from concurrent.futures import ThreadPoolExecutor
+def grade_each(assignment: str, notebooks: dict[str, str], jobs: int | None = None, limits: Limits | None = None,
+               mode: str | None = None) -> Iterator[tuple[str, GradeResult]]:
+    """Grade several notebooks ``{name: path}`` in parallel (threads, each driving one worker process
+    at a time); yield ``(name, result)`` as each finishes, so that a caller can save it at once.
 
+    The one way to grade several notebooks: the CLI and the tests use it alike."""
     checks.load(assignment)  # fail early, once, on an unknown assignment
-    mode = sandbox_mode()
+    mode = mode or sandbox_mode()
     jobs = max(1, jobs or min(len(notebooks), os.cpu_count() or 1))
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(grade, assignment, nb, limits, mode) for nb in notebooks]
-        results = []
-        for future in futures:
-            results.append(future.result())
-            if on_done:
-                on_done(results[-1])
-    return results
+        futures = {pool.submit(grade, assignment, notebook, limits, mode): key for key, notebook in notebooks.items()}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:  # the caller stopped early (an error, Ctrl-C): start no more workers
+            for future in futures:
+                future.cancel()

@@ -33,10 +33,11 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import re
 import time
-from dataclasses import dataclass
 
 from .. import protocol
+from ..protocol import Limits
 
 WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 SIGNAL_NAMES = {
@@ -46,28 +47,35 @@ SIGNAL_NAMES = {
 }
 
 
-@dataclass
-class Limits:
-    """Resource limits of one worker. Times in seconds."""
-
-    boot_s: float = 90.0  # start Python, enter the sandbox, import torch (slow on a loaded machine)
-    startup_s: float = 60.0  # run every code cell of the notebook
-    call_s: float = 20.0  # one request
-    memory_mb: int = 3072  # RLIMIT_AS; importing torch alone maps about 650 MB
-    cpu_s: int = 300  # RLIMIT_CPU over the worker's whole life
-    file_mb: int = 16  # RLIMIT_FSIZE
-    tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
-    nproc: int = 32  # processes + threads of the worker's uid
-    output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
-    max_reply_mb: int = 64
+TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 class WorkerError(Exception):
-    """The learner's code failed in a way that ends the request: its message is for the learner."""
+    """The learner's code failed in a way that ends the request: its message is for the learner.
 
-    def __init__(self, message: str, kind: str = "raised"):
+    ``kind`` is one of ``protocol.KINDS``; for ``protocol.RAISED``, ``error_type`` and ``error_types``
+    name the exception and the types it derives from."""
+
+    def __init__(self, message: str, kind: str, error_type: str | None = None, error_types: tuple[str, ...] = ()):
         super().__init__(message)
         self.kind = kind
+        self.error_type = error_type
+        self.error_types = tuple(error_types)
+
+    @classmethod
+    def from_reply(cls, reply: dict) -> "WorkerError":
+        """A failed reply, read as untrusted data: a kind a worker may send, short type names only."""
+        kind = reply.get("kind")
+        if not isinstance(kind, str) or kind not in protocol.WORKER_KINDS:
+            return cls("the worker sent a malformed reply (an unknown kind of error)", protocol.PROTOCOL)
+        message = str(reply.get("error", "unknown error"))[:1000]
+        if kind != protocol.RAISED:
+            return cls(message, kind)
+        names = reply.get("error_types")
+        names = [n for n in names[:32] if isinstance(n, str) and TYPE_NAME.fullmatch(n)] if isinstance(names, list) else []
+        error_type = reply.get("error_type")
+        error_type = error_type if isinstance(error_type, str) and TYPE_NAME.fullmatch(error_type) else None
+        return cls(message, kind, error_type, tuple(names))
 
 
 def _base_env() -> dict:
@@ -177,6 +185,7 @@ class Worker:
         self.proc: subprocess.Popen | None = None
         self.cell_errors: list[dict] = []
         self.dead: str | None = None  # why the worker can no longer answer
+        self.dead_kind = protocol.DEAD  # protocol.TIMEOUT when it was stopped for running too long
         self.boot_failed = False  # the grader's fault (overload, broken sandbox), not the learner's
         self._output = bytearray()
         self._output_dropped = 0
@@ -251,7 +260,8 @@ class Worker:
                 self._fail(f"the grading worker did not start within {self.limits.boot_s:g} s (not your fault: the machine is overloaded)")
                 return
             self._fail(f"the notebook did not finish running within {self.limits.startup_s:g} s"
-                       + (f" (it was still running cell {current}: an infinite loop?)" if current is not None else ""))
+                       + (f" (it was still running cell {current}: an infinite loop?)" if current is not None else ""),
+                       protocol.TIMEOUT)
         except (EOFError, BrokenPipeError, protocol.ProtocolError, OSError) as exc:
             self.boot_failed = not booted
             self._fail(self._ended("while the notebook ran" + (f" (cell {current})" if current is not None else ""), exc))
@@ -301,9 +311,9 @@ class Worker:
             return f"the notebook's process ran out of memory {when}"
         return f"the notebook's process exited (exit code {code}) {when}; os._exit or sys.exit?"
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, kind: str = protocol.DEAD) -> None:
         self._kill()
-        self.dead = message
+        self.dead, self.dead_kind = message, kind
 
     def close(self) -> None:
         self._kill()
@@ -320,23 +330,23 @@ class Worker:
     def request(self, header: dict, tensors: dict | None = None, label: str = "the call"):
         """Send one request; return the decoded value or raise WorkerError."""
         if self.dead:
-            raise WorkerError(self.dead, kind="dead")
+            raise WorkerError(self.dead, self.dead_kind)
         deadline = time.monotonic() + self.limits.call_s
         try:
             protocol.write_message(self._req, header, tensors)
             reply, out = protocol.read_message(self._rep, deadline, max_blob=self.limits.max_reply_mb << 20)
         except TimeoutError:
-            self._fail(f"{label} did not return within {self.limits.call_s:g} s (an infinite loop?)")
-            raise WorkerError(self.dead, kind="timeout") from None
+            self._fail(f"{label} did not return within {self.limits.call_s:g} s (an infinite loop?)", protocol.TIMEOUT)
+            raise WorkerError(self.dead, protocol.TIMEOUT) from None
         except (EOFError, BrokenPipeError, OSError, protocol.ProtocolError) as exc:
             self._fail(self._ended(f"during {label}", exc))
-            raise WorkerError(self.dead, kind="dead") from None
+            raise WorkerError(self.dead, protocol.DEAD) from None
         if not reply.get("ok"):
-            raise WorkerError(str(reply.get("error", "unknown error"))[:1000], kind=str(reply.get("kind", "raised")))
+            raise WorkerError.from_reply(reply)
         try:
             return protocol.decode(reply.get("value"), out)
         except protocol.ProtocolError as exc:
-            raise WorkerError(f"{label} returned something that could not be read: {exc}", kind="protocol") from None
+            raise WorkerError(f"{label} returned something that could not be read: {exc}", protocol.PROTOCOL) from None
 
     def call(self, target, *args, method: str | None = None, keep: bool = False, label: str | None = None, **kwargs):
         structure, tensors = protocol.encode([list(args), kwargs])

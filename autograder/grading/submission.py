@@ -8,7 +8,8 @@
     answer = sub.get("score_std_unscaled")              # a variable
 
 Every value that comes back is plain data (tensors, numbers, strings, tuples, lists, dicts).
-A failure of the learner's code raises ``StudentError`` with a message meant for the learner.
+A failure of the learner's code raises ``protocol.StudentError`` with a message meant for the
+learner and a ``kind`` (one of ``protocol.KINDS``; for an exception, its type names too).
 
 If a call kills or hangs the worker, that function is remembered as broken (later calls to it
 fail at once with the same message) and the next call to anything else starts a fresh worker,
@@ -22,14 +23,11 @@ import re
 import nbformat
 
 from .. import protocol
-from .sandbox import Limits, Worker, WorkerError
+from ..protocol import Limits, StudentError
+from .sandbox import Worker, WorkerError
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 MAX_RESTARTS = 3
-
-
-class StudentError(AssertionError):
-    """The learner's code did not produce a value: the message says why, in plain words."""
 
 
 class SubmissionUnreadable(Exception):
@@ -97,10 +95,11 @@ class Submission:
         self.mode = mode
         self.unreadable = unreadable
         self.worker: Worker | None = None
-        self.broken: dict[str, str] = {}
+        self.broken: dict[str, tuple[str, str]] = {}  # (message, kind) of each call that killed or hung a worker
         self.restarts = 0
         self.cell_errors: list[dict] = []
         self.fatal: str | None = None  # the notebook itself cannot run: every call fails
+        self.fatal_kind = protocol.DEAD
         self.infrastructure_error = False  # the worker itself could not start: grade again later
 
     @classmethod
@@ -114,16 +113,17 @@ class Submission:
     # ------------------------------------------------------------------ worker
     def _worker(self) -> Worker:
         if self.unreadable:
-            raise StudentError(self.unreadable)
+            raise StudentError(self.unreadable, protocol.UNREADABLE)
         if self.fatal:
-            raise StudentError(self.fatal)
+            raise StudentError(self.fatal, self.fatal_kind)
         if self.worker is not None and self.worker.dead is None:
             return self.worker
         if self.worker is not None:
             self.worker.close()
             if self.restarts >= MAX_RESTARTS:
                 self.fatal = "the notebook's process failed too many times; the remaining checks were not run"
-                raise StudentError(self.fatal)
+                self.fatal_kind = protocol.DEAD
+                raise StudentError(self.fatal, self.fatal_kind)
             self.restarts += 1
         self.worker = Worker(self.cells, self.limits, mode=self.mode)
         try:
@@ -131,9 +131,9 @@ class Submission:
         except OSError as exc:  # cannot even start a process: the grader's problem
             self.worker.dead, self.worker.boot_failed = f"the grading worker could not start ({exc})", True
         if self.worker.dead:
-            self.fatal = self.worker.dead
+            self.fatal, self.fatal_kind = self.worker.dead, self.worker.dead_kind
             self.infrastructure_error = self.worker.boot_failed
-            raise StudentError(self.fatal)
+            raise StudentError(self.fatal, self.fatal_kind)
         self.cell_errors = self.worker.cell_errors
         return self.worker
 
@@ -164,19 +164,16 @@ class Submission:
     def _call(self, target, args, kwargs, method=None, keep=False, label=None, broken_key=None):
         key = broken_key or (target if isinstance(target, str) else label)
         if key in self.broken:
-            raise StudentError(f"{self.broken[key]} (not run again)")
+            message, kind = self.broken[key]
+            raise StudentError(f"{message} (not run again)", kind)
         worker = self._worker()
         try:
             return worker.call(target, *args, method=method, keep=keep, label=label, **kwargs)
         except WorkerError as exc:
-            if exc.kind in ("dead", "timeout"):
-                self.broken[key] = str(exc)
-            message = str(exc)
-            if exc.kind == "missing":
-                message += self._hint(key if isinstance(key, str) else "")
-            elif exc.kind == "raised":
-                message = f"{label} raised {message}"
-            raise StudentError(message) from None
+            if exc.kind in (protocol.DEAD, protocol.TIMEOUT):
+                self.broken[key] = (str(exc), exc.kind)
+            hint = self._hint(key if isinstance(key, str) else "") if exc.kind == protocol.MISSING else ""
+            raise StudentError(str(exc), exc.kind, label, exc.error_type, exc.error_types, hint=hint) from None
 
     # ------------------------------------------------------------------ API for checks
     def call(self, name: str, *args, **kwargs):
@@ -191,8 +188,10 @@ class Submission:
     def get(self, name: str):
         """The value of the learner's variable ``name`` (plain data only)."""
         if name in self.broken:
-            raise StudentError(self.broken[name])
+            raise StudentError(*self.broken[name])
         try:
             return self._worker().get(name)
         except WorkerError as exc:
-            raise StudentError(str(exc) + (self._hint(name) if exc.kind == "missing" else "")) from None
+            hint = self._hint(name) if exc.kind == protocol.MISSING else ""
+            raise StudentError(str(exc), exc.kind, error_type=exc.error_type, error_types=exc.error_types,
+                               hint=hint) from None

@@ -12,7 +12,8 @@ inside new mount/network/pid namespaces (``unshare``). Before any learner code r
 
 Then it executes the notebook's code cells (sent by the grader; test cells are never sent),
 and serves requests: call a function, instantiate a class, call a method of a kept object,
-read a variable. Replies are plain data (see ``protocol``). Nothing here decides a score.
+read a variable. Replies are plain data, a failure named by one of the error kinds of ``protocol``
+(an exception of the learner's by its type names too). Nothing here decides a score.
 
 This file imports nothing from the project except ``autograder/protocol.py`` (loaded by its path
 before the sandbox hides it).
@@ -25,7 +26,6 @@ import ctypes
 import json
 import os
 import sys
-import traceback
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -125,26 +125,6 @@ def drop_privileges(cfg: dict) -> None:
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def _describe_error(exc: BaseException) -> str:
-    try:
-        detail = str(exc)
-        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-    except BaseException:  # a hostile __str__
-        text = type(exc).__name__
-    if isinstance(exc, NotImplementedError):
-        text += " (this part is not written yet)"
-    where = ""
-    try:
-        for frame in traceback.extract_tb(exc.__traceback__):
-            if frame.filename.startswith("<cell "):
-                where = f" ({frame.filename[1:-1]}, line {frame.lineno})"
-    except BaseException:
-        pass
-    if isinstance(exc, SystemExit):
-        text = f"the code called sys.exit({exc.code!r})" if not isinstance(exc.code, str) else "the code called sys.exit()"
-    return (text[:600] + where)[:700]
-
-
 def strip_magics(source: str) -> str:
     """Comment out IPython magics and shell escapes: this is plain Python."""
     lines = []
@@ -193,7 +173,7 @@ def serve(cfg: dict) -> None:
             exec(code, namespace)
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
             restore_builtins()
-            errors.append({"cell": cell["index"], "error": _describe_error(exc)})
+            errors.append({"cell": cell["index"], "error": protocol.describe_error(exc)})
         restore_builtins()
     protocol.write_message(wfd, {"ready": True, "errors": errors})
 
@@ -210,8 +190,8 @@ def serve(cfg: dict) -> None:
             reply["value"] = structure
             protocol.write_message(wfd, reply, out)
         except BaseException as exc:  # noqa: BLE001
-            protocol.write_message(wfd, {"ok": False, "kind": "unsupported",
-                                         "error": f"the result could not be sent back: {_describe_error(exc)}"})
+            protocol.write_message(wfd, {"ok": False, "kind": protocol.UNSUPPORTED,
+                                         "error": f"the result could not be sent back: {protocol.describe_error(exc)}"})
 
 
 def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> dict:
@@ -220,27 +200,27 @@ def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> 
         if op == "get":
             name = request["name"]
             if name not in namespace:
-                return {"ok": False, "kind": "missing", "error": f"the notebook does not define `{name}`"}
+                return {"ok": False, "kind": protocol.MISSING, "error": f"the notebook does not define `{name}`"}
             return {"ok": True, "value": namespace[name]}
         if op != "call":
-            return {"ok": False, "kind": "protocol", "error": f"unknown request {op!r}"}
+            return {"ok": False, "kind": protocol.PROTOCOL, "error": f"unknown request {op!r}"}
         target = request["target"]
         if isinstance(target, str):
             if target not in namespace:
-                return {"ok": False, "kind": "missing", "error": f"the notebook does not define `{target}`"}
+                return {"ok": False, "kind": protocol.MISSING, "error": f"the notebook does not define `{target}`"}
             obj = namespace[target]
         else:
             obj = handles[int(target)]
         method = request.get("method")
         if method:
             if method.startswith("_") and method not in ("__call__",):
-                return {"ok": False, "kind": "protocol", "error": "private methods cannot be called"}
+                return {"ok": False, "kind": protocol.PROTOCOL, "error": "private methods cannot be called"}
             if not hasattr(obj, method):
-                return {"ok": False, "kind": "missing",
+                return {"ok": False, "kind": protocol.MISSING,
                         "error": f"`{request.get('label', target)}` has no method `{method}`"}
             obj = getattr(obj, method)
         if not callable(obj):
-            return {"ok": False, "kind": "missing", "error": f"`{request.get('label', target)}` is not a function or class"}
+            return {"ok": False, "kind": protocol.MISSING, "error": f"`{request.get('label', target)}` is not a function or class"}
         args = protocol.decode(request.get("args", []), tensors)
         kwargs = protocol.decode(request.get("kwargs", {"$dict": {}}), tensors)
         args = [handles[a.ident] if isinstance(a, protocol.Handle) else a for a in args]
@@ -252,7 +232,7 @@ def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> 
         return {"ok": True, "value": result}
     except BaseException as exc:  # noqa: BLE001
         restore_builtins()
-        return {"ok": False, "kind": "raised", "error": _describe_error(exc)}
+        return protocol.raised_reply(exc)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-# replaces: masked_softmax
 # fails: test_masked_softmax test_attention_values test_attention_mask test_attention_fully_masked
+# replaces: masked_softmax
 def masked_softmax(scores, mask):
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)

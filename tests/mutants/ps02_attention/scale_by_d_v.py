@@ -1,6 +1,6 @@
+# fails: test_attention_values test_attention_mask
 # The bug-hunt's "scale by d_model" for the single-head function: the square root of the wrong size.
 # replaces: scaled_dot_product_attention
-# fails: test_attention_values test_attention_mask
 def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
     scores = query @ key.transpose(-2, -1) / math.sqrt(value.size(-1))
     weights = masked_softmax(scores, mask)

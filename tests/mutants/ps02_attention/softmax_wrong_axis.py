@@ -1,5 +1,5 @@
-# replaces: scaled_dot_product_attention
 # fails: test_attention_values test_attention_mask test_attention_fully_masked
+# replaces: scaled_dot_product_attention
 def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
     scores = query @ key.transpose(-2, -1) / math.sqrt(query.size(-1))
     if mask is not None:

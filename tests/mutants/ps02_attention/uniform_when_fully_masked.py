@@ -1,6 +1,6 @@
+# fails: test_attention_fully_masked
 # Fills with a large negative number but forgets to zero the weights: a fully masked row is uniform.
 # replaces: masked_softmax
-# fails: test_attention_fully_masked
 def masked_softmax(scores, mask):
     if mask is None:
         return torch.softmax(scores, dim=-1)

@@ -1,6 +1,6 @@
-# replaces: multihead_attention
 # fails: test_mha_self_attention test_mha_cross_attention test_mha_mask
 # forgets W_o: returns the merged heads as they are
+# replaces: multihead_attention
 class MultiHeadAttention(nn.Module):
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, use_sdpa=False, rotary=False):
         super().__init__()

@@ -1,5 +1,5 @@
-# appends: yes
 # fails: test_decoder_post_norm test_decoder_pre_norm
+# appends:
 class DecoderNormSwapped(DecoderLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -1,5 +1,5 @@
-# appends: yes
 # fails: test_encoder_post_norm
+# appends:
 class EncoderNormInsideResidual(EncoderLayer):
     def forward(self, x, mask=None):
         if self.norm_first:

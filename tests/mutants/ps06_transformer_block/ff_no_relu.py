@@ -1,5 +1,5 @@
-# replaces: feed_forward
 # fails: test_feed_forward test_encoder_post_norm test_encoder_pre_norm test_decoder_post_norm test_decoder_pre_norm
+# replaces: feed_forward
 class FeedForward(nn.Module):
     def __init__(self, d_model, d_ff, dropout=0.0):
         super().__init__()

@@ -1,5 +1,5 @@
-# appends: yes
 # fails: test_transformer_post_norm test_transformer_pre_norm test_transformer_mask_properties
+# appends:
 class TransformerWithoutMemoryMask(Transformer):
     def decode(self, tgt, memory, src):
         T = tgt.size(1)

@@ -1,5 +1,5 @@
-# replaces: greedy_decode
 # fails: test_greedy_decode
+# replaces: greedy_decode
 @torch.no_grad()
 def greedy_decode(model, src, bos_id, eos_id, max_len, use_cache=False):
     model.eval()

@@ -1,5 +1,5 @@
-# replaces: masks
 # fails: test_padding_mask test_transformer_post_norm test_transformer_pre_norm test_transformer_mask_properties
+# replaces: masks
 def padding_mask(tokens, pad_id):
     return tokens != pad_id  # (B, L): broadcasts against (B, h, Lq, L) as if B were Lq
 

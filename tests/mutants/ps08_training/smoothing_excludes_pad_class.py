@@ -1,5 +1,5 @@
-# replaces: label_smoothing
 # fails: test_label_smoothing test_train_step
+# replaces: label_smoothing
 def label_smoothed_cross_entropy(logits, target, pad_id, smoothing=0.0):
     # The Annotated Transformer's variant: eps / (V - 2) on every class except the target and padding.
     # A fine loss, but not the one of F.cross_entropy and the course's loop.

@@ -1,5 +1,5 @@
-# replaces: train_step
 # fails: test_train_step test_training_run
+# replaces: train_step
 def train_step(model, optimizer, scheduler, src, tgt, pad_id, smoothing=0.0, clip=1.0):
     model.train()
     logits = model(src, tgt)  # the decoder reads the very token it must predict

@@ -1,5 +1,5 @@
-# replaces: attention_answers
 # fails: test_attention_diagnosis
+# replaces: attention_answers
 nan_snippet = "b"
 row_sum_snippet = "a"
 hidden_keys_snippet = "c"

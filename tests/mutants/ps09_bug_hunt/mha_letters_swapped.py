@@ -1,5 +1,5 @@
-# replaces: mha_answers
 # fails: test_mha_diagnosis
+# replaces: mha_answers
 crash_snippet = "a"
 unused_weight_snippet = "b"
 heads = heads_b(16, 4).double()

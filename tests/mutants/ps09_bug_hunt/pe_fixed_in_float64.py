@@ -1,5 +1,5 @@
-# replaces: fixed_positional_encoding
 # fails: test_fixed_positional_encoding
+# replaces: fixed_positional_encoding
 def sinusoidal_positional_encoding(max_len, d_model):
     position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)

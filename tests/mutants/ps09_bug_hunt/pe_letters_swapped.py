@@ -1,4 +1,4 @@
-# replaces: pe_answers
 # fails: test_pe_diagnosis
+# replaces: pe_answers
 same_frequency_snippet = "c"
 zero_at_start_snippet = "a"

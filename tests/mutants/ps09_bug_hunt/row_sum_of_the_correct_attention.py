@@ -1,5 +1,5 @@
-# replaces: attention_answers
 # fails: test_attention_row_sum
+# replaces: attention_answers
 nan_snippet = "a"
 row_sum_snippet = "b"
 hidden_keys_snippet = "c"

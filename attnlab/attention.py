@@ -65,6 +65,27 @@ def scaled_dot_product_attention(
     return output, weights
 
 
+def general_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    weight: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention with Luong's "general" score, score(q, k) = q^T W k (Luong et al., 2015), not scaled.
+
+    query (..., Lq, d_q), key (..., Lk, d_k), value (..., Lk, d_v), weight W (d_q, d_k): queries and
+    keys may have different sizes. mask boolean broadcastable to (..., Lq, Lk), True = may attend.
+    Returns (output (..., Lq, d_v), weights (..., Lq, Lk)).
+    """
+    check_mask(mask)
+    if weight.shape != (query.size(-1), key.size(-1)):
+        raise ValueError(f"weight must have shape (d_q, d_k) = {(query.size(-1), key.size(-1))}, got {tuple(weight.shape)}")
+    scores = query @ weight @ key.transpose(-2, -1)  # (..., Lq, Lk); W is learned, so no 1/sqrt(d_k)
+    weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
+    return weights @ value, weights  # (..., Lq, d_v), (..., Lq, Lk)
+
+
 class SelfAttention(nn.Module):
     """Single-head self-attention: Q, K and V are three projections of the same sequence x.
 
@@ -83,6 +104,19 @@ class SelfAttention(nn.Module):
         """x (B, L, d_model), mask boolean broadcastable to (B, L, L) -> ((B, L, d_v), (B, L, L))."""
         q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)  # (B, L, d_k), (B, L, d_k), (B, L, d_v)
         return scaled_dot_product_attention(q, k, v, mask)  # (B, L, d_v), (B, L, L)
+
+
+class CrossAttention(SelfAttention):
+    """Single-head cross-attention: the parameters of SelfAttention, queries from x, keys and values from memory.
+
+    x (B, Lq, d_model), memory (B, Lk, d_model), mask boolean broadcastable to (B, Lq, Lk)
+    -> output (B, Lq, d_v), weights (B, Lq, Lk). ``CrossAttention(x, x)`` is ``SelfAttention(x)``.
+    """
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None = None):
+        """x (B, Lq, d_model), memory (B, Lk, d_model), mask -> ((B, Lq, d_v), (B, Lq, Lk))."""
+        q, k, v = self.w_q(x), self.w_k(memory), self.w_v(memory)  # (B, Lq, d_k), (B, Lk, d_k), (B, Lk, d_v)
+        return scaled_dot_product_attention(q, k, v, mask)  # (B, Lq, d_v), (B, Lq, Lk)
 
 
 class AdditiveAttention(nn.Module):

@@ -77,6 +77,37 @@ class MultiHeadAttention(nn.Module):
         return self.w_o(self.merge_heads(out)), weights
 
 
+
+class PackedSelfAttention(nn.Module):
+    """Self-attention with the three input projections packed into one ``nn.Linear(d_model, 3 * d_model)``.
+
+    ``w_qkv.weight`` stacks the rows of W_q, W_k and W_v, in that order (rows 0 .. d_model - 1 make the
+    queries of all heads), the layout of ``nn.MultiheadAttention.in_proj_weight`` and of nanoGPT's
+    ``c_attn``; inside each third, head i is the contiguous slice i * d_head .. (i + 1) * d_head - 1,
+    as in :class:`MultiHeadAttention`. One matrix product instead of three; it only serves
+    self-attention, where query, key and value are the same sequence.
+    x (B, L, d_model), mask boolean broadcastable to (B, num_heads, L, L), True = may attend.
+    Returns output (B, L, d_model) and per-head weights (B, num_heads, L, L).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, bias: bool = True):
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.d_head = d_model // num_heads
+        self.w_qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        B, L, _ = x.shape
+        q, k, v = self.w_qkv(x).split(self.d_model, dim=-1)  # 3 x (B, L, d_model): queries, keys, values
+        q, k, v = (t.view(B, L, self.num_heads, self.d_head).transpose(1, 2) for t in (q, k, v))  # (B, h, L, d_head)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, L, d_head), (B, h, L, L)
+        return self.w_o(out.transpose(1, 2).reshape(B, L, self.d_model)), weights
+
+
 class KVCache:
     """The keys and values one attention module has computed so far: a KV cache for incremental decoding.
 

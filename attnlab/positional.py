@@ -86,6 +86,23 @@ def apply_rotary(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0
     return out.flatten(-2)  # (..., L, dim)
 
 
+
+def apply_rotary_half(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Rotary embedding in the "half-split" layout of GPT-NeoX and Hugging Face's LLaMA.
+
+    Pair i is (x[..., i], x[..., i + dim/2]), turned by positions[l] * base^(-2i/dim): the same
+    rotations as :func:`apply_rotary` on features stored in another order, so
+    apply_rotary_half(x)[..., p] == apply_rotary(x[..., p]) with p = (0, dim/2, 1, dim/2 + 1, ...).
+    """
+    dim = x.size(-1)
+    if dim % 2 != 0:
+        raise ValueError(f"rotary embeddings rotate pairs of features; the last dimension must be even, got {dim}")
+    angles = rotary_angles(positions, dim, base)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # (L, dim/2)
+    first, second = x[..., : dim // 2], x[..., dim // 2:]  # (..., L, dim/2): pair i is (first[i], second[i])
+    return torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)  # (..., L, dim)
+
+
 class RotaryEmbedding(nn.Module):
     """Module form of :func:`apply_rotary` for x (..., L, dim).
 

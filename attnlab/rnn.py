@@ -85,3 +85,22 @@ def gradient_norm_by_distance(rnn: nn.RNNBase, inputs: torch.Tensor) -> torch.Te
     out[:, -1].sum().backward()
     norms = x.grad.norm(dim=-1).mean(0)  # (T,)
     return norms.flip(0)
+
+
+def state_gradient_norms(w_hh: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """Back-propagation through time by hand: the gradient that reaches each state of a tanh RNN.
+
+    ``states (B, T, H)`` are the outputs h_1 .. h_T of a batch-first, one-layer tanh RNN,
+    h_t = tanh(W_hh h_{t-1} + W_xh x_t + b), and ``w_hh (H, H)`` its recurrent matrix. For the loss
+    L = sum_j h_{T,j} (the last step's outputs, as in ``gradient_norm_by_distance``), returns (T,)
+    with entry d = || dL / dh_{T-d} || (the state at index T-1-d), averaged over the batch, computed
+    with the chain rule alone (no autograd). Entry 0 is || dL / dh_T || = sqrt(H).
+    """
+    grad = torch.ones_like(states[:, -1])  # dL/dh_T, (B, H)
+    norms = [grad.norm(dim=-1).mean()]
+    for t in range(states.size(1) - 1, 0, -1):
+        # h_t = tanh(a_t) with a_t = W_hh h_{t-1} + ...: dL/dh_{t-1} = W_hh^T (diag(1 - h_t^2) dL/dh_t).
+        # In rows (one per sequence) that is (grad * (1 - h_t^2)) @ W_hh.
+        grad = (grad * (1 - states[:, t] ** 2)) @ w_hh  # (B, H)
+        norms.append(grad.norm(dim=-1).mean())
+    return torch.stack(norms)  # (T,), entry 0 = the last state

@@ -50,6 +50,18 @@ def causal_mask(length: int, device=None) -> torch.Tensor:
     return torch.ones(length, length, dtype=torch.bool, device=device).tril()
 
 
+def causal_lengths_mask(lengths: torch.Tensor, length: int) -> torch.Tensor:
+    """(B,) sequence lengths -> (B, 1, L, L) boolean decoder self-attention mask, built without token ids.
+
+    Query t of row b may attend to key s when s <= t (causal) and s < lengths[b] (a real token):
+    the same mask as ``causal_mask(L) & padding_mask(tokens, pad_id)`` for rows padded after their length.
+    Padded queries keep the real keys before them, so no row of the mask is all False.
+    """
+    lengths = torch.as_tensor(lengths)
+    real = torch.arange(length, device=lengths.device)[None, :] < lengths[:, None]  # (B, L): key is a real token
+    return causal_mask(length, lengths.device) & real[:, None, None, :]  # (L, L) & (B, 1, 1, L) -> (B, 1, L, L)
+
+
 class FeedForward(nn.Module):
     """Position-wise feed-forward network: FFN(x) = max(0, x W_1 + b_1) W_2 + b_2."""
 
@@ -129,6 +141,30 @@ class DecoderLayer(nn.Module):
             x = self.norm2(x + self._ca(x, memory, memory_mask))
             x = self.norm3(x + self.dropout3(self.ff(x)))
         return x
+
+
+class ParallelEncoderLayer(nn.Module):
+    """Attention and feed-forward side by side (GPT-J, PaLM): x + Dropout(SelfAttn(LN(x))) + Dropout(FF(LN(x))).
+
+    One LayerNorm, computed once; both sublayers read its output, and both results join the residual
+    stream in one sum. The feed-forward network does not see what attention wrote in the same layer
+    (in a sequential pre-norm layer it does), which lets the two run at the same time.
+    """
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.0):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
+        self.ff = FeedForward(d_model, d_ff, dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+        self.attn_weights = None  # (B, h, L, L) of the last forward, for plots
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, S, d_model), mask broadcastable to (B, h, S, S) -> (B, S, d_model)."""
+        h = self.norm(x)  # (B, S, d_model), read by both sublayers
+        attended, self.attn_weights = self.self_attn(h, h, h, mask)
+        return x + self.dropout1(attended) + self.dropout2(self.ff(h))
 
 
 class Transformer(nn.Module):

@@ -3,7 +3,13 @@
 ``built_book``: ONE strict build of the book per test session (`jupyter-book build . -W -n --keep-going`,
 the command of `make book`) into the default `_build/`, so that it shares the execution cache with
 `make book`; a clean clone (CI) executes every chapter. Used by tests/test_book.py (the built HTML is
-offline and strict) and tests/test_browser.py (every page in a real browser).
+offline and strict), tests/test_browser.py (every page in a real browser) and tests/test_no_answers.py.
+
+``built_book_without_solutions``: the same strict build of the edition for a class that is still
+working (``course_solutions: false``, book/instructors.md section 10), from a temporary copy of
+`_config.yml` with that one setting flipped, into `_build/no_solutions/_build/html`. It runs after
+``built_book`` and reads the same execution cache (`_build/.jupyter_cache`), so no chapter is executed
+twice: only Sphinx runs again. Used by tests/test_no_answers.py.
 """
 from __future__ import annotations
 
@@ -12,19 +18,49 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
+CACHE = ROOT / "_build" / ".jupyter_cache"  # jupyter-cache's default place for the default build
+NO_SOLUTIONS = ROOT / "_build" / "no_solutions"  # --path-output of the edition without solutions
 
 
-@pytest.fixture(scope="session")
-def built_book() -> Path:
+def strict_build(*options: str) -> str:
+    """Run `jupyter-book build . -W -n --keep-going OPTIONS` in the repository; fail on any warning."""
     # the console script `jupyter-book` of the running venv, called through its interpreter
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-           "build", ".", "-W", "-n", "--keep-going"]
+           "build", ".", "-W", "-n", "--keep-going", *options]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     log = result.stdout + result.stderr
     assert result.returncode == 0, f"strict book build failed (exit {result.returncode}):\n{log[-8000:]}"
     assert "build succeeded" in log, f"no 'build succeeded' in the build log:\n{log[-4000:]}"
     assert "WARNING: " not in log, f"the strict build logged a Sphinx warning:\n{log[-4000:]}"
+    return log
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    strict_build()
     return HTML
+
+
+def config_without_solutions(folder: Path) -> Path:
+    """A copy of _config.yml in ``folder`` with ``course_solutions: false``, the default build's
+    execution cache, and the local extensions' folders made absolute (they are read relative to
+    the configuration file)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    config["sphinx"]["config"]["course_solutions"] = False
+    config.setdefault("execute", {})["cache"] = str(CACHE)
+    extensions = config["sphinx"].get("local_extensions") or {}
+    config["sphinx"]["local_extensions"] = {name: str((ROOT / path).resolve()) for name, path in extensions.items()}
+    path = folder / "_config_no_solutions.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_book_without_solutions(built_book, tmp_path_factory) -> Path:
+    config = config_without_solutions(tmp_path_factory.mktemp("config"))
+    strict_build("--config", str(config), "--path-output", str(NO_SOLUTIONS))
+    return NO_SOLUTIONS / "_build" / "html"

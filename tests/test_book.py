@@ -188,7 +188,10 @@ def test_chapters_end_with_their_exercise():
 
 
 def test_chapter_code_is_included_not_copied():
-    """Model code is shown by literalinclude of the reference, never retyped (no `class ...Attention` in a chapter)."""
+    """Model code is shown from the reference, never retyped (no `class ...Attention` in a chapter): by
+    literalinclude, or, for what an exercise asks to write, by `{skeleton}` (signature and docstring)."""
+    import importlib
+
     for chapter in EXERCISES:
         text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
         for name in ("class MultiHeadAttention", "class AdditiveAttention", "def scaled_dot_product_attention",
@@ -196,3 +199,6 @@ def test_chapter_code_is_included_not_copied():
             assert name not in text, f"book/{chapter}.md defines {name!r}: include the reference instead"
         for target in re.findall(r"```\{literalinclude\} (\S+)", text):
             assert (ROOT / "book" / target).resolve().is_file(), f"book/{chapter}.md includes a missing file {target}"
+        for dotted in re.findall(r"```\{skeleton\} (\S+)", text):
+            module, _, name = dotted.rpartition(".")
+            assert hasattr(importlib.import_module(module), name), f"book/{chapter}.md: no {dotted} to show"

@@ -11,6 +11,7 @@ Two kinds of test:
 from __future__ import annotations
 
 import ast
+import math
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,19 @@ import torch
 
 from attnlab.course import bugs
 from attnlab import (
+    BOS_ID,
+    EOS_ID,
     DecoderLayer,
     EncoderLayer,
+    FeedForward,
     MultiHeadAttention,
+    PositionalEncoding,
     Transformer,
     causal_mask,
+    greedy_decode,
     scaled_dot_product_attention,
     sinusoidal_positional_encoding,
+    train_step,
 )
 
 BUGS_FILE = Path(bugs.__file__)
@@ -32,9 +39,12 @@ REFERENCE_STAND_INS = {
     "scaled_dot_product_attention": scaled_dot_product_attention,
     "MultiHeadAttention": MultiHeadAttention,
     "sinusoidal_positional_encoding": sinusoidal_positional_encoding,
+    "FeedForward": FeedForward,
     "EncoderLayer": EncoderLayer,
     "DecoderLayer": DecoderLayer,
     "Transformer": Transformer,
+    "train_step": train_step,
+    "greedy_decode": greedy_decode,
 }
 
 
@@ -43,7 +53,8 @@ REFERENCE_STAND_INS = {
 def test_catalogue_lists_every_bug_of_the_module():
     tree = ast.parse(BUGS_FILE.read_text())
     defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
-    prefixes = ("sdpa_", "mha_", "pe_", "encoder_layer_", "decoder_layer_", "transformer_")
+    prefixes = ("sdpa_", "mha_", "pe_", "ff_", "encoder_layer_", "decoder_layer_", "transformer_", "train_step_",
+                "greedy_decode_")
     assert {name for name in defined if name.startswith(prefixes)} == set(bugs.CATALOGUE)
 
 
@@ -73,8 +84,9 @@ def test_bugs_module_imports_only_the_reference_and_torch():
 
 
 def test_bugs_replacing_finds_the_stand_ins_and_rejects_unknown_targets():
-    assert {b.name for b in bugs.bugs_replacing("sinusoidal_positional_encoding")} == {
-        "pe_wrong_formula", "pe_integer_division", "pe_sin_only"}
+    assert {"pe_wrong_formula", "pe_integer_division", "pe_sin_only", "pe_sin_plus_cos_without_dimension",
+            "pe_table_indexed_by_length"} <= {b.name for b in bugs.bugs_replacing("sinusoidal_positional_encoding")}
+    assert [b.name for b in bugs.bugs_replacing("FeedForward")] == ["ff_no_relu"]
     with pytest.raises(KeyError, match="known targets"):
         bugs.bugs_replacing("LayerNorm")
 
@@ -100,7 +112,9 @@ def test_the_runner_finds_no_difference_between_the_reference_and_itself(target)
 # --- installing a bug inside the reference's bigger modules --------------------------------------
 
 @pytest.mark.parametrize("name", ["sdpa_no_scaling", "pe_wrong_formula", "mha_wrong_head_split",
-                                  "encoder_layer_no_residual", "decoder_layer_no_residual"])
+                                  "mha_heads_without_projections", "mha_projected_twice", "ff_no_relu",
+                                  "encoder_layer_no_residual", "decoder_layer_no_residual",
+                                  "decoder_layer_no_self_attention"])
 def test_installed_bug_changes_a_whole_model_and_is_removed_afterwards(name):
     torch.manual_seed(0)
     reference = Transformer(bugs._small_config()).double()
@@ -117,9 +131,11 @@ def test_installed_bug_changes_a_whole_model_and_is_removed_afterwards(name):
     torch.testing.assert_close(again(src, tgt), expected, rtol=0, atol=0)
 
 
-def test_installing_a_whole_model_bug_is_refused():
+@pytest.mark.parametrize("name", ["transformer_no_causal_mask", "train_step_decoder_reads_the_memory",
+                                  "greedy_decode_without_loop"])
+def test_installing_a_whole_model_or_a_top_level_function_is_refused(name):
     with pytest.raises(ValueError, match="instantiate it directly"):
-        with bugs.installed("transformer_no_causal_mask"):
+        with bugs.installed(name):
             pass
 
 
@@ -246,6 +262,33 @@ def test_undefined_attribute_raises_attribute_error_naming_it():
         bug(x, x, x)
 
 
+def test_heads_without_projections_attend_the_same_whatever_the_weights_and_mostly_to_themselves():
+    ref, bug = mha_pair(bugs.mha_heads_without_projections)
+    other = bugs.mha_heads_without_projections(16, 4).double()  # other random weights
+    x = torch.randn(2, 6, 16, dtype=torch.float64)
+    assert torch.equal(bug(x, x, x)[1], other(x, x, x)[1])  # no parameter decides where to attend
+    assert not torch.allclose(ref(x, x, x)[1], MultiHeadAttention(16, 4).double()(x, x, x)[1])
+    own_bug = bug(x, x, x)[1].diagonal(dim1=-2, dim2=-1).mean()
+    own_ref = ref(x, x, x)[1].diagonal(dim1=-2, dim2=-1).mean()
+    assert own_bug > 0.4 > 0.25 > own_ref, (own_bug, own_ref)
+    bug(x, x, x)[0].square().sum().backward()
+    assert bug.w_q.weight.grad is None and bug.w_k.weight.grad is None and bug.w_v.weight.grad is None
+    assert bug.w_o.weight.grad.abs().max() > 0
+
+
+def test_projecting_twice_is_the_reference_with_squared_weights():
+    ref, bug = mha_pair(bugs.mha_projected_twice)
+    squared = MultiHeadAttention(16, 4).double()
+    with torch.no_grad():
+        for name in ("w_q", "w_k", "w_v", "w_o"):
+            weight, bias = getattr(ref, name).weight, getattr(ref, name).bias
+            getattr(squared, name).weight.copy_(weight @ weight)
+            getattr(squared, name).bias.copy_(weight @ bias + bias)
+    x, m = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
+    torch.testing.assert_close(bug(x, m, m)[0], squared(x, m, m)[0], rtol=0, atol=1e-12)
+    assert (bug(x, m, m)[0] - ref(x, m, m)[0]).abs().max() > 1e-2
+
+
 # --- symptoms: positional encoding --------------------------------------------------------------
 
 def shift_residual(pe: torch.Tensor, k: int) -> float:
@@ -272,6 +315,33 @@ def test_sin_only_is_zero_at_position_zero_and_loses_the_linear_shift_property()
     assert pe[0].abs().max() == 0
     assert shift_residual(sinusoidal_positional_encoding(60, 16), 3) < 1e-5
     assert shift_residual(pe, 3) > 1e-2
+
+
+def test_sin_plus_cos_without_dimension_is_one_slow_number_per_position_that_repeats():
+    pe = bugs.pe_sin_plus_cos_without_dimension(1000, 32)
+    assert pe.shape == (1000, 32)
+    assert torch.equal(pe, pe[:, :1].expand(-1, 32))  # every feature the same
+    assert torch.linalg.matrix_rank(pe.double()) == 1
+    assert (pe[1] - pe[0]).norm() < 0.05  # neighbours almost equal (reference: about 1.4)
+    # sin a + cos a = sqrt(2) sin(a + pi/4) takes the value 1 at a = 0 and at a = pi/2: position 729
+    assert round(math.pi / 2 * 10000 ** (2 / 3)) == 729
+    assert (pe[729] - pe[0]).norm() < 0.01
+    ref = sinusoidal_positional_encoding(1000, 32)
+    assert (ref[729] - ref[0]).norm() > 1 and (ref[1] - ref[0]).norm() > 1
+
+
+def test_table_indexed_by_length_has_the_length_as_its_width_and_cannot_be_added_to_embeddings():
+    for length, d_model in ((10, 16), (50, 16), (50, 64)):
+        table = bugs.pe_table_indexed_by_length(length, d_model)
+        assert table.shape == (length, length + 1)  # d_model plays no part
+        assert torch.equal(table[:, 0], torch.arange(length, dtype=table.dtype))  # the raw position
+    sines = bugs.pe_table_indexed_by_length(100, 64)[:, 1:].double()
+    singular_values = torch.linalg.svdvals(sines)
+    assert int((singular_values > 0.01 * singular_values[0]).sum()) <= 3  # 100 columns, nearly copies
+    with bugs.installed("pe_table_indexed_by_length"):
+        encoding = PositionalEncoding(16, max_len=20)
+    with pytest.raises(RuntimeError):
+        encoding(torch.zeros(2, 20, 16))
 
 
 # --- symptoms: layers and the whole model --------------------------------------------------------
@@ -312,6 +382,57 @@ def test_decoder_cross_attending_to_itself_ignores_the_memory():
     assert not torch.allclose(ref(x, m1, mask), ref(x, m2, mask))
 
 
+def test_feed_forward_without_relu_is_one_affine_map():
+    torch.manual_seed(0)
+    ref = FeedForward(16, 64).double()
+    bug = bugs.ff_no_relu(16, 64).double()
+    bug.load_state_dict(ref.state_dict())
+    x = torch.randn(300, 16, dtype=torch.float64)
+    matrix = bug.w_2.weight @ bug.w_1.weight  # (16, 16): W_1 W_2 in the row-vector notation
+    bias = bug.w_2.weight @ bug.w_1.bias + bug.w_2.bias
+    torch.testing.assert_close(bug(x), x @ matrix.T + bias, rtol=0, atol=1e-12)
+    with_ones = torch.cat([x, torch.ones(300, 1, dtype=torch.float64)], 1)
+
+    def affine_fit_residual(module):
+        y = module(x).detach()
+        fit = with_ones @ torch.linalg.lstsq(with_ones, y).solution
+        return ((fit - y).norm() / y.norm()).item()
+
+    assert affine_fit_residual(bug) < 1e-12 and affine_fit_residual(ref) > 0.1
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_without_self_attention_keeps_target_positions_apart(norm_first):
+    torch.manual_seed(0)
+    ref = DecoderLayer(16, 4, 32, norm_first=norm_first).double()
+    bug = bugs.decoder_layer_no_self_attention(16, 4, 32, norm_first=norm_first).double()
+    bug.load_state_dict(ref.state_dict())
+    x, memory = torch.randn(2, 5, 16, dtype=torch.float64), torch.randn(2, 7, 16, dtype=torch.float64)
+    changed = x.clone()
+    changed[:, 0] += torch.randn(16, dtype=torch.float64)  # only the first target position (not a constant:
+    mask = causal_mask(5)  # LayerNorm would remove a constant shift before a pre-norm self-attention)
+    assert (ref(changed, memory, mask) - ref(x, memory, mask))[:, 1:].abs().max() > 1e-3
+    assert (bug(changed, memory, mask) - bug(x, memory, mask))[:, 1:].abs().max() == 0
+    bug(x, memory, mask).sum().backward()
+    assert all(p.grad is None for p in bug.self_attn.parameters())
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_residual_from_memory_crashes_on_other_lengths_and_depends_on_the_memory_order(norm_first):
+    torch.manual_seed(0)
+    ref = DecoderLayer(16, 4, 32, norm_first=norm_first).double()
+    bug = bugs.decoder_layer_residual_from_memory(16, 4, 32, norm_first=norm_first).double()
+    bug.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    with pytest.raises(RuntimeError):
+        bug(x, torch.randn(2, 7, 16, dtype=torch.float64), causal_mask(5))
+    memory = torch.randn(2, 5, 16, dtype=torch.float64)
+    shuffled = memory[:, [3, 0, 4, 1, 2]]
+    # Cross-attention sums over the memory's positions: their order must not matter (no mask here).
+    torch.testing.assert_close(ref(x, shuffled, causal_mask(5)), ref(x, memory, causal_mask(5)))
+    assert (bug(x, shuffled, causal_mask(5)) - bug(x, memory, causal_mask(5))).abs().max() > 0.1
+
+
 def model_pair(cls, seed=0):
     torch.manual_seed(seed)
     ref = Transformer(bugs._small_config()).double()
@@ -343,3 +464,38 @@ def test_missing_embedding_scale_lets_position_dominate_token_identity():
 
     sim_bug, sim_ref = same_position_similarity(bug), same_position_similarity(ref)
     assert sim_bug > 0.7 and sim_ref < 0.4, (sim_bug, sim_ref)
+
+
+# --- symptoms: training and prediction -----------------------------------------------------------
+
+def sgd(model):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def test_decoder_fed_the_memory_fails_on_reverse_task_shapes_and_never_reads_the_target():
+    model = model_pair(Transformer)[0]
+    src = torch.randint(3, 13, (2, 6))
+    with pytest.raises(RuntimeError):  # T = S + 1 labels (reversal and EOS) for S decoder positions
+        bugs.train_step_decoder_reads_the_memory(model, *sgd(model), src, torch.randint(3, 11, (2, 8)), 0)
+    tgt = torch.cat([torch.full((2, 1), BOS_ID), torch.randint(3, 11, (2, 6))], 1)  # S labels: the shapes fit
+    other_prefix = tgt.clone()
+    other_prefix[:, 0] = 5  # another first decoder input, the same labels tgt[:, 1:]
+    losses = {}
+    for name, step in (("reference", train_step), ("bug", bugs.train_step_decoder_reads_the_memory)):
+        for prefix_name, target in (("tgt", tgt), ("other", other_prefix)):
+            model = model_pair(Transformer)[0]
+            losses[name, prefix_name] = step(model, *sgd(model), src, target, 0)
+        if name == "bug":
+            assert model.tgt_embed.weight.grad is None  # the target embedding never learns
+    assert losses["bug", "tgt"] == losses["bug", "other"]  # the input tokens play no part
+    assert abs(losses["reference", "tgt"] - losses["reference", "other"]) > 1e-3
+
+
+def test_prediction_without_loop_returns_one_token_the_first_of_greedy_decoding():
+    model = model_pair(Transformer)[0]
+    src = torch.randint(3, 13, (3, 7))
+    out = bugs.greedy_decode_without_loop(model, src, BOS_ID, EOS_ID, max_len=6)
+    full = greedy_decode(model, src, BOS_ID, EOS_ID, max_len=6)
+    assert out.shape == (3, 1) and full.size(1) > 1
+    assert torch.equal(out[:, 0], full[:, 0])

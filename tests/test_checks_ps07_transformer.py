@@ -10,7 +10,7 @@ class TestPs07(AssignmentSuite):
     ASSIGNMENT = "ps07_transformer"
     release_messages = {  # what the blank release's failure says, for two of its checks
         "test_greedy_decode": "NotImplementedError",
-        "test_base_parameters": "does not define `base_parameters`",
+        "test_big_parameters": "does not define `big_parameters`",
     }
 
     def test_the_toy_model_cases_cover_every_way_to_stop(self):
@@ -29,3 +29,20 @@ class TestPs07(AssignmentSuite):
                       else "none stops" if not bool(stopped.any()) else "mixed" if not bool(stopped.all()) else "other")
             assert torch.equal(out[:, :1] == BOS_ID, torch.zeros_like(out[:, :1], dtype=torch.bool))
         assert {"all stop early", "none stops", "mixed"} <= kinds
+
+    def test_the_predicted_experiments_do_not_depend_on_the_draw(self):
+        """The truths of section 4 are properties of the model, not of one set of random weights, and
+        both answers occur."""
+        from autograder.checks.test_ps07_transformer import what_changes_truth
+
+        truths = {repr(what_changes_truth(seed)) for seed in (708, 1, 2)}
+        assert len(truths) == 1
+        assert set(what_changes_truth().values()) == {"changed", "unchanged"}
+
+    def test_the_measured_kv_cache_is_two_vectors_of_d_model_per_token_and_layer(self):
+        """The grader measures the caches; here the measurement meets the notebook's formula."""
+        from autograder.checks.test_ps07_transformer import KV_CASES, measured_kv_cache_values
+
+        for num_layers, d_model, batch, length, _ in KV_CASES:
+            assert measured_kv_cache_values(num_layers, d_model, batch, length) == 2 * num_layers * d_model * batch * length
+

@@ -15,11 +15,13 @@ import time
 import pytest
 
 from _grading import ROOT, solved_notebook, write
+from autograder import checks
 from autograder.grading import cli
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "ps02_attention"
 RELEASE = os.path.join(ROOT, "exercises", ASSIGNMENT, ASSIGNMENT + ".ipynb")
+FULL = sum(checks.load(ASSIGNMENT).POINTS.values())  # full marks of the assignment
 
 
 class Ran:
@@ -69,12 +71,12 @@ def submitted(tmp_path):
 def test_grades_a_submitted_tree_then_regrades_only_what_changed(submitted, tmp_path, capsys):
     course = tmp_path / "course"
     grade("--submitted", submitted, course=course, capsys=capsys)
-    expected = {"alice": 10, "bob": 0, "carol": 10, "dave": 0, "erin": 0}
+    expected = {"alice": FULL, "bob": 0, "carol": FULL, "dave": 0, "erin": 0}
     assert scores(course) == expected
     assert gradebook_scores(course) == expected
 
     pages = {s: (course / "feedback" / s / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text() for s in expected}
-    assert "Score: 10 / 10" in pages["alice"]
+    assert f"Score: {FULL:g} / {FULL:g}" in pages["alice"]
     assert "NotImplementedError" in pages["bob"]
     assert "should be named ps02_attention.ipynb" in pages["carol"]
     assert "no notebook found" in pages["dave"]
@@ -101,8 +103,8 @@ def test_grades_a_submitted_tree_then_regrades_only_what_changed(submitted, tmp_
     shutil.copy(submitted / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", submitted / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     out = grade("--submitted", submitted, course=course, capsys=capsys)
     assert "4 unchanged, 1 to grade" in out.stderr
-    assert scores(course)["bob"] == 10 and gradebook_scores(course)["bob"] == 10
-    assert json.loads((state / "bob.json").read_text())["result"]["score"] == 10
+    assert scores(course)["bob"] == FULL and gradebook_scores(course)["bob"] == FULL
+    assert json.loads((state / "bob.json").read_text())["result"]["score"] == FULL
 
 
 def test_a_killed_run_leaves_consistent_files_and_the_next_run_finishes(tmp_path, capsys):
@@ -129,8 +131,8 @@ def test_a_killed_run_leaves_consistent_files_and_the_next_run_finishes(tmp_path
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     out = grade(folder, course=course, capsys=capsys)
     assert f"{len(done)} unchanged, {3 - len(done)} to grade" in out.stderr
-    assert scores(course) == {f"student{i}": 10 for i in range(3)}
-    assert gradebook_scores(course) == {f"student{i}": 10 for i in range(3)}
+    assert scores(course) == {f"student{i}": FULL for i in range(3)}
+    assert gradebook_scores(course) == {f"student{i}": FULL for i in range(3)}
 
 
 def test_collect_names_students_and_refuses_duplicates(tmp_path):

@@ -1,8 +1,8 @@
 """Hostile and broken submissions: each gets the right score and a clear message, and none of them
 crashes the run or changes another learner's grade (they are graded in parallel with an honest one).
 
-A "perfect learner" notebook is changed in one way per case. Scores are out of 10:
-masked_softmax 2, the four attention checks 1 + 3 + 2 + 1 = 7, the numeric answer 1.
+A "perfect learner" notebook is changed in one way per case. Expected scores are computed from the
+check module's POINTS: full marks, or full marks without the checks a case breaks.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from _grading import ROOT, solved_notebook, with_cells, write
+from autograder import checks
 from autograder.grading.runner import grade_each
 from autograder.grading.sandbox import sandbox_mode
 from autograder.grading.submission import Submission
@@ -22,6 +23,16 @@ pytestmark = pytest.mark.slow
 ASSIGNMENT = "ps02_attention"
 LIMITS = Limits(startup_s=6, call_s=6, cpu_s=120)
 ATTENTION_TESTS = ["test_attention_shapes", "test_attention_values", "test_attention_mask", "test_attention_fully_masked"]
+POINTS = checks.load(ASSIGNMENT).POINTS
+FULL = sum(POINTS.values())
+
+
+def without(*tests: str) -> float:
+    """Full marks less the points of ``tests``."""
+    return FULL - sum(POINTS[t] for t in tests)
+
+
+NO_ATTENTION = without(*ATTENTION_TESTS, "test_attention_dropout")  # every check that calls the attention
 NO_SCALING = '''
 def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
     weights = masked_softmax(query @ key.transpose(-2, -1), mask)
@@ -37,62 +48,62 @@ def attention(body: str) -> dict:
 
 # name -> (how to change the notebook, expected score, {test: substring of its message})
 CASES = {
-    "honest": (dict(), 10, {}),
+    "honest": (dict(), FULL, {}),
     "syntax_error": (dict(replace={"scaled_dot_product_attention": "def scaled_dot_product_attention(q, k, v:\n    pass"}),
-                     3, {"test_attention_values": "SyntaxError"}),
+                     NO_ATTENTION, {"test_attention_values": "SyntaxError"}),
     "missing_function": (dict(replace={"scaled_dot_product_attention": "def attention(q, k, v, mask=None):\n    pass"}),
-                         3, {"test_attention_values": "does not define `scaled_dot_product_attention`"}),
+                         NO_ATTENTION, {"test_attention_values": "does not define `scaled_dot_product_attention`"}),
     "infinite_loop_in_function": (dict(replace=attention("while True:\n    pass")),
-                                  3, {"test_attention_shapes": "did not return within", "test_attention_values": "not run again"}),
+                                  NO_ATTENTION, {"test_attention_shapes": "did not return within", "test_attention_values": "not run again"}),
     "infinite_loop_at_top_level": (dict(append=["while True:\n    pass"]), 0, {"test_masked_softmax": "did not finish running"}),
     "ignores_signals_and_loops": (dict(append=["import signal\nfor s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):\n"
                                                "    signal.signal(s, signal.SIG_IGN)\nwhile True:\n    pass"]),
                                   0, {"test_masked_softmax": "did not finish running"}),
     "memory_bomb_in_function": (dict(replace=attention("hog = [torch.empty(10**8) for _ in range(1000)]")),
-                                3, {"test_attention_values": "allocate"}),
-    "memory_bomb_at_top_level": (dict(append=["hog = []\nwhile True:\n    hog.append(torch.empty(10**8))"]), 10, {}),
-    "one_huge_allocation": (dict(append=["hog = bytes(10**11)"]), 10, {}),
-    "sys_exit_at_top_level": (dict(append=["import sys\nsys.exit(0)"]), 10, {}),
+                                NO_ATTENTION, {"test_attention_values": "allocate"}),
+    "memory_bomb_at_top_level": (dict(append=["hog = []\nwhile True:\n    hog.append(torch.empty(10**8))"]), FULL, {}),
+    "one_huge_allocation": (dict(append=["hog = bytes(10**11)"]), FULL, {}),
+    "sys_exit_at_top_level": (dict(append=["import sys\nsys.exit(0)"]), FULL, {}),
     "os_exit_at_top_level": (dict(append=["import os\nos._exit(0)"]), 0, {"test_masked_softmax": "exit code 0"}),
-    "os_exit_in_function": (dict(replace=attention("import os\nos._exit(3)")), 3, {"test_attention_shapes": "exit code 3"}),
+    "os_exit_in_function": (dict(replace=attention("import os\nos._exit(3)")), NO_ATTENTION, {"test_attention_shapes": "exit code 3"}),
     "segfault_in_function": (dict(replace=attention("import ctypes\nctypes.string_at(0)")),
-                             3, {"test_attention_shapes": "segmentation fault"}),
+                             NO_ATTENTION, {"test_attention_shapes": "segmentation fault"}),
     # Every course package is hidden from the worker: the library, its helpers and the grader.
     "imports_the_library": (dict(replace={"scaled_dot_product_attention":
                                           "from attnlab import scaled_dot_product_attention"}),
-                            3, {"test_attention_values": "No module named 'attnlab'"}),
+                            NO_ATTENTION, {"test_attention_values": "No module named 'attnlab'"}),
     "imports_the_course_helpers": (dict(replace={"scaled_dot_product_attention":
                                                  "from attnlab.course.bugs import scaled_dot_product_attention"}),
-                                   3, {"test_attention_values": "No module named 'attnlab'"}),
+                                   NO_ATTENTION, {"test_attention_values": "No module named 'attnlab'"}),
     "imports_the_grader": (dict(replace={"scaled_dot_product_attention":
                                          "from autograder.checks.test_ps02_attention import ref\n"
                                          "scaled_dot_product_attention = ref.scaled_dot_product_attention"}),
-                           3, {"test_attention_values": "No module named 'autograder'"}),
+                           NO_ATTENTION, {"test_attention_values": "No module named 'autograder'"}),
     "patches_torch_and_checks": (dict(replace={"scaled_dot_product_attention": NO_SCALING}, append=[
         "import torch, builtins\ntorch.allclose = lambda *a, **k: True\ntorch.testing.assert_close = lambda *a, **k: None\n"
         "torch.Tensor.__eq__ = lambda *a: True\nbuiltins.isinstance = lambda *a: True\n"
         "try:\n    import autograder.checks.expect as e\n    e.tensor = lambda *a, **k: None\nexcept ImportError:\n    pass"]),
-        5, {"test_attention_values": "values differ"}),
+        without("test_attention_values", "test_attention_mask", "test_attention_dropout"), {"test_attention_values": "values differ"}),
     "prints_fake_success": (dict(replace={"scaled_dot_product_attention": NO_SCALING},
                                  append=["print('All tests passed! Score: 10/10')\nprint('{\"score\": 10}')"]),
-                            5, {"test_attention_values": "values differ"}),
+                            without("test_attention_values", "test_attention_mask", "test_attention_dropout"), {"test_attention_values": "values differ"}),
     "returns_an_object_equal_to_everything": (dict(replace=attention(
         "class Anything:\n    def __eq__(self, other):\n        return True\nreturn Anything(), Anything()")),
-        2 + 1, {"test_attention_values": "expected a tensor, got an object of type Anything"}),
+        NO_ATTENTION, {"test_attention_values": "expected a tensor, got an object of type Anything"}),
     "returns_a_tensor_subclass": (dict(replace=attention(
         "class Liar(torch.Tensor):\n    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
         "        return True\nout = torch.zeros(*query.shape[:-1], value.shape[-1]).as_subclass(Liar)\n"
         "w = torch.zeros(*query.shape[:-1], key.shape[-2]).as_subclass(Liar)\nreturn out, w")),
-        2 + 1 + 1, {"test_attention_values": "values differ"}),
-    "huge_output": (dict(append=["import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 500_000)"]), 10, {}),
+        NO_ATTENTION + POINTS["test_attention_shapes"], {"test_attention_values": "values differ"}),
+    "huge_output": (dict(append=["import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 500_000)"]), FULL, {}),
     "forks_a_child_that_outlives_it": (dict(append=["import os\nif os.fork() == 0:\n    os.setsid()\n"
-                                                    "    os.execv('/usr/bin/sleep', ['sleep', '987.654'])"]), 10, {}),
+                                                    "    os.execv('/usr/bin/sleep', ['sleep', '987.654'])"]), FULL, {}),
     "fork_bomb": (dict(append=["import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"]),
                   0, {"test_masked_softmax": "did not finish running"}),
     "warns_and_writes_to_stderr": (dict(append=["import sys, warnings\nwarnings.warn('deprecated', DeprecationWarning)\n"
-                                                 "warnings.warn('careful')\nsys.stderr.write('Error: something odd\\n')"]), 10, {}),
-    "deleted_test_cells": ("delete_tests", 10, {}),
-    "edited_test_cells": ("edit_tests", 10, {}),
+                                                 "warnings.warn('careful')\nsys.stderr.write('Error: something odd\\n')"]), FULL, {}),
+    "deleted_test_cells": ("delete_tests", FULL, {}),
+    "edited_test_cells": ("edit_tests", FULL, {}),
 }
 
 
@@ -131,7 +142,7 @@ def test_hostile_submission_gets_the_right_score(results, name):
     result = results[name]
     details = [(t.name, t.points, t.message) for t in result.tests]
     assert result.score == score, details
-    assert result.max_score == 10
+    assert result.max_score == FULL
     by_name = {t.name: t for t in result.tests}
     for test, fragment in messages.items():
         assert fragment in by_name[test].message, details

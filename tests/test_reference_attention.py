@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attnlab import AdditiveAttention, causal_mask, masked_softmax, scaled_dot_product_attention
+from attnlab import AdditiveAttention, SelfAttention, causal_mask, masked_softmax, scaled_dot_product_attention
+from attnlab.attention import CrossAttention, general_attention
 
 TOL = dict(rtol=1e-10, atol=1e-12)
 SHAPES = [  # (batch dims, Lq, Lk, d_k, d_v)
@@ -145,3 +146,60 @@ def test_additive_attention_matches_formula():
             s = s.masked_fill(~mask[b, 0], float("-inf"))
             torch.testing.assert_close(w[b, i], torch.softmax(s, 0), **TOL)
             torch.testing.assert_close(out[b, i], torch.softmax(s, 0) @ v[b], **TOL)
+
+
+def test_dropout_zeroes_and_rescales_the_weights_that_meet_the_values():
+    """dropout_p > 0: with value = [I | 1] the output shows the dropped weights themselves (each 0 or
+    w / (1 - p)) and their row sums; the returned weights are those before dropout."""
+    torch.manual_seed(12)
+    q, k, _ = qkv((2,), 8, 16, 4, 4, seed=12)
+    value = torch.cat([torch.eye(16, dtype=torch.float64), torch.ones(16, 1, dtype=torch.float64)], -1)  # (Lk, Lk + 1)
+    p = 0.5
+    out, weights = scaled_dot_product_attention(q, k, value, dropout_p=p)
+    torch.testing.assert_close(weights, scaled_dot_product_attention(q, k, value)[1], **TOL)
+    dropped = out[..., :16]
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], weights[kept] / (1 - p), **TOL)
+    torch.testing.assert_close(out[..., 16], dropped.sum(-1), **TOL)
+    assert 0.3 < 1 - kept.double().mean().item() < 0.7
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, value, dropout_p=0.0)[0], weights @ value, **TOL)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_general_attention_equals_pytorch_with_scale_one(masked):
+    """Luong's general score q^T W k is dot-product attention of (q W) and k, not scaled: PyTorch's
+    fused function with scale=1. Queries and keys of different sizes (d_q = 5, d_k = 3)."""
+    g = torch.Generator().manual_seed(13)
+    q = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 3, 6, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(2, 3, 6, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = random_mask((2, 1, 4, 6), seed=14) if masked else None
+    ours, weights = general_attention(q, k, v, w, mask)
+    theirs = F.scaled_dot_product_attention(q @ w, k, v, attn_mask=mask, scale=1.0)
+    torch.testing.assert_close(ours, theirs, **TOL)
+    assert weights.shape == (2, 3, 4, 6)
+    grad_out = torch.randn_like(ours)
+    for a, b in zip(torch.autograd.grad(ours, (q, k, v, w), grad_out), torch.autograd.grad(theirs, (q, k, v, w), grad_out)):
+        torch.testing.assert_close(a, b, **TOL)
+    with pytest.raises(ValueError, match="d_q, d_k"):
+        general_attention(q, k, v, w.T)
+
+
+def test_cross_attention_equals_pytorch_and_is_self_attention_on_one_sequence():
+    """Queries from x, keys and values from memory (Lq != Lk), against PyTorch's fused function on the
+    same projections; on memory = x it is SelfAttention with the same weights."""
+    torch.manual_seed(15)
+    cross = CrossAttention(8, 4, 6).double()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    memory = torch.randn(2, 5, 8, dtype=torch.float64)
+    padding = (torch.arange(5)[None, :] < torch.tensor([5, 2])[:, None])[:, None, :]  # (B, 1, Lk)
+    with torch.no_grad():
+        out, weights = cross(x, memory, padding)
+        theirs = F.scaled_dot_product_attention(cross.w_q(x), cross.w_k(memory), cross.w_v(memory), attn_mask=padding)
+        torch.testing.assert_close(out, theirs, **TOL)
+        assert weights.shape == (2, 3, 5) and (weights[1, :, 2:] == 0).all()
+        self_attention = SelfAttention(8, 4, 6).double()
+        self_attention.load_state_dict(cross.state_dict())
+        for a, b in zip(cross(x, x), self_attention(x)):
+            torch.testing.assert_close(a, b, **TOL)

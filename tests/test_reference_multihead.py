@@ -135,3 +135,37 @@ def test_kv_cache_in_chunks_equals_one_causal_call(rotary, sdpa):
         outs.append(out)
         assert cache.length == end
     torch.testing.assert_close(torch.cat(outs, dim=1), full, **TOL)
+
+
+@pytest.mark.parametrize("d_model,num_heads,bias,masked", [(8, 1, True, False), (12, 3, True, True), (16, 4, False, True)])
+def test_packed_self_attention_equals_pytorch(d_model, num_heads, bias, masked):
+    """PackedSelfAttention's w_qkv has the layout of nn.MultiheadAttention's in_proj_weight: its
+    weights copied there as they are give the same outputs and per-head weights (float64)."""
+    from attnlab.multihead import PackedSelfAttention
+
+    torch.manual_seed(0)
+    packed = PackedSelfAttention(d_model, num_heads, bias=bias).double()
+    theirs = nn.MultiheadAttention(d_model, num_heads, bias=bias, batch_first=True).double()
+    with torch.no_grad():
+        theirs.in_proj_weight.copy_(packed.w_qkv.weight)
+        theirs.out_proj.weight.copy_(packed.w_o.weight)
+        if bias:
+            theirs.in_proj_bias.copy_(packed.w_qkv.bias)
+            theirs.out_proj.bias.copy_(packed.w_o.bias)
+    x, _ = inputs(2, 5, 5, d_model)
+    mask = causal_mask(5) if masked else None
+    out, w = packed(x, mask)
+    ref, ref_w = theirs(x, x, x, attn_mask=None if mask is None else ~mask, need_weights=True,
+                        average_attn_weights=False)
+    torch.testing.assert_close(out, ref, **TOL)
+    torch.testing.assert_close(w, ref_w, **TOL)
+    # and the same module as MultiHeadAttention with w_qkv cut into w_q, w_k, w_v
+    split = MultiHeadAttention(d_model, num_heads, bias=bias).double()
+    with torch.no_grad():
+        for name, rows in zip(("w_q", "w_k", "w_v"), packed.w_qkv.weight.split(d_model)):
+            getattr(split, name).weight.copy_(rows)
+        if bias:
+            for name, b in zip(("w_q", "w_k", "w_v"), packed.w_qkv.bias.split(d_model)):
+                getattr(split, name).bias.copy_(b)
+        split.w_o.load_state_dict(packed.w_o.state_dict())
+    torch.testing.assert_close(split(x, x, x, mask)[0], out, **TOL)

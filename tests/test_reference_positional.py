@@ -101,3 +101,17 @@ def test_rotary_module_with_offset_is_a_slice_of_the_full_rotation():
         torch.testing.assert_close(rope(x[..., k : k + L, :], offset=k), full[..., k : k + L, :], rtol=0, atol=0)
     with pytest.raises(ValueError, match="not both"):
         rope(x, torch.arange(10), offset=2)
+
+
+def test_rotary_half_is_rotary_on_permuted_features():
+    """The half-split layout (pairs (i, i + d/2)) is the interleaved one on features stored in another order."""
+    from attnlab.positional import apply_rotary_half
+
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    positions = torch.tensor([0, 4, 1, 7, 100, 2, 3, 5, 9])
+    p = torch.arange(8).view(2, 4).T.flatten()  # (0, 4, 1, 5, 2, 6, 3, 7): pair i next to each other
+    torch.testing.assert_close(apply_rotary_half(x, positions)[..., p], apply_rotary(x[..., p], positions),
+                               rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(apply_rotary_half(x, positions), apply_rotary(x, positions))
+    with pytest.raises(ValueError, match="even"):
+        apply_rotary_half(torch.randn(2, 5, 7), torch.arange(5))

@@ -1,9 +1,11 @@
-"""The RNN baseline of chapter 1: shapes, masking, attention weights, the gradient-norm measurement."""
+"""The RNN baseline of chapter 1: shapes, masking, attention weights, the gradient-norm measurement,
+and back-propagation through time by hand against autograd through PyTorch's own RNN."""
 import pytest
 import torch
 import torch.nn as nn
 
 from attnlab import Seq2SeqRNN, gradient_norm_by_distance
+from attnlab.rnn import state_gradient_norms
 
 
 def batch(seed=0):
@@ -57,3 +59,30 @@ def test_gradient_norm_by_distance_matches_autograd_and_vanishes():
     rnn(xg)[0][:, -1].sum().backward()
     torch.testing.assert_close(norms[7], xg.grad[:, 30 - 1 - 7].norm(dim=-1).mean())
     assert norms[20] < 1e-3 * norms[0]
+
+
+def test_state_gradient_norms_equal_autograd_through_nn_rnn():
+    """The chain rule by hand equals autograd through nn.RNN run one step at a time (float64), so that
+    every state h_t is a node of the graph whose gradient can be read."""
+    torch.manual_seed(3)
+    B, T, H = 4, 12, 6
+    rnn = nn.RNN(3, H, batch_first=True).double()
+    x = torch.randn(B, T, 3, dtype=torch.float64)
+    h = torch.zeros(1, B, H, dtype=torch.float64)
+    states = []
+    for t in range(T):
+        _, h = rnn(x[:, t:t + 1], h)  # (1, B, H)
+        h.retain_grad()
+        states.append(h)
+    states[-1].sum().backward()
+    want = torch.stack([states[T - 1 - d].grad[0].norm(dim=-1).mean() for d in range(T)])
+    with torch.no_grad():
+        outputs, _ = rnn(x)  # (B, T, H): the same states, from the whole sequence at once
+    got = state_gradient_norms(rnn.weight_hh_l0.detach(), outputs)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert got.dtype == torch.float64 and got[0].item() == pytest.approx(H ** 0.5, rel=1e-15)
+    # One factor further back is the input, what gradient_norm_by_distance measures: dL/dx_t = W_ih^T ((1 - h_t^2) dL/dh_t).
+    with torch.no_grad():
+        to_inputs = torch.stack([((states[t].grad[0] * (1 - outputs[:, t] ** 2)) @ rnn.weight_ih_l0).norm(dim=-1).mean()
+                                 for t in reversed(range(T))])
+    torch.testing.assert_close(gradient_norm_by_distance(rnn, x), to_inputs, rtol=1e-10, atol=1e-12)

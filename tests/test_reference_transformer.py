@@ -19,7 +19,9 @@ from attnlab import (
     beam_search,
     causal_mask,
     greedy_decode,
+    padding_mask,
 )
+from attnlab.transformer import ParallelEncoderLayer, causal_lengths_mask
 
 TOL = dict(rtol=1e-9, atol=1e-10)
 D, H, FF = 16, 4, 24
@@ -56,6 +58,42 @@ def test_feed_forward_is_relu_mlp():
     ff = FeedForward(4, 8).double()
     x = torch.randn(2, 3, 4, dtype=torch.float64)
     torch.testing.assert_close(ff(x), ff.w_2(torch.clamp(ff.w_1(x), min=0)), **TOL)
+
+
+def test_parallel_layer_adds_both_sublayers_to_its_input():
+    """x + Dropout(SelfAttn(LN(x))) + Dropout(FF(LN(x))), with one LayerNorm read by both sublayers;
+    with the feed-forward network silenced it is a pre-norm encoder layer without its FFN."""
+    torch.manual_seed(2)
+    layer = ParallelEncoderLayer(D, H, FF, dropout=0.2).double().eval()
+    randomize_norms(layer)
+    x = torch.randn(3, 7, D, dtype=torch.float64)
+    keep = (torch.arange(7)[None, :] < torch.tensor([7, 4, 2])[:, None])[:, None, None, :]
+    h = layer.norm(x)
+    by_hand = x + layer.self_attn(h, h, h, keep)[0] + layer.ff.w_2(torch.relu(layer.ff.w_1(h)))
+    torch.testing.assert_close(layer(x, keep), by_hand, **TOL)
+
+    sequential = EncoderLayer(D, H, FF, norm_first=True).double().eval()
+    state = {k: v for k, v in layer.state_dict().items() if not k.startswith("norm.")}
+    state |= {f"norm{i}.{p}": getattr(layer.norm, p) for i in (1, 2) for p in ("weight", "bias")}
+    sequential.load_state_dict(state)
+    with torch.no_grad():
+        for module in (layer, sequential):
+            module.ff.w_2.weight.zero_()
+            module.ff.w_2.bias.zero_()
+    torch.testing.assert_close(layer(x, keep), sequential(x, keep), **TOL)
+
+
+def test_causal_lengths_mask_equals_causal_and_padding_of_padded_tokens():
+    lengths = torch.tensor([6, 3, 1, 4])
+    tokens = torch.where(torch.arange(6)[None, :] < lengths[:, None], 5, 0)  # (4, 6), 0 = padding
+    mask = causal_lengths_mask(lengths, 6)
+    assert mask.shape == (4, 1, 6, 6) and mask.dtype == torch.bool
+    assert torch.equal(mask, causal_mask(6) & padding_mask(tokens, 0))
+    assert mask.any(-1).all(), "every query keeps at least one key"
+    torch.manual_seed(3)  # and a decoder layer gives the same output with either mask, in float64
+    layer = DecoderLayer(D, H, FF).double().eval()
+    x, mem = torch.randn(4, 6, D, dtype=torch.float64), torch.randn(4, 5, D, dtype=torch.float64)
+    torch.testing.assert_close(layer(x, mem, mask), layer(x, mem, causal_mask(6) & padding_mask(tokens, 0)), **TOL)
 
 
 def small_config(**kw):

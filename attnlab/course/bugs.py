@@ -2,8 +2,9 @@
 
 The bugs are the ones that published tutorials and blog posts contain (key projected with the value
 weights, no 1/sqrt(d_k), heads split with the wrong reshape, ...), rewritten by us on top of the
-reference. Appendix A of the book shows each one with its symptom and its fix, the graded bug-hunt
-exercise draws on them, and the tests use them as mutants: a check that passes on a bug is a check
+reference. Appendix A of the book shows each one with its symptom and its fix, the graded bug hunt
+(ps09) uses the same kinds of bug in snippets of its own that appendix A never prints, and the tests
+use them as mutants: a check that passes on a bug is a check
 that cannot fail.
 
 Every entry keeps the interface of the reference object it replaces, so it can stand in for it:
@@ -13,9 +14,12 @@ Every entry keeps the interface of the reference object it replaces, so it can s
 - ``mha_*`` classes: constructed like :class:`~attnlab.multihead.MultiHeadAttention`;
 - ``pe_*`` functions: ``(max_len, d_model) -> (max_len, d_model)``, like
   :func:`~attnlab.positional.sinusoidal_positional_encoding`;
+- ``ff_*`` classes: constructed like :class:`~attnlab.transformer.FeedForward`;
 - ``encoder_layer_*``, ``decoder_layer_*`` and ``transformer_*`` classes: constructed like
   :class:`EncoderLayer`, :class:`DecoderLayer` and :class:`Transformer`; their parameters have the
-  reference's names, so ``bug.load_state_dict(reference.state_dict())`` works.
+  reference's names, so ``bug.load_state_dict(reference.state_dict())`` works;
+- ``train_step_*`` and ``greedy_decode_*`` functions: called like :func:`~attnlab.objectives.train_step`
+  and :func:`~attnlab.decoding.greedy_decode`.
 
 Entries are named after their bug in snake_case, classes included, so that every name reads as a
 diagnosis. The first line of each docstring says what is wrong. The buggy line carries ``# BUG``.
@@ -35,11 +39,15 @@ from dataclasses import dataclass
 import torch
 
 from attnlab.attention import check_mask, masked_softmax, scaled_dot_product_attention
+from attnlab.decoding import greedy_decode
 from attnlab.multihead import MultiHeadAttention
+from attnlab.objectives import label_smoothed_cross_entropy, train_step
 from attnlab.positional import sinusoidal_positional_encoding
+from attnlab.tokens import BOS_ID, EOS_ID
 from attnlab.transformer import (
     DecoderLayer,
     EncoderLayer,
+    FeedForward,
     Transformer,
     TransformerConfig,
     causal_mask,
@@ -176,6 +184,28 @@ class mha_undefined_attribute(MultiHeadAttention):
         return self.w_o(self.merge_heads(weights @ v)), weights
 
 
+class mha_heads_without_projections(MultiHeadAttention):
+    """Cuts the raw query, key and value into heads with no W_q, W_k, W_v: only W_o ever learns."""
+
+    def forward(self, query, key, value, mask=None):
+        check_mask(mask)
+        scale = int(math.sqrt(self.d_head))  # noqa: F841  # BUG (dead code): truncated to an integer, never used
+        q = self.split_heads(query)  # BUG: head i must read query @ W_q^i, not a slice of the raw query
+        k = self.split_heads(key)  # BUG: no W_k
+        v = self.split_heads(value)  # BUG: no W_v
+        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, Lq, d_head)
+        return self.w_o(self.merge_heads(out)), weights
+
+
+class mha_projected_twice(MultiHeadAttention):
+    """Computes MultiHead(XW_q, XW_k, XW_v) W_o: projects inputs that forward projects again, and W_o twice."""
+
+    def forward(self, query, key, value, mask=None):
+        # BUG: MultiHead(Q, K, V) applies W_q, W_k, W_v and W_o itself; its arguments are the raw inputs
+        out, weights = super().forward(self.w_q(query), self.w_k(key), self.w_v(value), mask)
+        return self.w_o(out), weights  # BUG: a second W_o
+
+
 # --------------------------------------------------------------------------------------------
 # Sinusoidal positional encoding
 # --------------------------------------------------------------------------------------------
@@ -214,9 +244,34 @@ def pe_sin_only(max_len, d_model):
     return pe.float()
 
 
+def pe_sin_plus_cos_without_dimension(max_len, d_model):
+    """Sums sin and cos of pos / 10000^(2/3), with no feature index: every feature holds the same number."""
+    position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (max_len, 1)
+    angle = position / 10000.0 ** (2 / 3)  # BUG: the exponent is 2i/d_model, one frequency per pair i
+    pe = torch.sin(angle) + torch.cos(angle)  # BUG: sin goes to feature 2i, cos to feature 2i+1; never summed
+    return pe.expand(max_len, d_model).float()  # every column the same
+
+
+def pe_table_indexed_by_length(max_len, d_model):
+    """Indexes the frequencies by position, not by feature: a (max_len, max_len + 1) table that ignores d_model."""
+    position = torch.arange(max_len, dtype=torch.float64)
+    rate = torch.exp(-position / 10000.0)  # BUG: one rate per *position*, all within 1% of 1 rad/step
+    table = torch.empty(max_len, max_len + 1, dtype=torch.float64)  # BUG: the width must be d_model
+    table[:, 0] = position  # BUG: the raw position, unbounded, as a feature
+    table[:, 1:] = torch.sin(position[:, None] * rate[None, :])  # BUG: sines only, no cosines
+    return table.float()
+
+
 # --------------------------------------------------------------------------------------------
-# Encoder and decoder layers
+# Feed-forward network, encoder and decoder layers
 # --------------------------------------------------------------------------------------------
+
+
+class ff_no_relu(FeedForward):
+    """Leaves out the ReLU between the two linear maps: the network collapses to one linear map."""
+
+    def forward(self, x):
+        return self.w_2(self.dropout(self.w_1(x)))  # BUG: max(0, .) around w_1(x) is missing
 
 
 class encoder_layer_no_residual(EncoderLayer):
@@ -263,6 +318,35 @@ class decoder_layer_cross_attends_to_itself(DecoderLayer):
         return x
 
 
+class decoder_layer_no_self_attention(DecoderLayer):
+    """Has no masked self-attention: each target position reads the source but never the tokens before it."""
+
+    def forward(self, x, memory, self_mask=None, memory_mask=None):
+        # BUG: the first sublayer, masked self-attention over x with self_mask, is missing
+        if self.norm_first:
+            x = x + self._ca(self.norm2(x), memory, memory_mask)
+            x = x + self.dropout3(self.ff(self.norm3(x)))
+        else:
+            x = self.norm2(x + self._ca(x, memory, memory_mask))
+            x = self.norm3(x + self.dropout3(self.ff(x)))
+        return x
+
+
+class decoder_layer_residual_from_memory(DecoderLayer):
+    """Adds the encoder's output, not the layer's input, around the feed-forward: wrong, and crashes unless S == T."""
+
+    def forward(self, x, memory, self_mask=None, memory_mask=None):
+        if self.norm_first:
+            x = x + self._sa(self.norm1(x), self_mask)
+            x = x + self._ca(self.norm2(x), memory, memory_mask)
+            x = memory + self.dropout3(self.ff(self.norm3(x)))  # BUG: the residual carries x, not memory
+        else:
+            x = self.norm1(x + self._sa(x, self_mask))
+            x = self.norm2(x + self._ca(x, memory, memory_mask))
+            x = self.norm3(memory + self.dropout3(self.ff(x)))  # BUG: the residual carries x, not memory
+        return x
+
+
 # --------------------------------------------------------------------------------------------
 # The whole model
 # --------------------------------------------------------------------------------------------
@@ -286,6 +370,41 @@ class transformer_no_embedding_scale(Transformer):
 
     def embed(self, embedding, pos, tokens):
         return pos(embedding(tokens))  # BUG: embedding(tokens) * math.sqrt(d_model)
+
+
+# --------------------------------------------------------------------------------------------
+# Training and decoding
+# --------------------------------------------------------------------------------------------
+
+
+def train_step_decoder_reads_the_memory(model, optimizer, scheduler, src, tgt, pad_id, smoothing=0.0, clip=1.0):
+    """Feeds the decoder the encoder's output instead of the shifted target: the targets are only ever labels."""
+    model.train()
+    memory = model.encode(src)  # (B, S, d_model)
+    source_mask = padding_mask(src, pad_id)  # (B, 1, 1, S)
+    x = memory  # BUG: the decoder's input is the embedded target prefix tgt[:, :-1]
+    for layer in model.decoder_layers:
+        x = layer(x, memory, source_mask, source_mask)  # (B, S, d_model)
+    logits = model.generator(model.decoder_norm(x))  # (B, S, V): S rows for T labels; fails unless S == T
+    # From here on, the usual update: the loss against tgt[:, 1:], backward, clipping, optimiser step.
+    loss = label_smoothed_cross_entropy(logits, tgt[:, 1:], pad_id, smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def greedy_decode_without_loop(model, src, bos_id, eos_id, max_len, use_cache=False):
+    """Runs the decoder once and reads only its last position: one token per sentence, no autoregressive loop."""
+    model.eval()
+    memory = model.encode(src)  # (B, S, d_model)
+    start = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
+    logits = model.decode(start, memory, src)  # (B, 1, V)
+    return logits[:, -1].argmax(-1, keepdim=True)  # BUG: append the token, decode again, until EOS or max_len
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,14 +441,23 @@ _ENTRIES = [
     (mha_wrong_head_split, "MultiHeadAttention", None),
     (mha_wrong_head_merge, "MultiHeadAttention", None),
     (mha_undefined_attribute, "MultiHeadAttention", AttributeError),
+    (mha_heads_without_projections, "MultiHeadAttention", None),
+    (mha_projected_twice, "MultiHeadAttention", None),
     (pe_wrong_formula, "sinusoidal_positional_encoding", None),
     (pe_integer_division, "sinusoidal_positional_encoding", None),
     (pe_sin_only, "sinusoidal_positional_encoding", None),
+    (pe_sin_plus_cos_without_dimension, "sinusoidal_positional_encoding", None),
+    (pe_table_indexed_by_length, "sinusoidal_positional_encoding", None),
+    (ff_no_relu, "FeedForward", None),
     (encoder_layer_no_residual, "EncoderLayer", None),
     (decoder_layer_no_residual, "DecoderLayer", None),
     (decoder_layer_cross_attends_to_itself, "DecoderLayer", None),
+    (decoder_layer_no_self_attention, "DecoderLayer", None),
+    (decoder_layer_residual_from_memory, "DecoderLayer", RuntimeError),
     (transformer_no_causal_mask, "Transformer", None),
     (transformer_no_embedding_scale, "Transformer", None),
+    (train_step_decoder_reads_the_memory, "train_step", None),
+    (greedy_decode_without_loop, "greedy_decode", None),
 ]
 
 #: Every bug of this module by name, in the order of the book's appendix.
@@ -393,6 +521,12 @@ def reference_and_bug_outputs(bug: Bug | str, seed: int = 0) -> tuple[torch.Tens
         return ref(x, x, x, mask)[0], wrong(x, x, x, mask)[0]
     if kind == "sinusoidal_positional_encoding":
         return sinusoidal_positional_encoding(50, D_MODEL), bug.obj(50, D_MODEL)
+    if kind == "FeedForward":
+        ref = FeedForward(D_MODEL, D_FF).double()
+        wrong = bug.obj(D_MODEL, D_FF).double()
+        wrong.load_state_dict(ref.state_dict())
+        x = torch.randn(2, 6, D_MODEL, generator=g, dtype=torch.float64)
+        return ref(x), wrong(x)
     if kind == "EncoderLayer":
         ref = EncoderLayer(D_MODEL, NUM_HEADS, D_FF).double()
         wrong = bug.obj(D_MODEL, NUM_HEADS, D_FF).double()
@@ -415,21 +549,41 @@ def reference_and_bug_outputs(bug: Bug | str, seed: int = 0) -> tuple[torch.Tens
         src = torch.randint(3, 13, (2, 7), generator=g).masked_fill(~_lengths_mask([7, 4], 7), 0)
         tgt = torch.randint(3, 11, (2, 6), generator=g)
         return ref(src, tgt), wrong(src, tgt)
+    if kind == "train_step":
+        # Three steps on the same batches from the same weights; the losses they return are compared.
+        # tgt has one more column than src, so that a decoder fed the S source positions still meets
+        # T = S labels (the bug's own way of running).
+        src = torch.randint(3, 13, (2, 6), generator=g).masked_fill(~_lengths_mask([6, 4], 6), 0)
+        tgt = torch.cat([torch.full((2, 1), BOS_ID), torch.randint(3, 11, (2, 6), generator=g)], 1)
+        ref = Transformer(_small_config()).double()
+        wrong = Transformer(_small_config()).double()
+        wrong.load_state_dict(ref.state_dict())
+        losses = []
+        for model, step in ((ref, train_step), (wrong, bug.obj)):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+            losses.append(torch.tensor([step(model, optimizer, scheduler, src, tgt, 0) for _ in range(3)]))
+        return losses[0], losses[1]
+    if kind == "greedy_decode":
+        model = Transformer(_small_config()).double()
+        src = torch.randint(3, 13, (2, 7), generator=g).masked_fill(~_lengths_mask([7, 4], 7), 0)
+        return (greedy_decode(model, src, BOS_ID, EOS_ID, max_len=6),
+                bug.obj(model, src, BOS_ID, EOS_ID, max_len=6))
     raise KeyError(f"no runner for bugs that replace {kind!r}")
 
 
 def measure(bug: Bug | str, seed: int = 0) -> float:
     """Largest absolute difference between the bug's output and the reference's on a small input.
 
-    ``inf`` when the bug's output has NaN or infinite entries where the reference's is finite.
-    A bug that crashes raises its exception.
+    ``inf`` when the bug's output has another shape than the reference's, or NaN or infinite entries
+    where the reference's is finite. A bug that crashes raises its exception.
     """
     expected, got = reference_and_bug_outputs(bug, seed)
     if expected.shape != got.shape:
         return math.inf
     if not torch.isfinite(got).all():
         return math.inf
-    return (expected - got).abs().max().item()
+    return float((expected - got).abs().max().item())
 
 
 # Where the reference looks each target up when a bigger module uses it: (module, attribute).
@@ -437,6 +591,7 @@ _USED_BY = {
     "scaled_dot_product_attention": ("attnlab.multihead", "scaled_dot_product_attention"),
     "sinusoidal_positional_encoding": ("attnlab.positional", "sinusoidal_positional_encoding"),
     "MultiHeadAttention": ("attnlab.transformer", "MultiHeadAttention"),
+    "FeedForward": ("attnlab.transformer", "FeedForward"),
     "EncoderLayer": ("attnlab.transformer", "EncoderLayer"),
     "DecoderLayer": ("attnlab.transformer", "DecoderLayer"),
 }
@@ -447,14 +602,16 @@ def installed(bug: Bug | str):
     """Make the reference's bigger modules use the bug inside a ``with`` block, and undo it after.
 
     ``sdpa_*`` bugs act when ``MultiHeadAttention`` runs, so build *and* run the model inside the
-    block; ``pe_*``, ``mha_*``, ``encoder_layer_*`` and ``decoder_layer_*`` bugs act when a
+    block; ``pe_*``, ``mha_*``, ``ff_*``, ``encoder_layer_*`` and ``decoder_layer_*`` bugs act when a
     ``PositionalEncoding`` or a ``Transformer`` is built, and the built model keeps them.
-    ``transformer_*`` bugs are whole models already: use the class itself.
+    ``transformer_*`` bugs are whole models already: use the class itself; ``train_step_*`` and
+    ``greedy_decode_*`` bugs are called directly, in place of the reference function.
     """
     if isinstance(bug, str):
         bug = CATALOGUE[bug]
     if bug.replaces not in _USED_BY:
-        raise ValueError(f"{bug.name} is a whole model: instantiate it directly instead of installing it")
+        raise ValueError(f"{bug.name} is a whole model or a top-level function: call or instantiate it directly "
+                         "instead of installing it")
     module_name, attribute = _USED_BY[bug.replaces]
     module = importlib.import_module(module_name)
     original = getattr(module, attribute)

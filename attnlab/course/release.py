@@ -34,6 +34,11 @@
 
 The chapter <-> exercise map is the file names (:func:`chapter_of`): ``psNN_<topic>`` is the
 exercise of the book page ``book/<label>_<topic>.md`` (ch02_attention, appA_bug_hunt).
+
+The book reads the same sources: :func:`skeleton_source` is what a chapter shows of a graded object
+before its exercise (signature and docstring, bodies ``...``), and :func:`graded_solutions` lists every
+graded answer of an assignment (the objects of its ``#| solution-from:`` lines and its hand-written
+solution cells) for the solutions appendix and for the test that no answer is published too early.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+from dataclasses import dataclass
 
 import nbformat
 
@@ -82,8 +88,9 @@ def _resolve(dotted: str):
         raise SystemExit(f"release: cannot find {dotted!r} named in a directive: {exc}") from None
 
 
-def _solution_lines(lines: list[str], node: ast.AST, offset: int) -> list[str]:
-    """Lines of a def/class with every function body wrapped in solution markers."""
+def _solution_lines(lines: list[str], node: ast.AST, offset: int, stub: str | None = None) -> list[str]:
+    """Lines of a def/class with every function body wrapped in solution markers (with ``stub``,
+    e.g. ``"..."``: every body replaced by that one line)."""
     out: list[str] = []
     start = node.lineno - 1 - offset
     if getattr(node, "decorator_list", None):
@@ -100,7 +107,7 @@ def _solution_lines(lines: list[str], node: ast.AST, offset: int) -> list[str]:
             child_start = (child.decorator_list[0].lineno if getattr(child, "decorator_list", None) else child.lineno) - 1 - offset
             out += lines[cursor:child_start]
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out += _solution_lines(lines, child, offset)
+                out += _solution_lines(lines, child, offset, stub)
             else:
                 out += lines[child_start:child.end_lineno - offset]
             cursor = child.end_lineno - offset
@@ -109,6 +116,8 @@ def _solution_lines(lines: list[str], node: ast.AST, offset: int) -> list[str]:
         return out
     first = lines[rest[0].lineno - 1 - offset]
     indent = first[: len(first) - len(first.lstrip())]
+    if stub is not None:
+        return out + [indent + stub]
     return out + [indent + BEGIN] + lines[head_end:node.end_lineno - offset] + [indent + END]
 
 
@@ -117,6 +126,15 @@ def solution_source(obj) -> str:
     source = textwrap.dedent(inspect.getsource(obj))
     node = ast.parse(source).body[0]
     return "\n".join(_solution_lines(source.splitlines(), node, 0))
+
+
+def skeleton_source(obj) -> str:
+    """The signature and docstring of a reference function or class with every body replaced by
+    ``...`` (for a class: each method's signature and docstring): what the exercise notebook asks
+    for, and what a chapter shows before its exercise (the book's ``{skeleton}`` directive)."""
+    source = textwrap.dedent(inspect.getsource(obj))
+    node = ast.parse(source).body[0]
+    return "\n".join(_solution_lines(source.splitlines(), node, 0, stub="..."))
 
 
 def snippet_source(obj, alias: str) -> str:
@@ -284,6 +302,75 @@ def chapter_of(assignment: str, root: str = ROOT) -> str | None:
 def exercise_chapters(root: str = ROOT) -> dict[str, str | None]:
     """{assignment: its book page (``book/ch02_attention.md``) or None} for every assignment."""
     return {name: chapter_of(name, root) for name in assignments(root)}
+
+
+# --------------------------------------------------------------------------- graded answers
+SOLUTION_FROM = "#| solution-from:"
+
+
+@dataclass(frozen=True)
+class GradedSolution:
+    """One graded answer of an assignment and its full code.
+
+    ``name`` is the dotted path of a library object named by a ``#| solution-from:`` line
+    (``from_library``), or the grade_id of a solution cell written by hand between
+    ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (its code as in the built notebook)."""
+
+    assignment: str
+    name: str
+    source: str
+    from_library: bool
+
+
+def _solution_cells(assignment: str, root: str):
+    """(grade_id, md source) of every nbgrader solution cell of solutions/<a>/<a>.md, in order."""
+    import jupytext
+
+    md = os.path.join(root, SOLUTIONS, assignment, assignment + ".md")
+    if not os.path.isfile(md):
+        return []
+    nb = jupytext.read(md, fmt="md:myst")
+    return [(cell.metadata["nbgrader"].get("grade_id"), cell.source) for cell in nb.cells
+            if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")]
+
+
+def solution_targets(assignment: str, root: str = ROOT) -> list[str]:
+    """The dotted names of the ``#| solution-from:`` lines of ``solutions/<a>/<a>.md``, in order."""
+    names: list[str] = []
+    for _, source in _solution_cells(assignment, root):
+        for line in source.splitlines():
+            if line.strip().startswith(SOLUTION_FROM):
+                names += [n for n in line.split(":", 1)[1].split() if n not in names]
+    return names
+
+
+def graded_solutions(assignment: str, root: str = ROOT) -> list[GradedSolution]:
+    """Every graded answer of an assignment, in the order of its notebook: the full source of each
+    object its ``#| solution-from:`` lines name, and each solution cell written by hand (read from
+    the built ``solutions/<a>/<a>.ipynb``, else expanded from the ``.md``)."""
+    built = os.path.join(root, SOLUTIONS, assignment, assignment + ".ipynb")
+    cells = {}
+    if os.path.isfile(built):
+        with open(built, encoding="utf-8") as handle:
+            cells = {cell.metadata["nbgrader"].get("grade_id"): cell.source
+                     for cell in nbformat.read(handle, as_version=4).cells
+                     if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")}
+    found: list[GradedSolution] = []
+    for grade_id, source in _solution_cells(assignment, root):
+        directives = [line for line in source.splitlines() if line.strip().startswith(SOLUTION_FROM)]
+        for line in directives:
+            for name in line.split(":", 1)[1].split():
+                if all(s.name != name for s in found):
+                    code = textwrap.dedent(inspect.getsource(_resolve(name))).rstrip()
+                    found.append(GradedSolution(assignment, name, code, True))
+        if BEGIN in source:  # written by hand (alone, or beside directives)
+            if not directives and grade_id in cells:
+                code = cells[grade_id]
+            else:
+                code = expand_directives("\n".join(line for line in source.splitlines()
+                                                    if not line.strip().startswith(SOLUTION_FROM)))
+            found.append(GradedSolution(assignment, grade_id, code.strip("\n"), False))
+    return found
 
 
 # --------------------------------------------------------------------------- release

@@ -56,3 +56,26 @@ def number(got, expected: float, name: str, atol: float = 1e-6, rtol: float = 1e
 def true(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
+
+
+def tensor_or_mistake(got, expected: torch.Tensor, name: str, mistakes, atol: float | None = None,
+                      rtol: float | None = None) -> torch.Tensor:
+    """``tensor``, and when it fails because ``got`` is what a common mistake gives, a message that
+    starts with the contract that mistake breaks ("the softmax runs over the keys ...").
+
+    ``mistakes``: ``(wrong, explanation)`` or ``(wrong, explanation, (atol, rtol))`` computed on the
+    trusted side from the same inputs. ``got`` matches ``wrong`` within the tolerances of its dtype
+    (or the ones given); a mistake that gives the expected result on these inputs says nothing.
+    Only for implement tasks: the expected tensor of a check may show in its message, a derived or
+    predicted value never does.
+    """
+    try:
+        return tensor(got, expected, name, atol, rtol)
+    except CheckFailed as failure:
+        for wrong, explanation, *tolerance in mistakes:
+            wrong_atol, wrong_rtol = tolerance[0] if tolerance else DEFAULT_TOLERANCE.get(wrong.dtype, (0.0, 0.0))
+            if (tensor_difference("", wrong, expected, *DEFAULT_TOLERANCE.get(expected.dtype, (0.0, 0.0))) is not None
+                    and tensor_difference("", got, wrong, wrong_atol, wrong_rtol) is None):
+                detail = str(failure).removeprefix(f"{name}: ")
+                raise CheckFailed(f"{name}: {explanation} ({detail})") from None
+        raise

@@ -1,4 +1,4 @@
-"""Checks for ps01_rnn_limits: the gradient-norm measurement and what it shows.
+"""Checks for ps01_rnn_limits: the gradient-norm measurement, what it shows, and the chain rule behind it.
 
 The learner writes ``gradient_norm_by_distance(rnn, inputs)``. A recurrent layer cannot cross the
 worker boundary (only plain data does), so the checks call the notebook's given helper
@@ -6,15 +6,25 @@ worker boundary (only plain data does), so the checks call the notebook's given 
 ``make_rnn`` (both defined here and copied into the notebook by the release script, so that the
 grader and the notebook build the same layer) and passes it to the learner's function. The expected
 values come from ``attnlab.gradient_norm_by_distance`` on the same layer.
+
+Kinds of work: implement (``gradient_norm_by_distance``), measure (two ratios), derive
+(``steps_to_fade``, ``numbers_about_source``, ``sequential_steps``), predict
+(``large_inputs_effect``: the truth is measured here, never in the learner's notebook) and a variant
+the chapter gives only as an equation (``state_gradient_norms``: back-propagation through time by hand).
+When a wrong answer matches a common mistake (computed here), the message names the broken contract;
+a derived or predicted value never appears in a message.
 The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS gives points.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
 
 from autograder.checks import expect
 from attnlab import gradient_norm_by_distance
+from attnlab.rnn import state_gradient_norms
 
 ASSIGNMENT = "ps01_rnn_limits"
 
@@ -23,6 +33,9 @@ POINTS = {
     "test_gradient_norm_values": 3,
     "test_rnn_ratio": 2,
     "test_lstm_open_gate_ratio": 2,
+    "test_steps_to_fade": 2,
+    "test_large_inputs_effect": 1,
+    "test_state_gradient_norms": 3,
     "test_bottleneck": 1,
     "test_sequential_steps": 1,
 }
@@ -71,6 +84,29 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _gradient_mistakes(cell, inputs, hidden_size, seed):
+    """What the usual slips in gradient_norm_by_distance return on this layer, and what each breaks."""
+    def grads(step):
+        rnn = make_rnn(cell, inputs.size(-1), hidden_size, seed)
+        x = inputs.detach().clone().requires_grad_(True)
+        out, _ = rnn(x)  # (B, T, H)
+        out[:, step].sum().backward()
+        return x.grad, out.size(-1)  # (B, T, input_size)
+
+    last, hidden = grads(-1)
+    first, _ = grads(0)
+    right = last.norm(dim=-1).mean(0).flip(0)
+    return [
+        (last.norm(dim=-1).mean(0), "entry d is the distance back from the LAST step (entry 0 = the last input): "
+                                    "yours looks indexed by time step, not by distance"),
+        (last.norm(dim=-1).sum(0).flip(0), "the norms are averaged over the batch, not summed"),
+        (last.mean(0).norm(dim=-1).flip(0), "average the B norms (one per sequence), not the norm of the averaged gradient"),
+        (last.pow(2).sum(-1).mean(0).flip(0), "the Euclidean norm of each gradient, not its square"),
+        (right / hidden, "the loss is the SUM of the last step's outputs, not their mean"),
+        (first.norm(dim=-1).mean(0).flip(0), "the loss is on the LAST step's outputs, not the first step's"),
+    ]
+
+
 def test_gradient_norm_shape(submission):
     x = torch.randn(2, 7, 3, generator=_gen(101), dtype=torch.float64)
     call = "gradient_norm_by_distance(rnn, inputs) with a tanh RNN and inputs of shape (2, 7, 3) (B, T, input_size)"
@@ -89,7 +125,7 @@ def test_gradient_norm_values(submission):
         got = submission.call("measure", cell, x, hidden, seed)
         layer = {"rnn": "nn.RNN (tanh)", "lstm": "nn.LSTM", "gru": "nn.GRU"}[cell]
         name = f"gradient_norm_by_distance(rnn, inputs) with rnn = {layer} of hidden size {hidden}, inputs of shape {tuple(x.shape)}"
-        expect.tensor(got, _expected(cell, x, hidden, seed), name)
+        expect.tensor_or_mistake(got, _expected(cell, x, hidden, seed), name, _gradient_mistakes(cell, x, hidden, seed))
 
 
 def _ratio_check(submission, variable, cell, forget_bias, what):
@@ -107,6 +143,125 @@ def test_lstm_open_gate_ratio(submission):
                  "the gradient norm at distance 20 over distance 0 for the LSTM with forget-gate bias 3")
 
 
+# --------------------------------------------------------------------------- derive: steps_to_fade
+def linear_rnn(rho: float, hidden: int = 4) -> nn.RNN:
+    """A recurrent layer that is exactly linear, h_t = W h_{t-1} + x_t with W = rho * (a cyclic
+    permutation, an orthogonal matrix): ReLU units, no bias, non-negative weights and positive
+    inputs keep every state positive, where ReLU is the identity."""
+    rnn = nn.RNN(hidden, hidden, nonlinearity="relu", bias=False, batch_first=True).double()
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.eye(hidden, dtype=torch.float64))
+        rnn.weight_hh_l0.copy_(rho * torch.eye(hidden, dtype=torch.float64).roll(1, 0))
+    return rnn
+
+
+def measured_steps_to_fade(rho: float, factor: float, length: int = 80) -> int:
+    """The first distance d at which g_d <= factor * g_0, measured with the reference on linear_rnn(rho)."""
+    inputs = 0.5 + torch.rand(1, length, 4, generator=_gen(110), dtype=torch.float64)  # positive
+    norms = gradient_norm_by_distance(linear_rnn(rho), inputs)
+    below = (norms <= factor * norms[0]).nonzero()
+    if not len(below):
+        raise RuntimeError(f"the gradient of linear_rnn({rho}) does not fall to {factor} of g_0 within {length} steps")
+    return int(below[0])
+
+
+# (rho, factor): none where log(factor) / log(rho) is close to a whole number, so that measurement
+# and formula cannot disagree by rounding; several where rounding down or to the nearest gives another answer.
+FADE_CASES = ((0.8, 0.1), (0.9, 0.01), (0.5, 0.05), (0.95, 0.5), (0.3, 0.001), (0.7, 0.2))
+
+
+def test_steps_to_fade(submission):
+    for rho, factor in FADE_CASES:
+        want = measured_steps_to_fade(rho, factor)
+        got = submission.call("steps_to_fade", rho, factor)
+        name = f"steps_to_fade({rho}, {factor})"
+        if isinstance(got, (int, float)) and not isinstance(got, bool) and got != want:
+            exact = math.log(factor) / math.log(rho)
+            if got in (math.floor(exact), round(exact)):
+                raise expect.CheckFailed(
+                    f"{name}: {got:g} is not the expected value; check how you turn the real solution d of "
+                    "rho**d = factor into a whole number of steps: the answer is the FIRST distance at which the "
+                    "ratio has fallen to factor or below")
+        expect.number(got, want, name, atol=0, rtol=0)
+
+
+# --------------------------------------------------------------------------- predict: large_inputs_effect
+CHOICES = ("grow", "fade", "about the same")
+
+
+def large_inputs_truth() -> str:
+    """Measured here: the tanh RNN of section 2 with recurrent matrix 1.5 x orthogonal, inputs x 10."""
+    rnn = make_rnn("rnn", 16, 64, seed=0)
+    with torch.no_grad():
+        nn.init.orthogonal_(rnn.weight_hh_l0, gain=1.5, generator=_gen(0))
+    norms = gradient_norm_by_distance(rnn, 10 * question_inputs())
+    ratio = (norms[49] / norms[0]).item()
+    return "grow" if ratio > 10 else "fade" if ratio < 0.1 else "about the same"
+
+
+def choice(submission, variable: str, choices) -> str:
+    """The learner's choice, one of ``choices`` (case and surrounding spaces ignored)."""
+    got = submission.get(variable)
+    options = ", ".join(repr(c) for c in choices)
+    if not isinstance(got, str):
+        raise expect.CheckFailed(f"{variable}: expected one of the strings {options}, got {expect.describe(got)}")
+    answer = got.strip().lower()
+    if answer not in choices:
+        raise expect.CheckFailed(f"{variable}: expected one of {options}, got {got!r}")
+    return answer
+
+
+def test_large_inputs_effect(submission):
+    answer = choice(submission, "large_inputs_effect", CHOICES)
+    expect.true(answer == large_inputs_truth(),
+                f"large_inputs_effect: {answer!r} is not the expected answer. Think about every factor of the "
+                "Jacobian product for inputs this large, or measure it: build the layer as described and run your "
+                "gradient_norm_by_distance on 10 * inputs")
+
+
+# --------------------------------------------------------------------------- variant: state_gradient_norms
+def _state_mistakes(w_hh, states):
+    """What the usual slips of back-propagation by hand give, and the contract each breaks."""
+    def by_hand(transpose=False, derivative_at=0, derivative=True):
+        w = w_hh.T if transpose else w_hh
+        grad = torch.ones_like(states[:, -1])
+        norms = [grad.norm(dim=-1).mean()]
+        for t in range(states.size(1) - 1, 0, -1):
+            d = 1 - states[:, t + derivative_at] ** 2 if derivative else 1
+            grad = (grad * d) @ w
+            norms.append(grad.norm(dim=-1).mean())
+        return torch.stack(norms)
+
+    right = by_hand()
+    return [
+        (by_hand(transpose=True), "the chain rule multiplies by the TRANSPOSE of W_hh: dL/dh_(t-1) = W_hh^T (...), "
+                                  "which is (grad * (1 - h_t**2)) @ W_hh for a row of grad, not @ W_hh.T"),
+        (by_hand(derivative_at=-1), "the tanh derivative 1 - h**2 belongs to the state the step produces (h_t), "
+                                    "not the one it reads (h_(t-1))"),
+        (by_hand(derivative=False), "each step multiplies by the tanh's derivative diag(1 - h_t**2) as well as by W_hh"),
+        (right.flip(0), "entry d is the distance back from the LAST state (entry 0 = the last state)"),
+    ]
+
+
+def _tanh_states(batch, length, features, hidden, seed, gen):
+    rnn = make_rnn("rnn", features, hidden, seed)
+    x = torch.randn(batch, length, features, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        states, _ = rnn(x)  # (B, T, H)
+    return rnn.weight_hh_l0.detach().clone(), states
+
+
+def test_state_gradient_norms(submission):
+    gen = _gen(120)
+    for batch, length, features, hidden, seed in ((2, 6, 3, 4, 1), (3, 10, 2, 8, 2), (1, 4, 5, 3, 3)):
+        w_hh, states = _tanh_states(batch, length, features, hidden, seed, gen)
+        got = submission.call("state_gradient_norms", w_hh, states)
+        name = (f"state_gradient_norms(w_hh of shape {tuple(w_hh.shape)}, states of shape {tuple(states.shape)}) "
+                "of a tanh RNN")
+        expect.tensor_or_mistake(got, state_gradient_norms(w_hh, states), name, _state_mistakes(w_hh, states))
+
+
+# --------------------------------------------------------------------------- derive: counting
 def test_bottleneck(submission):
     for length, hidden, attention, want in ((10, 64, False, 64), (50, 64, False, 64), (7, 32, True, 224),
                                             (40, 128, True, 5120), (1, 16, True, 16)):

@@ -15,6 +15,9 @@ The one place that says where the course lives is ``repository.url`` in ``_confi
    ``{download}`ps02_attention.ipynb <../exercises/ps02_attention/ps02_attention.ipynb>```) gets an
    "exercise" menu in its header: download the notebook and, where a repository is configured, open
    that exercise notebook itself on Binder, JupyterHub or Colab.
+4. With ``course_solutions: false`` (``_config.yml``; see ``course_solutions.py``) the book offers no
+   exercise notebook: ``course_solutions.py`` turns each such link into the notebook's name and a
+   note, and the header menu becomes that note ("from your instructor"), without a download.
 """
 from __future__ import annotations
 
@@ -107,10 +110,24 @@ def launch_urls(app: Sphinx, path_in_repo: str) -> list[tuple[str, str, str]]:
     return urls
 
 
+WITHHELD = "course-exercise-withheld"  # course_solutions.py: a download link replaced by the notebook's name
+WITHHELD_NOTE = "course-exercise-note"
+
+
 def exercise_menu(app: Sphinx, pagename, templatename, context, doctree) -> None:
-    """A header menu for each exercise notebook the page links with {download}."""
+    """A header menu for each exercise notebook the page links with {download} (or, where the
+    edition withholds the notebooks, a note that points at the page's note)."""
     if app.builder.format != "html" or doctree is None or "header_buttons" not in context:
         return
+    withheld = [n.astext() for n in doctree.findall(nodes.literal) if WITHHELD in n.get("classes", [])]
+    notes = [n["ids"][0] for n in doctree.findall(nodes.note) if WITHHELD_NOTE in n.get("classes", []) and n["ids"]]
+    if withheld and notes:
+        buttons = [{"type": "link", "url": f"#{notes[0]}", "text": f"{name}: from your instructor",
+                    "tooltip": "This edition does not offer the exercise for download: your instructor hands it out",
+                    "icon": "fas fa-info-circle", "label": "withheld-exercise-button"}
+                   for name in dict.fromkeys(withheld)]
+        context["header_buttons"].append({"type": "group", "tooltip": "Exercise notebook", "icon": "fas fa-pencil-alt",
+                                          "buttons": buttons, "label": "exercise-buttons"})
     pathto = context["pathto"]
     seen = set()
     for ref in doctree.findall(addnodes.download_reference):

@@ -3,4 +3,5 @@
 def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
     scores = query @ key.transpose(-2, -1) / query.size(-1)
     weights = masked_softmax(scores, mask)
-    return weights @ value, weights
+    attended = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    return attended @ value, weights

@@ -7,4 +7,5 @@ def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):
     weights = torch.softmax(scores, dim=-2)
     if mask is not None:
         weights = weights.masked_fill(~mask, 0.0)
-    return weights @ value, weights
+    attended = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+    return attended @ value, weights

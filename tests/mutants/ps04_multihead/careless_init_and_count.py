@@ -23,7 +23,7 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.w_q(query))
         k = self.split_heads(self.w_k(key))
         v = self.split_heads(self.w_v(value))
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        out, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout if self.training else 0.0)
         return self.w_o(self.merge_heads(out)), weights
 # replaces: mha_parameters_answer
 mha_base_parameters = 4 * 512 * 512

@@ -12,6 +12,10 @@ def sinusoidal_positional_encoding(max_len, d_model):
     return pe
 
 # replaces: rotary
+def rotary_angles(positions, dim, base=10000.0):
+    return torch.outer(positions.double(), base ** (-torch.arange(0, dim, 2).double() / dim))
+
+
 def apply_rotary(x, positions, base=10000.0):
     d = x.size(-1)
     freqs = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)

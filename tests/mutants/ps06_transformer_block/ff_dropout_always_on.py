@@ -1,4 +1,4 @@
-# fails: test_feed_forward test_encoder_post_norm test_encoder_pre_norm test_decoder_post_norm test_decoder_pre_norm
+# fails: test_feed_forward test_encoder_post_norm test_encoder_pre_norm test_decoder_post_norm test_decoder_pre_norm test_parallel_encoder_layer
 # replaces: feed_forward
 class FeedForward(nn.Module):
     def __init__(self, d_model, d_ff, dropout=0.0):

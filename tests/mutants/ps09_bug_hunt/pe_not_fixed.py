@@ -1,4 +1,0 @@
-# fails: test_fixed_positional_encoding
-# replaces: fixed_positional_encoding
-def sinusoidal_positional_encoding(max_len, d_model):
-    return pe_c(max_len, d_model)

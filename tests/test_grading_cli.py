@@ -29,12 +29,12 @@ class Ran:
         self.stdout, self.stderr = stdout, stderr
 
 
-def grade(*args, course, capsys):
+def grade(*args, course, capsys, exit_code=0):
     """The CLI in this process (it starts one worker process per submission)."""
     capsys.readouterr()
     code = cli.main(["grade", "--assignment", ASSIGNMENT, "--course", str(course), "--jobs", "2", *map(str, args)])
     out = capsys.readouterr()
-    assert code == 0, out.err[-3000:]
+    assert code == exit_code, out.err[-3000:]
     return Ran(out.out, out.err)
 
 
@@ -163,6 +163,6 @@ def test_a_worker_that_cannot_start_is_the_graders_fault_and_is_not_cached(tmp_p
     # The CLI (through runner.grade_each) records it but keeps no cache key, so the next run grades it again.
     monkeypatch.setattr(runner, "grade", lambda a, nb, limits, mode: real_grade(a, nb, Limits(boot_s=0.01), mode))
     notebook = write(solved_notebook(ASSIGNMENT), tmp_path / "in" / "amy.ipynb")
-    out = grade(notebook, course=tmp_path / "course", capsys=capsys)
+    out = grade(notebook, course=tmp_path / "course", capsys=capsys, exit_code=1)  # 1: run again
     assert "internal errors (not the learners' fault) for amy" in out.stderr
     assert json.loads((tmp_path / "course" / ".autograder" / ASSIGNMENT / "amy.json").read_text())["key"] == ""

@@ -7,5 +7,6 @@
 - ``submission`` what a check sees: ``Submission.call / new / get``;
 - ``runner``     ``grade``: an assignment's checks against one notebook -> ``GradeResult``;
                  ``grade_each``: several notebooks in parallel (the CLI's and the tests' one way);
-- ``gradebook``, ``feedback``, ``cli``   ``python -m autograder grade``.
+- ``gradebook``, ``feedback``, ``cli``   ``python -m autograder grade``;
+- ``text``       the one gate for strings from learners (names, messages) into files and the console.
 """

@@ -5,6 +5,7 @@ import html
 import time
 
 from .runner import GradeResult
+from .text import clean
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -15,7 +16,9 @@ h1{font-size:1.4rem}table{border-collapse:collapse;width:100%}td,th{border-botto
 
 
 def render(student: str, result: GradeResult, note: str | None = None) -> str:
-    esc = html.escape
+    def esc(text) -> str:  # every string, whatever its origin, through the one gate of text.clean
+        return html.escape(clean(text))
+
     rows = []
     for test in result.tests:
         status = '<span class="ok">passed</span>' if test.passed else '<span class="bad">failed</span>'

@@ -93,6 +93,16 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
     return result
 
 
+def crashed(assignment: str, notebook: str, details: str) -> GradeResult:
+    """The result of a grading that failed for the grader's reasons: every check an internal error
+    (not the learner's fault), so it is recorded but not cached and the next run grades it again."""
+    message = "internal error of the grader (not your fault; tell the course staff)"
+    result = GradeResult(assignment, notebook, fatal=message, output=details[-20000:])
+    result.tests = [TestResult(name, 0, points, False, message, internal_error=True)
+                    for name, points in checks.load(assignment).POINTS.items()]
+    return result
+
+
 def grade_each(assignment: str, notebooks: dict[str, str], jobs: int | None = None, limits: Limits | None = None,
                mode: str | None = None) -> Iterator[tuple[str, GradeResult]]:
     """Grade several notebooks ``{name: path}`` in parallel (threads, each driving one worker process
@@ -106,7 +116,11 @@ def grade_each(assignment: str, notebooks: dict[str, str], jobs: int | None = No
         futures = {pool.submit(grade, assignment, notebook, limits, mode): key for key, notebook in notebooks.items()}
         try:
             for future in as_completed(futures):
-                yield futures[future], future.result()
+                try:
+                    result = future.result()
+                except Exception:  # noqa: BLE001 - a bug of the grader on this notebook: its grade only
+                    result = crashed(assignment, notebooks[futures[future]], traceback.format_exc(limit=-3))
+                yield futures[future], result
         finally:  # the caller stopped early (an error, Ctrl-C): start no more workers
             for future in futures:
                 future.cancel()

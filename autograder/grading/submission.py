@@ -17,8 +17,10 @@ so one bad function costs only the tests that use it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 
 import nbformat
 
@@ -35,19 +37,27 @@ class SubmissionUnreadable(Exception):
 
 
 def read_notebook(path: str) -> nbformat.NotebookNode:
-    """Read a submitted notebook with a size cap; plain-words errors."""
+    """Read a submitted notebook with a size cap, never through a link; plain-words errors."""
     name = os.path.basename(path)
-    if not os.path.isfile(path) or os.path.islink(path):
-        raise SubmissionUnreadable(f"no notebook found at {name}")
-    size = os.path.getsize(path)
-    if size > MAX_NOTEBOOK_BYTES:
-        raise SubmissionUnreadable(f"{name} is {size >> 20} MB, more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
+    try:  # O_NOFOLLOW: a link is not the learner's notebook; O_NONBLOCK: a FIFO cannot stall us
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SubmissionUnreadable(f"{name} is a link: not graded" if exc.errno == errno.ELOOP
+                                   else f"no notebook found at {name}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SubmissionUnreadable(f"no notebook found at {name}")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise SubmissionUnreadable(f"{name} is {info.st_size >> 20} MB, more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
+        data = handle.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise SubmissionUnreadable(f"{name} is more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
     try:
-        with open(path, encoding="utf-8") as handle:
-            nb = nbformat.read(handle, as_version=4)
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - json, encoding and nbformat errors alike
         raise SubmissionUnreadable(f"{name} is not a readable Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]})") from None
-    if not isinstance(nb.get("cells"), list):
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise SubmissionUnreadable(f"{name} has no cells")
     return nb
 
@@ -58,17 +68,25 @@ def is_test_cell(cell, skip_grade_ids=frozenset()) -> bool:
         return False
     if meta.get("grade") and not meta.get("solution"):
         return True
-    return meta.get("grade_id") in skip_grade_ids
+    grade_id = meta.get("grade_id")
+    return isinstance(grade_id, str) and grade_id in skip_grade_ids
 
 
 def code_cells(nb, skip_grade_ids=frozenset()) -> list[dict]:
-    """The cells a worker runs: every code cell except test cells (tests never come from a submission)."""
+    """The cells a worker runs: every code cell except test cells (tests never come from a submission).
+    A cell that Jupyter could not have written (its source a number, say) makes the notebook unreadable."""
     cells = []
     for index, cell in enumerate(nb["cells"], start=1):
+        if not isinstance(cell, dict):
+            raise SubmissionUnreadable(f"cell {index} is not a notebook cell")
         if cell.get("cell_type") != "code" or is_test_cell(cell, skip_grade_ids):
             continue
         source = cell.get("source", "")
-        cells.append({"index": index, "source": source if isinstance(source, str) else "".join(source)})
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise SubmissionUnreadable(f"cell {index} is malformed: its source is not text ({type(source).__name__})")
+        cells.append({"index": index, "source": source})
     return cells
 
 
@@ -105,10 +123,10 @@ class Submission:
     @classmethod
     def from_notebook(cls, path: str, skip_grade_ids=frozenset(), limits: Limits | None = None, mode: str | None = None):
         try:
-            nb = read_notebook(path)
+            cells = code_cells(read_notebook(path), frozenset(skip_grade_ids))
         except SubmissionUnreadable as exc:
             return cls([], limits, mode, unreadable=str(exc))
-        return cls(code_cells(nb, frozenset(skip_grade_ids)), limits, mode)
+        return cls(cells, limits, mode)
 
     # ------------------------------------------------------------------ worker
     def _worker(self) -> Worker:

@@ -2,11 +2,11 @@
 solutions/ and to another student, a link as the student folder, a symlink loop, glob characters,
 names that are not UTF-8 or 255 bytes long, a lone surrogate in an error message, a malformed or
 non-JSON notebook, ``=cmd`` names for a spreadsheet, escape codes for the terminal. Two honest
-learners are graded in the same batch and keep their 10/10; the batch finishes with a CSV and an
+learners are graded in the same batch and keep full marks; the batch finishes with a CSV and an
 intact gradebook and exits 0; every broken submission is cached, so a second run grades nothing.
 
-Scores are out of 10; a notebook whose attention function raises keeps masked_softmax (2) and the
-numeric answer (1): 3.
+Scores come from the check module's POINTS: a notebook whose attention function raises keeps the
+points of every check that does not call it (NO_ATTENTION).
 """
 from __future__ import annotations
 
@@ -23,12 +23,18 @@ import nbformat
 import pytest
 
 from _grading import ROOT, release_notebook, solved_notebook, with_cells, write
+from autograder import checks
 from autograder.grading import cli
 from autograder.grading.text import clean, csv_cell, file_name, student_id
 
 pytestmark = pytest.mark.slow
 ASSIGNMENT = "ps02_attention"
 NB = ASSIGNMENT + ".ipynb"
+POINTS = checks.load(ASSIGNMENT).POINTS
+FULL = sum(POINTS.values())
+NO_ATTENTION = FULL - sum(POINTS[t] for t in ("test_attention_shapes", "test_attention_values", "test_attention_mask",
+                                               "test_attention_fully_masked", "test_attention_dropout"))
+MARKS = f"Score: {FULL:g} / {FULL:g}"
 SOLUTION = os.path.join(ROOT, "solutions", ASSIGNMENT, NB)
 LONG = "x" * 255  # the longest file name Linux allows
 ESCAPES = "\x1b[2J\x1b]0;owned\x07evil"  # clear the screen, set the window title
@@ -96,8 +102,8 @@ def build(tmp) -> dict[str, tuple[float, str]]:
 
     is_a_link = "is a link: not graded"
     return {
-        "honest": (10, "Score: 10 / 10"),
-        "alice": (10, "Score: 10 / 10"),
+        "honest": (FULL, MARKS),
+        "alice": (FULL, MARKS),
         "thief_solutions": (0, f"{NB} {is_a_link}"),
         "thief_student": (0, f"{NB} {is_a_link}"),
         "thief_renamed": (0, "links are not followed: copy.ipynb"),
@@ -106,13 +112,13 @@ def build(tmp) -> dict[str, tuple[float, str]]:
         "linked_notebook": (0, f"your notebook linked_notebook.ipynb {is_a_link}"),
         "loop": (0, "links are not followed: a, b"),
         "[h]onest": (0, "no notebook found"),
-        "surrogate": (3, "raised ValueError: \ufffd"),
-        "caf\\xe9": (10, "graded \\xff.ipynb: the notebook should be named"),
-        student_id(LONG): (10, "Score: 10 / 10"),
+        "surrogate": (NO_ATTENTION, "raised ValueError: \ufffd"),
+        "caf\\xe9": (FULL, "graded \\xff.ipynb: the notebook should be named"),
+        student_id(LONG): (FULL, MARKS),
         "numeric_source": (0, f"cell {first_code + 1} is malformed: its source is not text (int)"),
         "not_json": (0, "not a readable Jupyter notebook"),
         "=cmd": (0, "=2+5.ipynb is not a readable Jupyter notebook"),
-        student_id(ESCAPES): (3, "raised ValueError: [31mred[0m2J"),
+        student_id(ESCAPES): (NO_ATTENTION, "raised ValueError: [31mred[0m2J"),
         "mallory": (0, f"your {ASSIGNMENT} folder {is_a_link}"),
         "eve": (0, f"your submission folder {is_a_link}"),
         "trudy": (0, "not a readable Jupyter notebook"),

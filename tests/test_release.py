@@ -172,3 +172,20 @@ def test_release_has_no_solutions_or_hidden_tests(course):
 def test_release_cli_check_mode_exit_status_is_documented():
     out = subprocess.run([sys.executable, "-m", "attnlab.course.release", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--check" in out.stdout
+
+
+def test_course_outline_lists_every_exercise_with_its_points():
+    """The welcome page's table of the course is computed: every assignment on its chapter's row,
+    with the points of its check module, in the order of _toc.yml."""
+    from autograder import checks
+
+    outline = release.course_outline()
+    by_assignment = {row["assignment"]: row for row in outline if row["assignment"]}
+    assert set(by_assignment) == set(release.assignments())
+    for assignment, row in by_assignment.items():
+        assert row["page"] + ".md" == release.chapter_of(assignment)
+        assert row["points"] == sum(checks.load(assignment).POINTS.values())
+        assert row["exercise"].startswith("Problem set"), row
+    pages = [row["page"] for row in outline]
+    toc = release.book_pages()
+    assert pages == [p for p in toc if p in pages], "the outline follows _toc.yml's order"

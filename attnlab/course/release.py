@@ -304,6 +304,44 @@ def exercise_chapters(root: str = ROOT) -> dict[str, str | None]:
     return {name: chapter_of(name, root) for name in assignments(root)}
 
 
+def book_pages(root: str = ROOT) -> list[str]:
+    """The pages of ``_toc.yml`` in reading order (``book/ch02_attention``), its comments skipped."""
+    with open(os.path.join(root, "_toc.yml"), encoding="utf-8") as handle:
+        text = handle.read()
+    pages = re.findall(r"^\s*(?:-\s*)?(?:root|file):\s*(\S+)", re.sub(r"#.*", "", text), re.M)
+    return [page[:-3] if page.endswith(".md") else page for page in pages]
+
+
+def _title(path: str) -> str:
+    """The first level-1 heading of a MyST file."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("# "):
+                return line[2:].strip()
+    return os.path.basename(path)
+
+
+def course_outline(root: str = ROOT) -> list[dict]:
+    """One row per chapter or appendix of the book (``chNN_*``/``appX_*`` pages, in ``_toc.yml``'s
+    order, the welcome page excepted) with its exercise: ``{"label", "page", "title", "assignment",
+    "exercise", "points"}``; the exercise's title and points come from its source and its check
+    module, so the welcome page's table of the course is computed, never typed."""
+    exercises = {chapter_of(a, root): a for a in assignments(root)}
+    rows = []
+    for page in book_pages(root):
+        name = os.path.basename(page)
+        label = name.split("_", 1)[0]
+        if not re.fullmatch(r"ch\d\d|app[A-Z]", label) or label == "ch00":
+            continue
+        assignment = exercises.get(page + ".md")
+        source = os.path.join(root, SOLUTIONS, assignment, assignment + ".md") if assignment else None
+        rows.append({"label": label[2:].lstrip("0") if label.startswith("ch") else label[3:], "page": page,
+                     "title": _title(os.path.join(root, page + ".md")), "assignment": assignment,
+                     "exercise": _title(source) if source and os.path.isfile(source) else None,
+                     "points": sum(points_table(assignment, root).values()) if assignment else None})
+    return rows
+
+
 # --------------------------------------------------------------------------- graded answers
 SOLUTION_FROM = "#| solution-from:"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -89,14 +90,32 @@ class SkeletonDirective(SphinxDirective):
 
 
 class SolutionsDirective(SphinxDirective):
-    """Every graded answer of one assignment, or a note when solutions are withheld."""
+    """Every graded answer of one assignment, or a note when solutions are withheld.
 
-    required_arguments = 1
+    Without an argument: one section per assignment, titled by its notebook's title, in the order of
+    the book (``release.course_outline``), so a new assignment needs no edit of the appendix."""
+
+    required_arguments = 0
+    optional_arguments = 1
     has_content = False
     option_spec = {"class": directives.class_option}
 
     def run(self):
-        assignment = self.arguments[0]
+        if not self.arguments:
+            out = []
+            for row in release.course_outline(release.ROOT):
+                if not row["assignment"]:
+                    continue
+                title = row["exercise"] or row["assignment"]
+                section = nodes.section(ids=[nodes.make_id(row["assignment"])], names=[nodes.fully_normalize_name(title)])
+                section += nodes.title(text=title)
+                section += self._one(row["assignment"])
+                out.append(section)
+            self.env.note_dependency(os.path.join(release.ROOT, "_toc.yml"))
+            return out
+        return self._one(self.arguments[0])
+
+    def _one(self, assignment: str) -> list:
         if assignment not in release.assignments(release.ROOT):
             raise self.error(f"solutions: no assignment {assignment!r}; known: {', '.join(release.assignments())}")
         self.env.course_solutions_pages = getattr(self.env, "course_solutions_pages", {})

@@ -99,6 +99,7 @@ exec(compile(boot.pop('worker'), 'worker.py', 'exec'), {'__name__': '__main__', 
 """
 
 TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+SURROGATE_OR_CONTROL = re.compile("[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_CELL_ERRORS = 1000
 MAX_ERROR_CHARS = 2000
 
@@ -107,8 +108,7 @@ def clean_text(value, limit: int = MAX_ERROR_CHARS) -> str:
     """Text from the worker, made safe to store and show: bounded, valid UTF-8 (a lone surrogate
     becomes U+FFFD), no control characters but newlines and tabs (no terminal escapes)."""
     text = value if isinstance(value, str) else str(value)
-    text = text[:limit].encode("utf-8", "replace").decode("utf-8")
-    return "".join(c if c in "\n\t" or (c.isprintable() or c == " ") else "\ufffd" for c in text)
+    return SURROGATE_OR_CONTROL.sub("\ufffd", text[:limit])
 
 
 class WorkerError(Exception):
@@ -589,7 +589,7 @@ class Worker:
         code_bytes = sum(len(c["source"].encode("utf-8", "surrogatepass")) for c in self.cells)
         if code_bytes > protocol.MAX_JSON_BYTES // 2:
             self.dead, self.dead_kind = (f"the notebook's code cells hold {code_bytes >> 20} MB of text, more than the "
-                                         f"{protocol.MAX_JSON_BYTES >> 21} MB the grader runs"), protocol.UNREADABLE
+                                         f"{protocol.MAX_JSON_BYTES >> 21} MB a grading worker accepts"), protocol.UNREADABLE
             return
         self._tmp = tempfile.mkdtemp(prefix="agw-")
         os.chmod(self._tmp, 0o755)

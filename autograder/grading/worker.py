@@ -179,8 +179,8 @@ def build_root(cfg: dict) -> None:
         if os.path.isdir(root + path):
             _mount(libc, "tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")
         elif os.path.exists(root + path):
-            _mount(libc, "/dev/null", root + path, None, MS_BIND)
-            _mount(libc, None, root + path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            _mount(libc, "/dev/null", root + path, None, MS_BIND)  # reads as empty (nodev would refuse to open it)
+            _mount(libc, None, root + path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
     os.makedirs(f"{root}/proc", exist_ok=True)
     _mount(libc, "proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     old = f"{root}/.oldroot"

@@ -181,7 +181,7 @@ def test_no_worker_process_survives(results):
     if cgroup_support():
         _, parents = Cgroup.parents()
         left = [name for parent in parents if os.path.isdir(parent)
-                for name in os.listdir(parent) if name.startswith(f"w-{os.getpid()}-")]
+                for name in os.listdir(parent) if name.split("-")[2:3] == [str(os.getpid())]]
         assert not left, left
 
 

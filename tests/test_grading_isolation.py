@@ -153,7 +153,7 @@ def _leftover_cgroups(owner: int) -> list[str]:
     if not found:
         return []
     return [name for parent in found[1] if os.path.isdir(parent)
-            for name in os.listdir(parent) if name.startswith(f"w-{owner}-")]
+            for name in os.listdir(parent) if name.split("-")[2:3] == [str(owner)]]
 
 
 def _detaching(marker: str, main_loops: bool) -> str:

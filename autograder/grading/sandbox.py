@@ -82,6 +82,7 @@ SIGNAL_NAMES = {
     signal.SIGABRT: "an abort", signal.SIGBUS: "a bus error", signal.SIGFPE: "a floating-point trap",
 }
 PR_SET_PDEATHSIG = 1
+LIBC = ctypes.CDLL(None)  # loaded here: a forked child (the preexec) must not call dlopen
 
 # The worker's whole command line after the interpreter: it reads a 4-byte length and that many
 # bytes of JSON from stdin ({"worker": source, "protocol": source, "config": {...}}) and runs the worker.
@@ -323,9 +324,16 @@ def seccomp_enabled(mode: str) -> bool:
     return _seccomp.get(mode, os.uname().machine in SECCOMP_ARCHES)
 
 
-def _config(mode: str, root: str, workdir: str, wfd: int, limits: Limits) -> dict:
+@functools.lru_cache(maxsize=None)
+def _layout() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(binds, hidden, the worker's sys.path): fixed for the life of this grader."""
     binds = _binds()
-    return {"sandbox": mode, "root": root, "binds": binds, "hide": _hidden(binds), "path": _worker_path(binds),
+    return tuple(binds), tuple(_hidden(binds)), tuple(_worker_path(binds))
+
+
+def _config(mode: str, root: str, workdir: str, wfd: int, limits: Limits) -> dict:
+    binds, hide, path = _layout()
+    return {"sandbox": mode, "root": root, "binds": binds, "hide": hide, "path": path,
             "tmpfs_mb": limits.tmpfs_mb, "uid": random.randint(200_000, 260_000), "nproc": limits.nproc,
             "seccomp": seccomp_enabled(mode), "workdir": workdir, "wfd": wfd}
 
@@ -352,16 +360,6 @@ def _write(path: str, text: str) -> None:
         handle.write(text)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Cgroup:
     """One worker's control group(s), made and removed by the trusted side: its processes are
     counted, limited and killed together whatever they do (``setsid``, double forks, exec)."""
@@ -379,10 +377,20 @@ class Cgroup:
             return 2, [CGROUP_ROOT + own[""].rstrip("/") + "/autograder"]
         return None
 
+    @staticmethod
+    def owner_id(pid: int) -> str | None:
+        """'<pid namespace>-<pid>-<start time>' of a live process in our pid namespace, else None."""
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                start = handle.read().rsplit(")", 1)[1].split()[19]
+            return f"{os.stat('/proc/self/ns/pid').st_ino}-{pid}-{start}"
+        except (OSError, IndexError):
+            return None
+
     @classmethod
     def create(cls, limits: Limits) -> "Cgroup":
         version, parents = cls.parents()
-        name = f"w-{os.getpid()}-{next(_cgroup_names)}-{random.randrange(1 << 30):x}"
+        name = f"w-{cls.owner_id(os.getpid())}-{next(_cgroup_names)}-{random.randrange(1 << 30):x}"
         for parent in parents:
             if not os.path.isdir(parent):
                 if version == 2:  # the controllers must be enabled on the way down (a delegated subtree)
@@ -494,12 +502,12 @@ class Cgroup:
                 names |= {n for n in os.listdir(parent) if n.startswith("w-")}
             except OSError:
                 pass
+        pidns = str(os.stat("/proc/self/ns/pid").st_ino)
         for name in names:
-            try:
-                owner = int(name.split("-")[1])
-            except (IndexError, ValueError):
-                continue
-            if owner != os.getpid() and not _alive(owner):
+            parts = name.split("-")  # w, pid namespace, pid, start time, sequence, random
+            if len(parts) != 6 or parts[1] != pidns or not parts[2].isdigit():
+                continue  # another pid namespace's grader: not ours to judge
+            if cls.owner_id(int(parts[2])) != "-".join(parts[1:4]):  # that grader is gone
                 cls([os.path.join(p, name) for p in parents], version).remove()
 
 
@@ -575,7 +583,7 @@ class Worker:
             self.cgroup.join()
         # Dies with the grader. (The kernel sends it when the *thread* that started the worker ends:
         # each worker is started, used and closed by one thread of the grader.)
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != self._parent:
             os._exit(1)
         lim = self.limits
@@ -682,10 +690,8 @@ class Worker:
             return None
 
     def _kill(self):
-        """Kill the whole tree: the cgroup (frozen, then killed), init (which takes its pid namespace
-        with it; unshare then exits after it), and the process group for the rest."""
-        if self.cgroup:
-            self.cgroup.kill()
+        """Kill the whole tree: init (which takes its pid namespace with it; unshare exits after it),
+        the process group, then whatever is still in the cgroup (frozen, then killed)."""
         if self.proc and self.proc.poll() is None:
             init = self._init_pid() if self.mode != "none" else None
             try:
@@ -708,8 +714,15 @@ class Worker:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        if self.cgroup and self.cgroup.pids():  # none left when the pid namespace did its work
+            self.cgroup.kill()
 
     def _ended(self, when: str, exc: BaseException) -> str:
+        if isinstance(exc, EOFError) and self.proc:
+            try:  # the learner's process ended: let init report how before anything is killed
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         self._kill()
         code = self.proc.returncode if self.proc else None
         if isinstance(exc, Malformed):
@@ -719,7 +732,7 @@ class Worker:
             return f"the notebook's process sent a malformed reply {when}: {exc}"
         if code is None:
             return f"the worker stopped answering {when}"
-        if code > 128 and self.mode != "none":  # init reports a signal that killed the learner's process as 128 + n
+        if code > 128:  # init reports a signal that killed the learner's process as 128 + n
             code = 128 - code
         if code < 0:
             name = SIGNAL_NAMES.get(-code, f"signal {-code}")

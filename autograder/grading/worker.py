@@ -414,7 +414,12 @@ def main(boot: dict | None) -> None:
     if boot is None:
         raise SystemExit("worker.py is started by autograder.grading.sandbox.Worker, with its configuration on stdin")
     cfg = boot["config"]
-    sys.path[:] = cfg["path"]  # python -S: no site module, no .pth file of the venv ran
+    sys.path[:] = cfg["path"]  # python -S: no .pth file of the venv ran (an editable install's finder names the checkout)
+    import site  # with -S, importing it runs nothing; add the builtins a notebook may use (exit, quit, help)
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
     if not cfg.get("probe"):
         load_protocol(boot["protocol"])  # and torch, once, before the fork
     if cfg["sandbox"] in ("root", "user"):

@@ -161,12 +161,14 @@ def _detaching(marker: str, main_loops: bool) -> str:
     return f"""
 import ctypes, os, time
 ctypes.CDLL(None).prctl(15, b"{marker}", 0, 0, 0)  # PR_SET_NAME: children inherit the name
-if os.fork() == 0:
+child = os.fork()
+if child == 0:
     os.setsid()
     if os.fork() == 0:
         while True:
             time.sleep(0.05)
     os._exit(0)
+os.waitpid(child, 0)  # the go-between is gone: the grandchild is nobody's child but init's
 while {main_loops}:
     time.sleep(0.05)
 """

@@ -1,13 +1,13 @@
 """Grading time per submission: our sandboxed grader against plain ``nbgrader autograde``.
 
     .venv/bin/python benchmarks/grading_speed.py [--students 4] [--assignment ps02_attention]
-    .venv/bin/python benchmarks/grading_speed.py --baseline /tmp/before --rounds 5 --skip-nbgrader
+    .venv/bin/python benchmarks/grading_speed.py --baseline HEAD~3 --rounds 8 --skip-nbgrader
 
 Both grade the same notebooks (the release with every solution cell filled from the source) in a
 scratch course folder; writes benchmarks/results/grading_speed.json. Both must give full marks.
 
-``--baseline CHECKOUT`` (a copy of the repository at an earlier commit, e.g. ``git archive REV | tar
--x -C /tmp/before``) measures the cost of a change: the two checkouts grade the same notebooks with
+``--baseline REV`` (a git revision, exported with ``git archive``, or the folder of a checkout)
+measures the cost of a change: the two checkouts grade the same notebooks with
 ``--jobs 1`` in interleaved rounds (the order alternating), with the load average recorded before
 each run, and the medians go under "before_after" in the JSON. ``--skip-nbgrader`` keeps the
 nbgrader figures already in the JSON.
@@ -72,12 +72,28 @@ def grade_seconds(course: str, assignment: str) -> list[float]:
     return seconds
 
 
+def export(revision: str, folder: str) -> str:
+    """The files of ``revision`` in ``folder`` (git archive); returns the commit's short hash."""
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return commit
+
+
 def before_after(args, course: str) -> dict:
-    """Interleaved runs of the baseline checkout and this one, --jobs 1, the order alternating."""
+    """Interleaved runs of the baseline and this checkout, --jobs 1, the order alternating."""
     a, n = args.assignment, args.students
+    baseline = args.baseline
+    if not os.path.isdir(baseline):
+        folder = os.path.join(course, "baseline")
+        os.makedirs(folder)
+        revision, baseline = export(args.baseline, folder), folder
+    else:
+        revision = os.path.abspath(baseline)
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     for round_ in range(args.rounds):
-        order = [("before", args.baseline), ("after", ROOT)]
+        order = [("before", baseline), ("after", ROOT)]
         for label, checkout in order if round_ % 2 == 0 else order[::-1]:
             out = os.path.join(course, f"{label}{round_}")
             load = os.getloadavg()[0]
@@ -102,7 +118,7 @@ def before_after(args, course: str) -> dict:
     before, after = medians("before"), medians("after")
     loads = [r["load_average_1min"] for per_run in runs.values() for r in per_run]
     return {
-        "baseline": os.path.abspath(args.baseline), "rounds": args.rounds, "students": n, "jobs": 1,
+        "baseline": revision, "rounds": args.rounds, "students": n, "jobs": 1,
         "before": before, "after": after,
         "ratio_wall": round(after["wall_s_per_submission"] / before["wall_s_per_submission"], 3),
         "ratio_grade": round(after["grade_s_per_submission"] / before["grade_s_per_submission"], 3),
@@ -123,7 +139,7 @@ def main() -> None:
     parser.add_argument("--assignment", default="ps02_attention")
     parser.add_argument("--students", type=int, default=4)
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "grading_speed.json"))
-    parser.add_argument("--baseline", help="an earlier checkout to compare with (interleaved runs, --jobs 1)")
+    parser.add_argument("--baseline", help="an earlier revision (or checkout folder) to compare with (interleaved runs, --jobs 1)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds with --baseline")
     parser.add_argument("--skip-nbgrader", action="store_true", help="keep the nbgrader figures of the JSON")
     args = parser.parse_args()

@@ -218,13 +218,16 @@ def test_no_worker_survives_the_grader_killed_with_sigkill(tmp_path, mode, cgrou
         grader.wait()
     assert _wait_for(lambda: not processes_named(marker), 15), f"survivors: {processes_named(marker)}"
 
-    again = subprocess.run(command + ["--timeout", "6"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = subprocess.Popen(command + ["--timeout", "6"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0, stderr[-3000:]
     with open(tmp_path / "course" / "grades_ps02_attention.csv") as handle:
         scores = {line.split(",")[0]: line.split(",")[1] for line in handle.read().splitlines()[1:]}
     assert scores == {"honest": "10", "mallory": "0"}, scores
     assert not processes_named(marker)
     assert not _leftover_cgroups(grader.pid), "the cgroups of the grader killed with -9 were not removed"
+    assert not _leftover_cgroups(again.pid), "the run after it left cgroups behind"
 
 
 # ----------------------------------------------------------------------------- 7. memory over the tree

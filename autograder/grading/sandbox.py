@@ -52,6 +52,7 @@ package and an exec per worker.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import importlib.util
@@ -342,6 +343,8 @@ def _config(mode: str, root: str, workdir: str, wfd: int, limits: Limits) -> dic
 CGROUP_ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("pids", "memory", "freezer")
 _cgroup_names = itertools.count()
+_pending: list["Cgroup"] = []  # removed too early: still busy, to try again
+_pending_lock = threading.Lock()
 
 
 def _own_cgroups() -> dict[str, str]:
@@ -389,6 +392,8 @@ class Cgroup:
 
     @classmethod
     def create(cls, limits: Limits) -> "Cgroup":
+        if _pending:
+            cls.retry_pending()
         version, parents = cls.parents()
         name = f"w-{cls.owner_id(os.getpid())}-{next(_cgroup_names)}-{random.randrange(1 << 30):x}"
         for parent in parents:
@@ -475,19 +480,36 @@ class Cgroup:
             time.sleep(0.002)
         return True
 
-    def remove(self) -> None:
-        """Kill what is left and remove the folders (a folder with processes cannot be removed)."""
+    def remove(self, patience_s: float = 2.0) -> bool:
+        """Kill what is left and remove the folders (a folder with processes cannot be removed);
+        whether they are gone. Folders still busy are tried again later (``retry_pending``)."""
         if self.pids():
             self.kill()
+        deadline, pause = time.monotonic() + patience_s, 0.001
         for d in self.dirs:
-            for _ in range(50):
+            while True:
                 try:
                     os.rmdir(d)
                     break
                 except FileNotFoundError:
                     break
-                except OSError:  # still busy for a moment after its last process died
-                    time.sleep(0.01)
+                except OSError:  # busy for a moment after its last process died (a slow exit on a loaded machine)
+                    if time.monotonic() > deadline:
+                        with _pending_lock:
+                            _pending.append(self)
+                        return False
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.05)
+        return True
+
+    @staticmethod
+    def retry_pending(patience_s: float = 0.0) -> None:
+        """Remove the cgroups an earlier ``remove`` left busy (at the next worker, and at exit)."""
+        with _pending_lock:
+            groups = list(_pending)
+            _pending.clear()
+        for group in groups:
+            group.remove(patience_s)
 
     @classmethod
     def clean_stale(cls) -> None:
@@ -524,6 +546,7 @@ def cgroup_support() -> str | None:
         Cgroup.clean_stale()
         group = Cgroup.create(Limits())
         group.remove()
+        atexit.register(Cgroup.retry_pending, 5.0)
         return f"v{group.version}"
     except (OSError, ValueError):
         return None

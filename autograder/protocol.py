@@ -5,6 +5,8 @@ The module imports nothing from the project (stdlib, torch, safetensors only), b
 worker loads it before the sandbox hides the repository.
 
 A message on a pipe is: 4-byte big-endian JSON length, 4-byte blob length, JSON bytes, blob.
+The reader checks the blob's safetensors header (at most MAX_TENSORS tensors whose sizes add up
+to the blob) before it reads the tensor data, and the trusted side reads and writes under a deadline.
 
 Values are encoded as JSON with these tags (everything else is a JSON scalar or list):
 ``{"$tensor": "t0"}`` a tensor stored in the blob, ``{"$tuple": [...]}``, ``{"$dict": {...}}``
@@ -37,6 +39,11 @@ HEADER = struct.Struct(">II")
 MAX_JSON_BYTES = 4 << 20
 MAX_BLOB_BYTES = 256 << 20
 MAX_ITEMS = 100_000  # entries in one encoded value: a guard against huge nested structures
+MAX_TENSORS = 4096  # tensors in one message (a transformer's state_dict holds a few hundred)
+MAX_TENSOR_HEADER = 1 << 20  # bytes of the safetensors header: about 100 bytes per tensor
+# Bytes per element of each safetensors dtype: the header's shapes must account for the blob exactly.
+ITEM_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+              "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 class ProtocolError(Exception):
@@ -64,11 +71,11 @@ class Limits:
     boot_s: float = 90.0  # start Python, enter the sandbox, import torch (slow on a loaded machine)
     startup_s: float = 60.0  # run every code cell of the notebook
     call_s: float = 20.0  # one request
-    memory_mb: int = 3072  # RLIMIT_AS; importing torch alone maps about 650 MB
+    memory_mb: int = 3072  # RLIMIT_AS per process, and the cgroup's limit over the tree; torch alone maps about 650 MB
     cpu_s: int = 300  # RLIMIT_CPU over the worker's whole life
     file_mb: int = 16  # RLIMIT_FSIZE
     tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
-    nproc: int = 32  # processes + threads of the worker's uid
+    nproc: int = 32  # processes + threads of the worker's tree (RLIMIT_NPROC; the cgroup's pids.max, +2 for unshare and init)
     output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
     max_reply_mb: int = 64
 
@@ -178,6 +185,8 @@ def encode(value) -> tuple[dict | list | str | int | float | bool | None, dict[s
         if type(v) is float:
             return v if math.isfinite(v) else {"$float": repr(v)}
         if isinstance(v, torch.Tensor):
+            if len(tensors) >= MAX_TENSORS:
+                raise ProtocolError(f"more than {MAX_TENSORS} tensors in one value")
             name = f"t{len(tensors)}"
             # Copy into a fresh plain dense tensor with every override switched off: drops
             # subclasses (and their __torch_function__), views and autograd state.
@@ -212,7 +221,7 @@ def decode(structure, tensors: dict[str, torch.Tensor]):
             return [dec(x, depth + 1) for x in v]
         if isinstance(v, dict) and len(v) >= 1:
             if "$tensor" in v:
-                if v["$tensor"] not in tensors:
+                if not isinstance(v["$tensor"], str) or v["$tensor"] not in tensors:
                     raise ProtocolError(f"message names a tensor {v['$tensor']!r} that it does not carry")
                 return tensors[v["$tensor"]]
             if "$tuple" in v and isinstance(v["$tuple"], list):
@@ -238,11 +247,33 @@ def pack(header: dict, tensors: dict[str, torch.Tensor] | None = None) -> bytes:
     return HEADER.pack(len(body), len(blob)) + body + blob
 
 
-def write_message(fd: int, header: dict, tensors: dict[str, torch.Tensor] | None = None) -> None:
-    data = memoryview(pack(header, tensors))
+def _wait(fd: int, event: int, seconds: float) -> bool:
+    """Whether ``fd`` is ready (or closed at the other end) within ``seconds``; poll, not select,
+    so that a grader holding many descriptors is not limited to numbers below 1024."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(max(1, math.ceil(seconds * 1000))))
+
+
+def write_bytes(fd: int, data: bytes, deadline: float | None = None) -> None:
+    """Write all of ``data``. With a deadline, ``fd`` must be non-blocking (``os.set_blocking(fd, False)``):
+    a reader that stops reading (a full or shrunken pipe) then raises TimeoutError instead of hanging."""
+    data = memoryview(data)
     while data:
-        n = os.write(fd, data)
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not _wait(fd, select.POLLOUT, left):
+                raise TimeoutError
+        try:
+            n = os.write(fd, data[:1 << 20])
+        except BlockingIOError:  # room for a byte, not for this chunk: wait again
+            continue
         data = data[n:]
+
+
+def write_message(fd: int, header: dict, tensors: dict[str, torch.Tensor] | None = None,
+                  deadline: float | None = None) -> None:
+    write_bytes(fd, pack(header, tensors), deadline)
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
@@ -252,8 +283,7 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not _wait(fd, select.POLLIN, left):
                 raise TimeoutError
         chunk = os.read(fd, min(n - got, 1 << 20))
         if not chunk:
@@ -263,8 +293,44 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
+def check_tensor_header(header: bytes, data_len: int) -> None:
+    """A safetensors header, read as untrusted data before any tensor is built: a JSON object of at
+    most MAX_TENSORS entries, each a known dtype, a shape of non-negative ints and the offsets of
+    exactly its bytes, the entries together covering the ``data_len`` bytes that follow."""
+    try:
+        table = json.loads(header)
+    except (ValueError, RecursionError):
+        raise ProtocolError("tensor data could not be read: its header is not valid JSON") from None
+    if not isinstance(table, dict):
+        raise ProtocolError("tensor data could not be read: its header is not a JSON object")
+    table.pop("__metadata__", None)
+    if len(table) > MAX_TENSORS:
+        raise ProtocolError(f"message carries {len(table)} tensors, more than the {MAX_TENSORS} allowed")
+    spans = []
+    for name, entry in table.items():
+        if not (isinstance(entry, dict) and entry.get("dtype") in ITEM_BYTES and isinstance(entry.get("shape"), list)
+                and len(entry["shape"]) <= 32 and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+                and all(type(x) is int and x >= 0 for x in entry["shape"] + entry["data_offsets"])):
+            raise ProtocolError(f"tensor data could not be read: malformed entry for {name[:40]!r}")
+        size = ITEM_BYTES[entry["dtype"]] * math.prod(entry["shape"])
+        begin, end = entry["data_offsets"]
+        if end - begin != size or end > data_len:
+            raise ProtocolError(f"tensor data could not be read: {name[:40]!r} does not fit its bytes")
+        spans.append((begin, end))
+    covered = 0
+    for begin, end in sorted(spans):
+        if begin != covered:
+            raise ProtocolError("tensor data could not be read: tensors overlap or leave gaps")
+        covered = end
+    if covered != data_len:
+        raise ProtocolError("tensor data could not be read: its size does not match its header")
+
+
 def read_message(fd: int, deadline: float | None = None, max_blob: int = MAX_BLOB_BYTES):
-    """Read one message -> (header dict, tensors). Raises EOFError, TimeoutError or ProtocolError."""
+    """Read one message -> (header dict, tensors). Raises EOFError, TimeoutError or ProtocolError.
+
+    The blob's safetensors header is read and checked first (``check_tensor_header``), so a reply of
+    a million empty tensors is refused before it costs the reader any memory."""
     json_len, blob_len = HEADER.unpack(_read_exact(fd, HEADER.size, deadline))
     if json_len > MAX_JSON_BYTES or blob_len > max_blob:
         raise ProtocolError(f"message too large ({json_len} + {blob_len} bytes)")
@@ -276,9 +342,17 @@ def read_message(fd: int, deadline: float | None = None, max_blob: int = MAX_BLO
         raise ProtocolError("message header is not a JSON object")
     tensors = {}
     if blob_len:
-        blob = _read_exact(fd, blob_len, deadline)
+        if blob_len < 8:
+            raise ProtocolError("tensor data could not be read: it is too short")
+        prefix = _read_exact(fd, 8, deadline)
+        table_len = int.from_bytes(prefix, "little")
+        if table_len > min(MAX_TENSOR_HEADER, blob_len - 8):
+            raise ProtocolError(f"tensor data could not be read: a header of {table_len} bytes")
+        table = _read_exact(fd, table_len, deadline)
+        check_tensor_header(table, blob_len - 8 - table_len)
+        data = _read_exact(fd, blob_len - 8 - table_len, deadline)
         try:
-            tensors = _st_load(blob)
+            tensors = _st_load(prefix + table + data)
         except Exception as exc:  # safetensors raises its own error types on bad bytes
             raise ProtocolError(f"tensor data could not be read: {exc}") from None
     return header, tensors

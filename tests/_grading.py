@@ -56,3 +56,52 @@ def mutant_header(path: str) -> dict[str, str]:
             if match:
                 meta[match.group(1)] = match.group(2).strip()
     return meta
+
+
+# Sandbox modes, weakest first. On a machine that supports a mode, a test that needs it must not
+# pass by being skipped: `.ci/run` sets AUTOGRADER_REQUIRE_SANDBOX (and AUTOGRADER_REQUIRE_CGROUP)
+# so that such a test fails instead.
+SANDBOX_MODES = ("none", "user", "root")
+
+
+def require_sandbox(wanted: str = "user") -> str:
+    """This machine's sandbox mode; skip the test when it is weaker than ``wanted``, or fail when
+    AUTOGRADER_REQUIRE_SANDBOX says this machine must reach ``wanted``."""
+    import pytest
+
+    from autograder.grading.sandbox import sandbox_mode
+
+    mode = sandbox_mode()
+    if SANDBOX_MODES.index(mode) >= SANDBOX_MODES.index(wanted):
+        return mode
+    required = os.environ.get("AUTOGRADER_REQUIRE_SANDBOX", "none")
+    if SANDBOX_MODES.index(required if required in SANDBOX_MODES else "none") >= SANDBOX_MODES.index(wanted):
+        pytest.fail(f"sandbox mode {mode!r} here, but AUTOGRADER_REQUIRE_SANDBOX={required} (this test needs {wanted!r})")
+    pytest.skip(f"sandbox mode {mode!r} here; this test needs {wanted!r}")
+
+
+def require_cgroup() -> str:
+    """'v1' or 'v2'; skip without a cgroup for workers, or fail when AUTOGRADER_REQUIRE_CGROUP=1."""
+    import pytest
+
+    from autograder.grading.sandbox import cgroup_support
+
+    found = cgroup_support()
+    if found:
+        return found
+    if os.environ.get("AUTOGRADER_REQUIRE_CGROUP") == "1":
+        pytest.fail("no cgroup for workers here, but AUTOGRADER_REQUIRE_CGROUP=1")
+    pytest.skip("no cgroup for workers on this machine (not root, or no delegated cgroup)")
+
+
+def processes_named(marker: str) -> list[int]:
+    """Pids of the processes whose name (``/proc/PID/comm``, set with prctl(PR_SET_NAME)) is ``marker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as handle:
+                if handle.read().strip() == marker:
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found

@@ -7,15 +7,16 @@ check module's POINTS: full marks, or full marks without the checks a case break
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 
 import nbformat
 import pytest
 
-from _grading import ROOT, solved_notebook, with_cells, write
+from _grading import ROOT, processes_named, require_sandbox, solved_notebook, with_cells, write
 from autograder import checks
 from autograder.grading.runner import grade_each
-from autograder.grading.sandbox import sandbox_mode
+from autograder.grading.sandbox import Cgroup, cgroup_support, sandbox_mode
 from autograder.grading.submission import Submission
 from autograder.protocol import Limits
 
@@ -45,6 +46,30 @@ def attention(body: str) -> dict:
     code = "def scaled_dot_product_attention(query, key, value, mask=None, dropout_p=0.0):\n"
     return {"scaled_dot_product_attention": code + "".join("    " + line + "\n" for line in body.strip().splitlines())}
 
+
+# The name (/proc/PID/comm) of the processes a submission detaches: none may outlive the run.
+MARKER = f"agdetach{random.randrange(16 ** 6):06x}"
+DETACHES = f"""
+import ctypes, os, time
+if os.fork() == 0:
+    os.setsid()  # out of the worker's process group and session
+    if os.fork() == 0:  # and no longer the worker's child either
+        ctypes.CDLL(None).prctl(15, b"{MARKER}", 0, 0, 0)  # PR_SET_NAME
+        while True:
+            time.sleep(0.05)
+    os._exit(0)
+"""
+# A forged "ready" written straight onto the grader's reply pipe (the write end among the open fds).
+FORGES_READY = """
+import fcntl, json, os, struct
+body = json.dumps({"ready": True, "errors": [{"cell": [1], "error": {"not": "text"}}] * 3}).encode()
+for fd in range(3, 256):
+    try:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:
+            os.write(fd, struct.pack(">II", len(body), 0) + body)
+    except OSError:
+        pass
+"""
 
 # name -> (how to change the notebook, expected score, {test: substring of its message})
 CASES = {
@@ -98,6 +123,9 @@ CASES = {
     "huge_output": (dict(append=["import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 500_000)"]), FULL, {}),
     "forks_a_child_that_outlives_it": (dict(append=["import os\nif os.fork() == 0:\n    os.setsid()\n"
                                                     "    os.execv('/usr/bin/sleep', ['sleep', '987.654'])"]), FULL, {}),
+    "detaches_a_looping_child": (dict(append=[DETACHES]), FULL, {}),
+    "forges_a_ready_message": (dict(append=[FORGES_READY]), 0, {"test_masked_softmax": "must not write to the grader's pipes"}),
+    "too_much_code": (dict(append=["blob = '" + "x" * (3 << 20) + "'"]), 0, {"test_masked_softmax": "more than the 2 MB"}),
     "fork_bomb": (dict(append=["import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"]),
                   0, {"test_masked_softmax": "did not finish running"}),
     "warns_and_writes_to_stderr": (dict(append=["import sys, warnings\nwarnings.warn('deprecated', DeprecationWarning)\n"
@@ -136,8 +164,8 @@ def results(tmp_path_factory):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_submission_gets_the_right_score(results, name):
-    if name == "imports_the_reference" and sandbox_mode() == "none":
-        pytest.skip("without namespaces the worker can import the installed course package")
+    if name.startswith("imports_the_") or name == "detaches_a_looping_child":
+        require_sandbox("user")  # without namespaces the worker can import the installed course package
     _, score, messages = CASES[name]
     result = results[name]
     details = [(t.name, t.points, t.message) for t in result.tests]
@@ -154,11 +182,19 @@ def test_huge_output_is_capped(results):
 
 
 def test_no_worker_process_survives(results):
-    """Children forked by submissions die with their worker (pid namespace / process group)."""
-    if sandbox_mode() == "none":
-        pytest.skip("no pid namespace here: forked children are only bounded by RLIMIT_CPU")
+    """Children forked by submissions die with their worker, even those that left its session and its
+    process group (the pid namespace's init takes them with it), and no worker's cgroup is left."""
+    if sandbox_mode() == "none" and not cgroup_support():
+        require_sandbox("user")
     ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
     assert "sleep 987.654" not in ps
+    assert not processes_named(MARKER)
+    if cgroup_support():
+        Cgroup.retry_pending(5.0)  # a folder still busy when its worker closed is removed a little later
+        _, parents = Cgroup.parents()
+        left = [name for parent in parents if os.path.isdir(parent)
+                for name in os.listdir(parent) if name.split("-")[2:3] == [str(os.getpid())]]
+        assert not left, left
 
 
 PROBE = r'''
@@ -191,10 +227,7 @@ env = dict(os.environ)
 
 @pytest.mark.parametrize("mode", ["root", "user"])
 def test_worker_cannot_read_secrets_write_outside_or_reach_the_network(tmp_path, mode):
-    if sandbox_mode() == "none":
-        pytest.skip("namespaces are not available: the worker could read world-readable files")
-    if mode == "root" and sandbox_mode() != "root":
-        pytest.skip("the grader does not run as root here")
+    require_sandbox(mode)
     other_student = tmp_path / "bob" / "ps02_attention.ipynb"
     other_student.parent.mkdir()
     other_student.write_text("bob's answers")

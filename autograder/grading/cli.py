@@ -36,7 +36,7 @@ from autograder.protocol import Limits
 from . import feedback
 from .gradebook import GradebookWriter
 from .runner import GradeResult, TestResult, grade_each
-from .sandbox import sandbox_mode
+from .sandbox import mode_guarantees, sandbox_mode
 from .text import clean, csv_cell, file_name, shown_name, student_id
 
 
@@ -311,9 +311,9 @@ def run(args) -> int:
         todo.append((job, key))
 
     mode = sandbox_mode() if todo else "-"
-    if mode == "none" and not args.quiet:
-        print("warning: Linux namespaces are not available here; workers run with resource limits only "
-              "and could read world-readable files (see autograder/grading/sandbox.py)", file=sys.stderr)
+    if todo and (mode == "none" or not args.quiet):  # what this mode guarantees; a weak mode even with -q
+        print(("warning: " if mode == "none" else "") + mode_guarantees(mode)
+              + " (see autograder/grading/README.md)", file=sys.stderr)
     if not args.quiet:
         print(f"{args.assignment}: {len(jobs)} submission(s), {len(jobs) - len(todo)} unchanged, "
               f"{len(todo)} to grade with {args.jobs} worker(s) (sandbox: {mode})", file=sys.stderr)

@@ -1,22 +1,32 @@
-"""The untrusted side: a fresh process that runs one learner's notebook and answers calls.
+"""The untrusted side: a fresh process tree that runs one learner's notebook and answers calls.
 
-Started by ``autograder.grading.sandbox.Worker`` as ``python -I -B worker.py CONFIG_JSON``, usually
-inside new mount/network/pid namespaces (``unshare``). Before any learner code runs it
+Started by ``autograder.grading.sandbox.Worker``, usually inside new mount, network, pid, ipc, uts
+and cgroup namespaces (``unshare``). Its command line holds no configuration: a ten-line boot
+program (``sandbox.BOOT``) reads this file's source, ``protocol.py``'s source and the
+configuration from the request pipe and runs ``main``. Two processes follow:
+
+**init** (pid 1 of the pid namespace) loads the protocol (and torch), then
 
 1. builds a new root file system from a tmpfs holding read-only bind mounts of only what Python
-   and PyTorch need (the system, the interpreter, the virtual environment), with the course
-   package (reference, checks) hidden, then ``pivot_root``s into it and detaches the old root,
-   so the solutions, hidden tests, other submissions and the gradebook are simply not there;
-2. drops privileges: as host root it switches to an unprivileged uid (so ``RLIMIT_NPROC`` holds
-   and no file outside is writable); in a user namespace it drops every capability.
+   and PyTorch need (the system, the interpreter, the virtual environment), with every installed
+   copy of the course (reference, checks, the distribution's metadata) masked, then ``pivot_root``s
+   into it and detaches the old root, so the solutions, hidden tests, other submissions and the
+   gradebook are simply not there;
+2. forks the learner's process and waits for it. It never changes its credentials, so the
+   parent-death signal that ``unshare --kill-child`` gave it survives, and it also exits when the
+   grader's end of the request pipe closes: when the grader dies, init dies, and the kernel kills
+   every process of the namespace with it, whatever they did (``setsid``, double forks).
 
-Then it executes the notebook's code cells (sent by the grader; test cells are never sent),
-and serves requests: call a function, instantiate a class, call a method of a kept object,
-read a variable. Replies are plain data, a failure named by one of the error kinds of ``protocol``
-(an exception of the learner's by its type names too). Nothing here decides a score.
+**the learner's process** drops privileges (as host root: a random unprivileged uid, so
+``RLIMIT_NPROC`` holds and no file outside is writable; in a user namespace: every capability,
+with ``RLIMIT_NPROC`` counted inside that namespace), re-arms its parent-death signal (the uid
+change clears it), installs a seccomp filter (``seccomp_program``) and only then executes the
+notebook's code cells (sent by the grader; test cells are never sent) and serves requests: call a
+function, instantiate a class, call a method of a kept object, read a variable. Replies are plain
+data, a failure named by one of the error kinds of ``protocol`` (an exception of the learner's by
+its type names too). Nothing here decides a score.
 
-This file imports nothing from the project except ``autograder/protocol.py`` (loaded by its path
-before the sandbox hides it).
+This file imports nothing from the project; it receives ``protocol.py`` as source text.
 """
 from __future__ import annotations
 
@@ -25,15 +35,92 @@ import contextlib
 import ctypes
 import json
 import os
+import select
+import signal
+import struct
 import sys
+import traceback
+import types
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
+# ---------------------------------------------------------------------------------- seccomp
+# What a notebook never needs, denied with EPERM: new namespaces (unshare, setns, clone with a
+# CLONE_NEW* flag), mounts, kernel-facing interfaces with a history of exploits (bpf, io_uring,
+# userfaultfd, perf events, keys), reading or writing other processes (ptrace, process_vm_*),
+# and administration (modules, kexec, reboot, swap, clocks). clone3 gets ENOSYS, as in Docker's
+# profile: its flags sit in memory a filter cannot read, and the C library then falls back to clone.
+# Numbers: {name: (x86_64, aarch64)}, None where the architecture has no such call
+# (tests/test_grading_isolation.py checks them against libseccomp where it is installed).
+DENIED = {
+    "unshare": (272, 97), "setns": (308, 268), "mount": (165, 40), "umount2": (166, 39),
+    "pivot_root": (155, 41), "chroot": (161, 51), "move_mount": (429, 429), "open_tree": (428, 428),
+    "open_tree_attr": (467, 467), "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432),
+    "fspick": (433, 433), "mount_setattr": (442, 442), "bpf": (321, 280), "perf_event_open": (298, 241),
+    "userfaultfd": (323, 282), "io_uring_setup": (425, 425), "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427), "ptrace": (101, 117), "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271), "pidfd_getfd": (438, 438), "keyctl": (250, 219), "add_key": (248, 217),
+    "request_key": (249, 218), "kexec_load": (246, 104), "kexec_file_load": (320, 294),
+    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106), "reboot": (169, 142),
+    "swapon": (167, 224), "swapoff": (168, 225), "acct": (163, 89), "syslog": (103, 116),
+    "quotactl": (179, 60), "quotactl_fd": (443, 443), "name_to_handle_at": (303, 264),
+    "open_by_handle_at": (304, 265), "lookup_dcookie": (212, 18), "uselib": (134, None),
+    "ioperm": (173, None), "iopl": (172, None), "vhangup": (153, 58), "clock_settime": (227, 112),
+    "settimeofday": (164, 170), "adjtimex": (159, 171), "clock_adjtime": (305, 266),
+    "fanotify_init": (300, 262),
+}
+CLONE, CLONE3, SECCOMP = {"x86_64": 56, "aarch64": 220}, 435, {"x86_64": 317, "aarch64": 277}
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+# CLONE_NEWTIME | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+CLONE_NEW_FLAGS = 0x80 | 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+EPERM, ENOSYS = 1, 38
+RET_ALLOW, RET_ERRNO, RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
 
+
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]]:
+    """The classic-BPF filter as (code, jump if true, jump if false, k) for ``machine``.
+
+    Reads the architecture (another one, e.g. 32-bit calls on x86_64, kills the process), then the
+    call number; clone is allowed unless its flags (args[0], low word) ask for a namespace."""
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    index = 0 if machine == "x86_64" else 1
+    code: list[tuple] = [(ld, 0, 0, 4), (jeq, 0, "kill", AUDIT_ARCH[machine]), (ld, 0, 0, 0)]
+    if machine == "x86_64":
+        code.append((jge, "eperm", 0, 0x40000000))  # the x32 ABI: the same calls under other numbers
+    code += [(jeq, "clone", 0, CLONE[machine]), (jeq, "enosys", 0, CLONE3)]
+    code += [(jeq, "eperm", 0, numbers[index]) for numbers in DENIED.values() if numbers[index] is not None]
+    code.append((ret, 0, 0, RET_ALLOW))
+    labels = {"eperm": len(code), "enosys": len(code) + 1, "kill": len(code) + 2, "clone": len(code) + 3}
+    code += [(ret, 0, 0, RET_ERRNO | EPERM), (ret, 0, 0, RET_ERRNO | ENOSYS), (ret, 0, 0, RET_KILL_PROCESS),
+             (ld, 0, 0, 16), (jset, 1, 0, CLONE_NEW_FLAGS), (ret, 0, 0, RET_ALLOW), (ret, 0, 0, RET_ERRNO | EPERM)]
+    out = []
+    for i, (op, jt, jf, k) in enumerate(code):
+        jt, jf = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
+        assert 0 <= jt < 256 and 0 <= jf < 256  # classic BPF jumps forward only, at most 255
+        out.append((op, jt, jf, k))
+    return out
+
+
+def install_seccomp() -> None:
+    """Install the filter on every thread of this process (needs no_new_privs, set before)."""
+    machine = os.uname().machine
+    program = seccomp_program(machine)
+    buffer = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *ins) for ins in program))
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = Prog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
+    libc = _libc()
+    # seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog)
+    _check(libc.syscall(SECCOMP[machine], 1, 1, ctypes.byref(prog)), "seccomp")
+
+
+# ---------------------------------------------------------------------------------- the sandbox
 def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
@@ -88,9 +175,12 @@ def build_root(cfg: dict) -> None:
             with contextlib.suppress(OSError):  # a folder inside another (read-only) bind is read-only already
                 os.chmod(root + parent, 0o555)
             parent = os.path.dirname(parent)
-    for path in cfg["hide"]:
+    for path in cfg["hide"]:  # a course package or its metadata: an empty folder or an empty file
         if os.path.isdir(root + path):
             _mount(libc, "tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")
+        elif os.path.exists(root + path):
+            _mount(libc, "/dev/null", root + path, None, MS_BIND)  # reads as empty (nodev would refuse to open it)
+            _mount(libc, None, root + path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
     os.makedirs(f"{root}/proc", exist_ok=True)
     _mount(libc, "proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     old = f"{root}/.oldroot"
@@ -104,13 +194,21 @@ def build_root(cfg: dict) -> None:
 
 
 def drop_privileges(cfg: dict) -> None:
+    """Give up every privilege, then re-arm the parent-death signal (a uid change clears it)."""
+    import resource
+
     libc = _libc()
+    parent = os.getppid()
     if cfg["sandbox"] == "root" or (cfg["sandbox"] == "none" and os.getuid() == 0 and cfg.get("uid")):
         uid = cfg["uid"]
+        # Counted per uid: this worker's uid is its own, so the limit is this tree's.
+        resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # leaving uid 0 clears every capability
     elif cfg["sandbox"] == "user":
+        # Since Linux 5.14 processes are counted per user namespace: this one holds only this tree.
+        resource.setrlimit(resource.RLIMIT_NPROC, (cfg["nproc"], cfg["nproc"]))
         for cap in range(64):
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
 
@@ -123,6 +221,9 @@ def drop_privileges(cfg: dict) -> None:
 
         _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)()), "capset")
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # init died before the signal was armed again
+        os._exit(1)
 
 
 def strip_magics(source: str) -> str:
@@ -134,26 +235,77 @@ def strip_magics(source: str) -> str:
     return "\n".join(lines)
 
 
-def load_protocol():
-    """``autograder/protocol.py`` by its path (it imports nothing from the project), loaded before
-    the sandbox hides the package; the package itself is never imported here."""
+def load_protocol(source: str):
+    """``autograder/protocol.py`` from its source text (it imports nothing from the project): the
+    course package itself is never imported here, and is not even visible once the sandbox is built."""
     if "protocol" not in sys.modules:
-        import importlib.util
-
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "protocol.py")
-        spec = importlib.util.spec_from_file_location("protocol", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["protocol"] = module
-        spec.loader.exec_module(module)
+        module = types.ModuleType("protocol")
+        sys.modules["protocol"] = module  # before running it: dataclasses look their module up
+        exec(compile(source, "protocol.py", "exec"), module.__dict__)
     return sys.modules["protocol"]
 
 
-def serve(cfg: dict) -> None:
+# ---------------------------------------------------------------------------------- init
+def run_init(cfg: dict, learner) -> None:
+    """Fork the learner's process and wait for it; exit with its status (128 + signal number when a
+    signal killed it). Also exit as soon as the grader's end of the request pipe (fd 0) closes.
+    As pid 1 of a pid namespace, exiting takes every process of the namespace with it."""
+    _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # its /proc files stay root's
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that a child's exit wakes the poll
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    pid = os.fork()
+    if pid == 0:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(wake_r)
+        os.close(wake_w)
+        code = 1
+        try:
+            learner()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001 - the sandbox could not be entered: say why in the output
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(BaseException):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    with contextlib.suppress(OSError):
+        os.close(cfg["wfd"])  # the replies are the learner process's alone
+    poller = select.poll()
+    if not cfg.get("probe"):
+        poller.register(0, 0)  # no events asked: poll still reports the hang-up of the grader's end
+    poller.register(wake_r, select.POLLIN)
+    while True:
+        for fd, events in poller.poll():
+            if fd == 0 and events & (select.POLLHUP | select.POLLERR):
+                os._exit(1)
+            if fd == wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 4096)
+        while True:  # reap every child that ended: the learner's process and orphans left to pid 1
+            try:
+                child, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if child == 0:
+                break
+            if child == pid:
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(128 - code if code < 0 else code & 0xFF)
+
+
+# ---------------------------------------------------------------------------------- the learner
+def serve(cfg: dict, rfd: int, wfd: int) -> None:
     import torch
 
-    protocol = load_protocol()
+    protocol = sys.modules["protocol"]
     torch.set_num_threads(1)
-    rfd, wfd = cfg["rfd"], cfg["wfd"]
     header, _ = protocol.read_message(rfd)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     pristine = dict(builtins.__dict__)
@@ -235,21 +387,47 @@ def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> 
         return protocol.raised_reply(exc)
 
 
-def main() -> None:
-    cfg = json.loads(sys.argv[1])
-    if not cfg.get("probe"):
-        load_protocol()  # load it (and torch) before the repository disappears
-    if cfg["sandbox"] in ("root", "user"):
-        build_root(cfg)
+def learner_main(cfg: dict) -> None:
+    """The learner's process: fds in place, privileges dropped, filter installed, then the notebook."""
+    rfd = os.dup(0)  # the request pipe; stdin becomes /dev/null, so input() cannot eat requests
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
     drop_privileges(cfg)
+    if cfg["seccomp"]:
+        install_seccomp()
     if cfg.get("probe"):  # sandbox_mode() asks whether this machine can build the sandbox
-        hidden = not os.path.exists(os.path.abspath(__file__))
-        print("sandbox-ok" if hidden or cfg["sandbox"] == "none" else "sandbox-leaky", flush=True)
+        hidden = not os.path.exists(cfg["probe_path"])  # this file, seen from the sandbox
+        print("sandbox-ok" if hidden or cfg["sandbox"] == "none" else "sandbox-leaky",
+              "seccomp-on" if cfg["seccomp"] else "seccomp-off", flush=True)
         return
     os.chdir(cfg["workdir"])
     os.umask(0o077)
-    serve(cfg)
+    serve(cfg, rfd, cfg["wfd"])
+
+
+# What the learner's process needs of the configuration: no host path but its working folder.
+LEARNER_CONFIG = ("sandbox", "uid", "nproc", "seccomp", "workdir", "wfd", "probe", "probe_path")
+
+
+def main(boot: dict | None) -> None:
+    if boot is None:
+        raise SystemExit("worker.py is started by autograder.grading.sandbox.Worker, with its configuration on stdin")
+    cfg = boot["config"]
+    sys.path[:] = cfg["path"]  # python -S: no .pth file of the venv ran (an editable install's finder names the checkout)
+    import site  # with -S, importing it runs nothing; add the builtins a notebook may use (exit, quit, help)
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
+    if not cfg.get("probe"):
+        load_protocol(boot["protocol"])  # and torch, once, before the fork
+    if cfg["sandbox"] in ("root", "user"):
+        build_root(cfg)
+    for key in [k for k in cfg if k not in LEARNER_CONFIG]:
+        del cfg[key]  # in place (the boot program holds it too): the learner's process keeps no host path
+    run_init(cfg, lambda: learner_main(cfg))
 
 
 if __name__ == "__main__":
-    main()
+    main(globals().get("BOOT"))

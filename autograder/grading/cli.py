@@ -202,7 +202,7 @@ def checks_fingerprint(assignment: str) -> str:
     files = (_python_files(os.path.dirname(os.path.abspath(attnlab.__file__)))
              | _python_files(os.path.dirname(os.path.abspath(checks.__file__)))
              | {os.path.join(grader, "protocol.py")}
-             | {os.path.join(here, name + ".py") for name in ("worker", "sandbox", "submission", "runner")})
+             | {os.path.join(here, name + ".py") for name in ("worker", "sandbox", "submission", "runner", "text")})
     root = os.path.dirname(grader)
     digest = hashlib.sha256()
     for path in sorted(files):

@@ -73,6 +73,7 @@ import time
 
 from .. import protocol
 from ..protocol import Limits
+from .text import clean
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER_SCRIPT = os.path.join(HERE, "worker.py")
@@ -101,7 +102,6 @@ exec(compile(boot.pop('worker'), 'worker.py', 'exec'), {'__name__': '__main__', 
 """
 
 TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-SURROGATE_OR_CONTROL = re.compile("[\ud800-\udfff\x00-\x08\x0b-\x1f\x7f-\x9f]")
 MAX_CELL_ERRORS = 1000
 MAX_ERROR_CHARS = 2000
 
@@ -110,7 +110,7 @@ def clean_text(value, limit: int = MAX_ERROR_CHARS) -> str:
     """Text from the worker, made safe to store and show: bounded, valid UTF-8 (a lone surrogate
     becomes U+FFFD), no control characters but newlines and tabs (no terminal escapes)."""
     text = value if isinstance(value, str) else str(value)
-    return SURROGATE_OR_CONTROL.sub("\ufffd", text[:limit])
+    return clean(text[:limit])  # the one cleaner of learner text (text.py), as for names and feedback
 
 
 class WorkerError(Exception):

@@ -1,13 +1,16 @@
 """Turning a trained model into output sequences: greedy search and beam search.
 
 Both can decode incrementally (``use_cache=True``): :class:`IncrementalDecoder` keeps each decoder
-layer's keys and values (a KV cache), so step t feeds one token instead of the whole prefix and
-costs O(t) instead of O(t^2). Its outputs equal those of :meth:`Transformer.decode` on the full prefix.
+layer's keys and values (a KV cache), so step t feeds one token instead of the whole prefix. Per layer,
+step t then costs O(d^2 + t*d + S*d) (project one token, attend over t cached keys and the S memory
+keys) instead of O(t*d^2 + t^2*d) for rerunning the whole prefix (S: source length, d: d_model).
+Its outputs equal those of :meth:`Transformer.decode` on the full prefix.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 
 import torch
 
@@ -137,28 +140,35 @@ def length_penalty_gnmt(length: int, alpha: float) -> float:
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int,
                 beam_size: int = 4, length_penalty: float = 0.6, use_cache: bool = False) -> torch.Tensor:
-    """Keep the ``beam_size`` most probable prefixes at every step.
+    """Beam search with ``beam_size`` (k) live hypotheses and the GNMT length penalty.
 
-    A hypothesis ends at EOS; finished hypotheses are ranked by log p(Y) / lp(|Y|) with the GNMT
-    length penalty ``lp`` (``length_penalty`` is its alpha; 0 ranks by log-probability alone).
-    Search stops when ``beam_size`` hypotheses have finished or after ``max_len`` tokens.
-    Returns (B, L) token ids in the format of :func:`greedy_decode`.
-    ``use_cache=True`` decodes incrementally with a KV cache, reordered as beams are kept; same output.
+    A hypothesis ends at EOS; hypotheses are ranked by log p(Y) / lp(|Y|) with the GNMT length
+    penalty ``lp`` (``length_penalty`` is its alpha; 0 ranks by log-probability alone), where |Y|
+    counts the EOS. At every step the k live hypotheses are extended by every token and the 2k
+    extensions with the highest log p are taken: those ending in EOS are finished (the best finished
+    one is remembered), and the best k of the others stay live, so finishing never shrinks the beam
+    (at most k of the 2k end in EOS, one per live hypothesis). Search stops when no live hypothesis
+    can still beat the best finished one (see the bound below), or after ``max_len`` tokens, where
+    the live hypotheses are scored as they are, with lp(max_len). ``beam_size=1`` with alpha 0 is
+    greedy search. Returns (B, L) token ids in the format of :func:`greedy_decode`: the best-scoring
+    hypothesis of each source. ``use_cache=True`` decodes incrementally with a KV cache, reordered
+    as hypotheses are kept; same output.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be at least 1, got {beam_size}")
     was_training = model.training
     model.eval()
     pad_id = model.config.pad_id
+    lp = lambda n: length_penalty_gnmt(n, length_penalty)
     results = []
     for b in range(src.size(0)):
         src_b = src[b : b + 1]  # (1, S)
         memory = model.encode(src_b)  # (1, S, d_model)
-        beams = torch.full((1, 1), bos_id, dtype=torch.long, device=src.device)  # (k, t)
-        scores = torch.zeros(1, device=src.device, dtype=torch.float64)  # (k,) sum of log-probs
-        finished: list[tuple[float, list[int]]] = []
+        beams = torch.full((1, 1), bos_id, dtype=torch.long, device=src.device)  # (k, t): BOS + t-1 tokens
+        scores = torch.zeros(1, device=src.device, dtype=torch.float64)  # (k,) sum of log-probs, descending
+        best_score, best_seq = -math.inf, None  # the best finished hypothesis so far
         cache = IncrementalDecoder(model, src_b, memory) if use_cache else None
-        for step in range(1, max_len + 1):
+        for step in range(1, max_len + 1):  # step = length of the hypotheses made in this step
             k = beams.size(0)
             if cache is not None:
                 logits = cache.step(beams[:, -1])  # (k, V)
@@ -167,27 +177,41 @@ def beam_search(model, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int
             logp = torch.log_softmax(logits.double(), dim=-1)  # (k, V)
             V = logp.size(-1)
             cand = (scores[:, None] + logp).view(-1)  # (k * V,)
-            top_scores, top_idx = cand.topk(min(beam_size, cand.numel()))
-            alive_rows, alive_scores, alive_from = [], [], []
+            top_scores, top_idx = cand.topk(min(2 * beam_size, cand.numel()))  # descending
+            alive_from, alive_tok, alive_scores = [], [], []
             for s, idx in zip(top_scores.tolist(), top_idx.tolist()):
                 row, tok = divmod(idx, V)
-                seq = beams[row].tolist()[1:] + [tok]
                 if tok == eos_id:
-                    finished.append((s / length_penalty_gnmt(step, length_penalty), seq))
-                else:
-                    alive_rows.append(torch.cat([beams[row], beams.new_tensor([tok])]))
-                    alive_scores.append(s)
+                    if s / lp(step) > best_score:  # strict: on a tie the earlier (shorter) one stays
+                        best_score, best_seq = s / lp(step), beams[row].tolist()[1:] + [tok]
+                elif len(alive_from) < beam_size:
                     alive_from.append(row)
-            if len(finished) >= beam_size or not alive_rows:
+                    alive_tok.append(tok)
+                    alive_scores.append(s)
+            if not alive_from:
                 break
-            beams = torch.stack(alive_rows)
-            if cache is not None:
-                cache.reorder(torch.tensor(alive_from, device=src.device))
+            index = torch.tensor(alive_from, device=src.device)
+            beams = torch.cat([beams.index_select(0, index), beams.new_tensor(alive_tok)[:, None]], dim=1)
             scores = torch.tensor(alive_scores, dtype=torch.float64, device=src.device)
-        else:  # max_len reached: unfinished hypotheses compete too
-            for row, s in zip(beams.tolist(), scores.tolist()):
-                finished.append((s / length_penalty_gnmt(max_len, length_penalty), row[1:]))
-        results.append(max(finished, key=lambda f: f[0])[1])
+            if step == max_len:  # out of length: live hypotheses compete as they are
+                for row, s in zip(beams.tolist(), alive_scores):
+                    if s / lp(max_len) > best_score:
+                        best_score, best_seq = s / lp(max_len), row[1:]
+                break
+            # The bound. A live hypothesis with log-prob s (<= 0) at length `step` ends with some
+            # length n in [step + 1, max_len] and log-prob s' <= s (log-probabilities only decrease as
+            # tokens are added), so its final score s' / lp(n) <= s / lp(n) <= max(s / lp(step + 1),
+            # s / lp(max_len)), as lp is positive and monotone in n. For alpha > 0 that is
+            # s / lp(max_len): it could improve only by growing longer at no cost in log-prob. The
+            # live hypothesis with the highest s has the highest bound (same `step` for all). When
+            # the bound does not exceed the best finished score, no continuation can replace the
+            # best (replacement needs a strictly higher score), so stopping changes nothing.
+            s = alive_scores[0]
+            if max(s / lp(step + 1), s / lp(max_len)) <= best_score:
+                break
+            if cache is not None:
+                cache.reorder(index)
+        results.append(best_seq)
     width = max(len(r) for r in results)
     out = torch.full((len(results), width), pad_id, dtype=torch.long, device=src.device)
     for i, r in enumerate(results):

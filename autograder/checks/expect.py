@@ -79,3 +79,16 @@ def tensor_or_mistake(got, expected: torch.Tensor, name: str, mistakes, atol: fl
                 detail = str(failure).removeprefix(f"{name}: ")
                 raise CheckFailed(f"{name}: {explanation} ({detail})") from None
         raise
+
+
+def choice(got, name: str, choices) -> str:
+    """A predicted answer given as one of ``choices`` (case and runs of spaces ignored) -> that choice.
+
+    Says what the choices are when ``got`` is not one of them, never which one is right."""
+    options = ", ".join(repr(c) for c in choices)
+    if not isinstance(got, str):
+        raise CheckFailed(f"{name}: expected one of the strings {options}, got {describe(got)}")
+    answer = " ".join(got.split()).lower()
+    if answer not in choices:
+        raise CheckFailed(f"{name}: expected one of {options}, got {got!r}")
+    return answer

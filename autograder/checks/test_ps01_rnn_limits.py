@@ -199,20 +199,8 @@ def large_inputs_truth() -> str:
     return "grow" if ratio > 10 else "fade" if ratio < 0.1 else "about the same"
 
 
-def choice(submission, variable: str, choices) -> str:
-    """The learner's choice, one of ``choices`` (case and surrounding spaces ignored)."""
-    got = submission.get(variable)
-    options = ", ".join(repr(c) for c in choices)
-    if not isinstance(got, str):
-        raise expect.CheckFailed(f"{variable}: expected one of the strings {options}, got {expect.describe(got)}")
-    answer = got.strip().lower()
-    if answer not in choices:
-        raise expect.CheckFailed(f"{variable}: expected one of {options}, got {got!r}")
-    return answer
-
-
 def test_large_inputs_effect(submission):
-    answer = choice(submission, "large_inputs_effect", CHOICES)
+    answer = expect.choice(submission.get("large_inputs_effect"), "large_inputs_effect", CHOICES)
     expect.true(answer == large_inputs_truth(),
                 f"large_inputs_effect: {answer!r} is not the expected answer. Think about every factor of the "
                 "Jacobian product for inputs this large, or measure it: build the layer as described and run your "

@@ -288,20 +288,9 @@ def over_scaled_truth(d_k: int = 1024, n_keys: int = 16, samples: int = 400) -> 
     return min(distance, key=distance.get)
 
 
-def choice(submission, variable: str, choices) -> str:
-    """The learner's choice, one of ``choices`` (case and surrounding spaces ignored)."""
-    got = submission.get(variable)
-    options = ", ".join(repr(c) for c in choices)
-    if not isinstance(got, str):
-        raise expect.CheckFailed(f"{variable}: expected one of the strings {options}, got {expect.describe(got)}")
-    answer = " ".join(got.split()).lower()
-    if answer not in choices:
-        raise expect.CheckFailed(f"{variable}: expected one of {options}, got {got!r}")
-    return answer
-
 
 def test_over_scaled_weights(submission):
-    answer = choice(submission, "over_scaled_weights", OVER_SCALED_CHOICES)
+    answer = expect.choice(submission.get("over_scaled_weights"), "over_scaled_weights", OVER_SCALED_CHOICES)
     expect.true(answer == over_scaled_truth(),
                 f"over_scaled_weights: {answer!r} is not the expected answer. What is the variance of q . k / d_k, "
                 "and what does a softmax do with scores that spread that much?")

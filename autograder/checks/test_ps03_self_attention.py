@@ -360,27 +360,16 @@ def causal_order_truth() -> str:
         return _order_effect(attention(x, causal)[0], attention(x[:, perm], causal)[0], perm)
 
 
-def choice(submission, variable: str, choices) -> str:
-    """The learner's choice, one of ``choices`` (case and spaces ignored)."""
-    got = submission.get(variable)
-    options = ", ".join(repr(c) for c in choices)
-    if not isinstance(got, str):
-        raise expect.CheckFailed(f"{variable}: expected one of the strings {options}, got {expect.describe(got)}")
-    answer = " ".join(got.split()).lower()
-    if answer not in choices:
-        raise expect.CheckFailed(f"{variable}: expected one of {options}, got {got!r}")
-    return answer
-
 
 def test_memory_order(submission):
-    answer = choice(submission, "memory_order_effect", ORDER_CHOICES)
+    answer = expect.choice(submission.get("memory_order_effect"), "memory_order_effect", ORDER_CHOICES)
     expect.true(answer == memory_order_truth(),
                 f"memory_order_effect: {answer!r} is not the expected answer. Follow one query: which of its scores "
                 "and weights move when the memory's tokens move, and what does its weighted sum become?")
 
 
 def test_causal_order(submission):
-    answer = choice(submission, "causal_order_effect", ORDER_CHOICES)
+    answer = expect.choice(submission.get("causal_order_effect"), "causal_order_effect", ORDER_CHOICES)
     expect.true(answer == causal_order_truth(),
                 f"causal_order_effect: {answer!r} is not the expected answer. Follow the first token of the shuffled "
                 "sequence: which tokens may it attend to, before and after the shuffle?")

@@ -145,9 +145,9 @@ def beam_search(model, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int
     A hypothesis ends at EOS; hypotheses are ranked by log p(Y) / lp(|Y|) with the GNMT length
     penalty ``lp`` (``length_penalty`` is its alpha; 0 ranks by log-probability alone), where |Y|
     counts the EOS. At every step the k live hypotheses are extended by every token and the 2k
-    extensions with the highest log p are taken: those ending in EOS are finished (the best finished
-    one is remembered), and the best k of the others stay live, so finishing never shrinks the beam
-    (at most k of the 2k end in EOS, one per live hypothesis). Search stops when no live hypothesis
+    extensions with the highest log p are taken: those among the best k that end in EOS are finished
+    (the best finished one is remembered), and the best k that do not end in EOS stay live, so
+    finishing never shrinks the beam (at most k of the 2k end in EOS, one per live hypothesis). Search stops when no live hypothesis
     can still beat the best finished one (see the bound below), or after ``max_len`` tokens, where
     the live hypotheses are scored as they are, with lp(max_len). ``beam_size=1`` with alpha 0 is
     greedy search. Returns (B, L) token ids in the format of :func:`greedy_decode`: the best-scoring
@@ -179,10 +179,12 @@ def beam_search(model, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int
             cand = (scores[:, None] + logp).view(-1)  # (k * V,)
             top_scores, top_idx = cand.topk(min(2 * beam_size, cand.numel()))  # descending
             alive_from, alive_tok, alive_scores = [], [], []
-            for s, idx in zip(top_scores.tolist(), top_idx.tolist()):
+            for rank, (s, idx) in enumerate(zip(top_scores.tolist(), top_idx.tolist())):
                 row, tok = divmod(idx, V)
                 if tok == eos_id:
-                    if s / lp(step) > best_score:  # strict: on a tie the earlier (shorter) one stays
+                    # As in fairseq and Hugging Face: an EOS extension finishes only if it is among the
+                    # k best extensions (with k = 1, the argmax, as in greedy search).
+                    if rank < beam_size and s / lp(step) > best_score:  # strict: on a tie the earlier (shorter) one stays
                         best_score, best_seq = s / lp(step), beams[row].tolist()[1:] + [tok]
                 elif len(alive_from) < beam_size:
                     alive_from.append(row)

@@ -92,3 +92,31 @@ def choice(got, name: str, choices) -> str:
     if answer not in choices:
         raise CheckFailed(f"{name}: expected one of {options}, got {got!r}")
     return answer
+
+
+def close(got, value) -> bool:
+    """``got`` equals ``value`` as a tensor: same shape and dtype, float values to rtol 1e-7, atol 1e-10
+    (integers and booleans exactly). False for anything that is not a tensor."""
+    if not (isinstance(got, torch.Tensor) and isinstance(value, torch.Tensor) and got.shape == value.shape
+            and got.dtype == value.dtype):
+        return False
+    if value.is_floating_point():
+        return bool(torch.allclose(got, value, rtol=1e-7, atol=1e-10))
+    return bool(torch.equal(got, value))
+
+
+def tensor_or_contract(got, expected: torch.Tensor, name: str, mistakes: dict) -> None:
+    """``tensor(got, expected, name)``; but when ``got`` is wrong and ``close`` to the result of a typical
+    mistake, the message names the contract it breaks. ``mistakes``: {the contract: () -> the mistake's
+    result}, computed only when needed (a whole layer or model run on the trusted side); a mistake
+    that cannot run on these shapes (RuntimeError) is skipped, as the learner's could not run either."""
+    if isinstance(got, torch.Tensor) and not close(got, expected):
+        for contract, mistake in mistakes.items():
+            try:
+                with torch.no_grad():
+                    wrong = mistake()
+            except RuntimeError:
+                continue
+            if close(got, wrong):
+                raise CheckFailed(f"{name}: {contract}")
+    tensor(got, expected, name)

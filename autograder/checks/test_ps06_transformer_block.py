@@ -62,27 +62,7 @@ def _twin(submission, name, reference, *args, **kwargs):
     return module, call
 
 
-# --------------------------------------------------------------------------- typical mistakes
-def _close(got, value) -> bool:
-    return (isinstance(got, torch.Tensor) and isinstance(value, torch.Tensor) and got.shape == value.shape
-            and got.dtype == value.dtype and bool(torch.allclose(got, value, rtol=1e-7, atol=1e-10)))
-
-
-def _expect(got, want, name: str, mistakes: dict) -> None:
-    """``expect.tensor(got, want, name)``; but when ``got`` is wrong and equals the output of a typical
-    mistake (``mistakes``: {the contract it breaks: () -> its output}), the message names that contract."""
-    if isinstance(got, torch.Tensor) and not _close(got, want):
-        for contract, mistake in mistakes.items():
-            try:
-                with torch.no_grad():
-                    wrong = mistake()
-            except RuntimeError:  # a mistake that cannot run on these shapes (the learner's could not either)
-                continue
-            if _close(got, wrong):
-                raise expect.CheckFailed(f"{name}: {contract}")
-    expect.tensor(got, want, name)
-
-
+# --------------------------------------------------------------------------- typical mistakes (expect.tensor_or_contract)
 def _sa(layer, h, mask):
     return layer.self_attn(h, h, h, mask)[0]
 
@@ -191,7 +171,7 @@ def _decoder_mistakes(r, x, memory, self_mask, memory_mask) -> dict:
 
 def _deterministic(first, second, name: str) -> None:
     """Two calls of a module in eval mode on the same input must agree (dropout is off)."""
-    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and not _close(first, second):
+    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and not expect.close(first, second):
         raise expect.CheckFailed(f"{name}: {DROPOUT_IN_EVAL}")
 
 
@@ -206,7 +186,7 @@ def test_feed_forward(submission):
             name = f"{call} in eval mode, on x of shape {shape}"
             got = module(x)
             _deterministic(got, module(x), name)
-            _expect(got, reference(x), name, {NO_RELU: lambda: _ff_without_relu(reference, x)})
+            expect.tensor_or_contract(got, reference(x), name, {NO_RELU: lambda: _ff_without_relu(reference, x)})
 
 
 def _check_encoder(submission, norm_first, seed):
@@ -217,9 +197,9 @@ def _check_encoder(submission, norm_first, seed):
         x = torch.randn(3, 6, D_MODEL, generator=gen, dtype=torch.float64)
         got = layer(x)
         _deterministic(got, layer(x), f"{call} without a mask")
-        _expect(got, reference(x), f"{call} in eval mode, without a mask", _encoder_mistakes(reference, x, None))
+        expect.tensor_or_contract(got, reference(x), f"{call} in eval mode, without a mask", _encoder_mistakes(reference, x, None))
         mask = _lengths([6, 4, 1], 6)[:, None, None, :]  # (B, 1, 1, S)
-        _expect(layer(x, mask), reference(x, mask), f"{call} with a padding mask of shape (3, 1, 1, 6)",
+        expect.tensor_or_contract(layer(x, mask), reference(x, mask), f"{call} with a padding mask of shape (3, 1, 1, 6)",
                 _encoder_mistakes(reference, x, mask))
 
 
@@ -243,11 +223,11 @@ def _check_decoder(submission, norm_first, seed):
             shapes = f"x (3, {T}, 16), memory (3, {S}, 16)"
             got = layer(x, memory)
             _deterministic(got, layer(x, memory), f"{call}, {shapes}, no masks")
-            _expect(got, reference(x, memory), f"{call} in eval mode, {shapes}, no masks",
+            expect.tensor_or_contract(got, reference(x, memory), f"{call} in eval mode, {shapes}, no masks",
                     _decoder_mistakes(reference, x, memory, None, None))
             self_mask = ref.causal_mask(T) & _lengths(self_lengths, T)[:, None, None, :]  # (B, 1, T, T)
             memory_mask = _lengths(memory_lengths, S)[:, None, None, :]  # (B, 1, 1, S)
-            _expect(layer(x, memory, self_mask, memory_mask), reference(x, memory, self_mask, memory_mask),
+            expect.tensor_or_contract(layer(x, memory, self_mask, memory_mask), reference(x, memory, self_mask, memory_mask),
                     f"{call}, {shapes}, with a causal and padding self_mask (3, 1, {T}, {T}) and a memory_mask (3, 1, 1, {S})",
                     _decoder_mistakes(reference, x, memory, self_mask, memory_mask))
     # Causality: a later target position never changes an earlier output.
@@ -403,7 +383,7 @@ def test_parallel_encoder_layer(submission):
         x = torch.randn(3, 6, D_MODEL, generator=gen, dtype=torch.float64)
         got = layer(x)
         _deterministic(got, layer(x), f"{call} without a mask")
-        _expect(got, reference(x), f"{call} in eval mode, without a mask", _parallel_mistakes(reference, x, None))
+        expect.tensor_or_contract(got, reference(x), f"{call} in eval mode, without a mask", _parallel_mistakes(reference, x, None))
         mask = _lengths([6, 2, 5], 6)[:, None, None, :]  # (B, 1, 1, S)
-        _expect(layer(x, mask), reference(x, mask), f"{call} with a padding mask of shape (3, 1, 1, 6)",
+        expect.tensor_or_contract(layer(x, mask), reference(x, mask), f"{call} with a padding mask of shape (3, 1, 1, 6)",
                 _parallel_mistakes(reference, x, mask))

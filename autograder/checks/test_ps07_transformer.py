@@ -95,38 +95,13 @@ def _tokens(gen, lengths, length, vocab):
     return tokens.masked_fill(torch.arange(length)[None, :] >= torch.tensor(lengths)[:, None], 0)
 
 
-# --------------------------------------------------------------------------- typical mistakes
-def _close(got, value) -> bool:
-    if not (isinstance(got, torch.Tensor) and isinstance(value, torch.Tensor) and got.shape == value.shape
-            and got.dtype == value.dtype):
-        return False
-    if value.is_floating_point():
-        return bool(torch.allclose(got, value, rtol=1e-7, atol=1e-10))
-    return bool(torch.equal(got, value))
-
-
-def _expect(got, want, name: str, mistakes: dict) -> None:
-    """``expect.tensor(got, want, name)``; but when ``got`` is wrong and equals the result of a typical
-    mistake (``mistakes``: {the contract it breaks: () -> its result}), the message names that contract."""
-    if not _close(got, want):
-        for contract, mistake in mistakes.items():
-            try:
-                with torch.no_grad():
-                    wrong = mistake()
-            except RuntimeError:  # a mistake that cannot run on these shapes (the learner's could not either)
-                continue
-            if _close(got, wrong):
-                raise expect.CheckFailed(f"{name}: {contract}")
-    expect.tensor(got, want, name)
-
-
 # --------------------------------------------------------------------------- 1: the masks
 def test_padding_mask(submission):
     gen = _gen(701)
     for tokens, pad_id in ((_tokens(gen, [5, 3, 1], 5, 9), 0), (torch.tensor([[4, 4, 7, 7]]), 7),
                            (torch.tensor([[2, 3], [5, 6]]), 0)):
         got = submission.call("padding_mask", tokens, pad_id)
-        _expect(got, padding_mask(tokens, pad_id), f"padding_mask(tokens {tokens.tolist()}, pad_id={pad_id})", {
+        expect.tensor_or_contract(got, padding_mask(tokens, pad_id), f"padding_mask(tokens {tokens.tolist()}, pad_id={pad_id})", {
             "True marks the real tokens (keys that may be attended to), False the padding; yours is the other "
             "way round": lambda: (tokens == pad_id)[:, None, None, :],
             "the mask has shape (B, 1, 1, L): the two singleton axes broadcast over the heads and the queries of "
@@ -137,7 +112,7 @@ def test_padding_mask(submission):
 def test_causal_mask(submission):
     for length in (1, 4, 7):
         ones = torch.ones(length, length, dtype=torch.bool)
-        _expect(submission.call("causal_mask", length), causal_mask(length), f"causal_mask({length})", {
+        expect.tensor_or_contract(submission.call("causal_mask", length), causal_mask(length), f"causal_mask({length})", {
             "position t may attend to the positions <= t: True on and below the diagonal; yours lets each "
             "position see the future": lambda: ones.triu(),
             "a position may attend to itself: the diagonal is True": lambda: ones.tril(-1),
@@ -233,7 +208,7 @@ def _check_logits(submission, seed, **changes):
     with torch.no_grad():
         want = reference(src, tgt)
     got = _run(f"model(src, tgt) of {call}", model, "__call__", src, tgt)
-    _expect(got, want, f"the logits of {call} on src (3, 7) and tgt (3, 6) with padding",
+    expect.tensor_or_contract(got, want, f"the logits of {call} on src (3, 7) and tgt (3, 6) with padding",
             _transformer_mistakes(reference, src, tgt))
     with torch.no_grad():
         memory = reference.encode(src)
@@ -335,7 +310,7 @@ def test_greedy_decode(submission):
         model = ToyModel(seed=seed)
         mistakes = {contract: (lambda m=mistake: _without_trailing_padding(m(), model.config.pad_id))
                     for contract, mistake in _decoding_mistakes(model, src, BOS_ID, EOS_ID, max_len).items()}
-        _expect(_without_trailing_padding(got, model.config.pad_id), want,
+        expect.tensor_or_contract(_without_trailing_padding(got, model.config.pad_id), want,
                 f"{name} (compared up to trailing padding)", mistakes)
 
 
@@ -471,7 +446,7 @@ def test_causal_lengths_mask(submission):
         want = causal_lengths_mask(lengths, length)  # (B, 1, L, L)
         real = torch.arange(length)[None, :] < lengths[:, None]  # (B, L)
         ones = torch.ones(length, length, dtype=torch.bool)
-        _expect(got, want, f"causal_lengths_mask(lengths={lengths.tolist()}, length={length})", {
+        expect.tensor_or_contract(got, want, f"causal_lengths_mask(lengths={lengths.tolist()}, length={length})", {
             "the shape is (B, 1, L, L): the singleton axis broadcasts over the heads": lambda: want[:, 0],
             "padding hides keys, not queries: a padded query keeps the real keys before it (a row of all False "
             "would leave its softmax nothing to attend to)": lambda: want & real[:, None, :, None],

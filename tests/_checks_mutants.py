@@ -164,6 +164,21 @@ def grade_notebook(assignment: str, notebook: str, only: list[str] | None = None
 
 
 # --------------------------------------------------------------------------- the suite
+class NamesContracts:
+    """Mixed into an ``AssignmentSuite`` whose checks name the broken contract of typical mistakes:
+    ``feedback`` = {mutant: {check: words the check's message on that mutant must contain}}."""
+
+    feedback: dict[str, dict[str, str]] = {}
+
+    @pytest.mark.slow
+    def test_feedback_names_the_broken_contract(self, graded):
+        assert self.feedback, "a suite with NamesContracts declares its feedback"
+        for mutant, expected in self.feedback.items():
+            for check, words in expected.items():
+                message = graded[mutant].messages[check] or ""
+                assert words in message, (mutant, check, message)
+
+
 class AssignmentSuite:
     """The tests every assignment shares. A subclass sets ``ASSIGNMENT`` and may set:
 

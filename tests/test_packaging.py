@@ -1,4 +1,7 @@
-"""The distribution installs every package: from a built wheel and with ``pip install .`` from a clone.
+"""The distribution installs every package: from a built wheel, with ``pip install .`` from a clone, and
+from a repository address pinned to a tag (``pip install "git+<address>@<tag>"``, here a ``git+file://``
+address of a local clone), the way a Colab setup cell or a teacher's machine installs the course.
+Nothing installs by a bare package name: nobody publishes ours, and a squatter's would run for everyone.
 
 Each install goes into a fresh virtual environment that sees no checkout: its interpreter runs from
 a temporary folder, and the dependencies come from this test's own environment through a ``.pth``
@@ -90,6 +93,7 @@ def test_wheel_holds_every_module_and_works_in_a_fresh_venv(tmp_path):
     assert "autograder/checks/README.md" in names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Dist: torch" in metadata and "Requires-Dist: nbgrader" in metadata, metadata
+    assert "License-Expression: MIT" in metadata and any(n.endswith("licenses/LICENSE-CODE") for n in names)
 
     python = _fresh_venv(tmp_path / "venv")
     _pip(python, str(wheel), cwd=tmp_path)
@@ -101,4 +105,16 @@ def test_pip_install_from_a_clone_works_in_a_fresh_venv(tmp_path):
     src = _source_copy(tmp_path)
     python = _fresh_venv(tmp_path / "venv")
     _pip(python, ".", cwd=src)
+    _assert_works(python, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_pip_install_from_a_git_address_pinned_to_a_tag(tmp_path):
+    """A clone of the committed tree, tagged, installed by its ``git+file://`` address: what
+    ``pip install "git+https://github.com/<you>/<repo>@<tag>"`` does, without the network."""
+    clone = tmp_path / "course.git"
+    subprocess.run(["git", "clone", "--quiet", "--bare", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "--git-dir", str(clone), "tag", "v-test", "HEAD"], check=True)
+    python = _fresh_venv(tmp_path / "venv")
+    _pip(python, f"git+file://{clone}@v-test", cwd=tmp_path)
     _assert_works(python, cwd=tmp_path)

@@ -10,6 +10,10 @@ working (``course_solutions: false``, book/instructors.md section 10), from a te
 `_config.yml` with that one setting flipped, into `_build/no_solutions/_build/html`. It runs after
 ``built_book`` and reads the same execution cache (`_build/.jupyter_cache`), so no chapter is executed
 twice: only Sphinx runs again. Used by tests/test_no_answers.py.
+
+``course_wheel``: ONE build of the distribution's wheel per session, installed into a fresh venv
+that sees no checkout (tests/_venvs.py): ``(wheel, python)``. Used by tests/test_packaging.py and by
+the learner's journey (tests/test_journeys.py), whose notebooks run in a kernel of that venv.
 """
 from __future__ import annotations
 
@@ -64,3 +68,14 @@ def built_book_without_solutions(built_book, tmp_path_factory) -> Path:
     config = config_without_solutions(tmp_path_factory.mktemp("config"))
     strict_build("--config", str(config), "--path-output", str(NO_SOLUTIONS))
     return NO_SOLUTIONS / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def course_wheel(tmp_path_factory) -> tuple[Path, Path]:
+    from _venvs import build_wheel, fresh_venv, pip_install
+
+    folder = tmp_path_factory.mktemp("wheel")
+    wheel = build_wheel(folder)
+    python = fresh_venv(folder / "venv")
+    pip_install(python, str(wheel), cwd=folder)
+    return wheel, python

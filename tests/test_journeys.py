@@ -1,7 +1,10 @@
 """The learner's and the instructor's journeys, end to end, the way a person takes them.
 
 Learner: open a released exercise notebook (`exercises/psNN_topic/psNN_topic.ipynb`) in a Jupyter
-kernel (nbclient) and Run All: every self-check cell fails, each with a short message that names
+kernel (nbclient) and Run All. The kernel runs in a fresh venv that has only the course's wheel
+installed (``course_wheel``, tests/_venvs.py) and no checkout on its path, in a scratch folder: as
+on Colab or a learner's own Jupyter, the setup cell finds the course and the self-checks work
+outside the repository. Run All: every self-check cell fails, each with a short message that names
 what to write (no wall of traceback). Then, in the same kernel, write the answers (the cells of the
 source notebook in `solutions/`, whose bodies the release builds from `attnlab`) and
 Run All again: every cell runs and every self-check prints its tick.
@@ -18,6 +21,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from attnlab.course.release import is_setup_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "exercises"
@@ -98,32 +103,70 @@ def _load(assignment: str):
     return exercise, solution
 
 
-def learner_session(exercise, solution, folder: Path):
-    """What a learner does, in ONE kernel: Run All on the notebook as released, then write the
-    answers and Run All again. Returns both executed notebooks (as released, as filled in)."""
+WHERE_IS_THE_COURSE = "import attnlab, autograder\nprint(attnlab.__file__, autograder.__file__)"
+
+
+def kernel_of(python: Path, folder: Path):
+    """A kernel manager whose kernel is ``python`` (the wheel's venv), not this test run's interpreter."""
+    import json
+
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = folder / "kernels" / "course-wheel"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "the course's wheel", "language": "python"}))
+    return KernelManager(kernel_name="course-wheel",
+                         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder / "kernels")]))
+
+
+def learner_session(exercise, solution, folder: Path, python: Path):
+    """What a learner does, in ONE kernel of ``python``: Run All on the notebook as released, then write
+    the answers and Run All again. Returns both executed notebooks (as released, as filled in) and
+    where the kernel found the course."""
     released_run = copy.deepcopy(exercise)
     filled_run = fill_in(exercise, solution)
-    client = NotebookClient(released_run, timeout=CELL_GUARD_S, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(folder)}})
+    work = folder / "work"
+    work.mkdir()
+    client = NotebookClient(released_run, timeout=CELL_GUARD_S, km=kernel_of(python, folder), allow_errors=True,
+                            resources={"metadata": {"path": str(work)}})
     with client.setup_kernel():
         for index, cell in enumerate(released_run.cells):
             client.execute_cell(cell, index)
         client.nb = filled_run
         for index, cell in enumerate(filled_run.cells):
             client.execute_cell(cell, index)
-    return released_run, filled_run
+        probe = nbformat.v4.new_code_cell(WHERE_IS_THE_COURSE)
+        client.nb = nbformat.v4.new_notebook(cells=[probe])
+        client.execute_cell(probe, 0)
+    return released_run, filled_run, text_of(probe)
 
 
 @pytest.fixture(scope="module")
-def journey(assignment, tmp_path_factory):
+def journey(assignment, tmp_path_factory, course_wheel):
     exercise, solution = _load(assignment)
-    released_run, filled_run = learner_session(exercise, solution, tmp_path_factory.mktemp(assignment))
-    return exercise, solution, released_run, filled_run
+    released_run, filled_run, where = learner_session(exercise, solution, tmp_path_factory.mktemp(assignment),
+                                                      course_wheel[1])
+    return exercise, solution, released_run, filled_run, where
+
+
+@pytest.mark.slow
+def test_the_setup_cell_finds_the_installed_course_outside_the_repository(assignment, journey, course_wheel):
+    exercise, _, result, _, where = journey
+    assert is_setup_cell(exercise.cells[0]), f"{assignment}: the release does not begin with the setup cell"
+    assert not errors(result.cells[0]) and "The course library is ready." in text_of(result.cells[0]), \
+        f"{assignment}: the setup cell said {text_of(result.cells[0])!r} {errors(result.cells[0])}"
+    venv = str(course_wheel[1].parent.parent)
+    paths = where.split()
+    assert len(paths) == 2 and all(p.startswith(venv) and str(ROOT) not in p for p in paths), \
+        f"{assignment}: the kernel found the course at {where!r}, not in the wheel's venv {venv}"
 
 
 @pytest.mark.slow
 def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignment, journey):
-    exercise, solution, result, _ = journey
+    exercise, solution, result, _, _ = journey
     checks = [i for i, c in enumerate(exercise.cells) if is_self_check(c)]
     assert checks, f"{assignment}: no self-check cell (nbgrader grade cell) in the release"
     assert any(is_answer(c) for c in exercise.cells), f"{assignment}: no answer cell in the release"
@@ -148,7 +191,7 @@ def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignm
 
 @pytest.mark.slow
 def test_learner_fills_in_the_answers_and_every_self_check_passes(assignment, journey):
-    _, _, _, result = journey
+    _, _, _, result, _ = journey
     failing = {}
     for cell in result.cells:
         if cell.cell_type != "code":

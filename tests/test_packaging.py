@@ -11,14 +11,13 @@ Both installs must give ``import attnlab`` (library, training code, helpers) and
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from _venvs import fresh_venv, pip_install, source_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("attnlab", "autograder")
@@ -36,36 +35,6 @@ print("ok", sorted(autograder.checks.assignments())[0], type(model).__name__)
 """
 
 
-def _source_copy(tmp_path: Path) -> Path:
-    """The files git would put in a clone (tracked, and new files not ignored), copied: building
-    in place would leave build/ and *.egg-info in the checkout."""
-    listing = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.split("\n")
-    src = tmp_path / "src"
-    for rel in filter(None, listing):
-        if rel.startswith(("exercises/", "solutions/", "book/", "benchmarks/", "tests/")) or not (ROOT / rel).is_file():
-            continue  # not part of the distribution; keeps the copy small
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, src / rel)
-    return src
-
-
-def _fresh_venv(folder: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, "course_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return python
-
-
-def _pip(python: Path, *args: str, cwd: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check",
-                             "install", "--no-deps", "--no-build-isolation", "--no-index", *args],
-                            cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def _assert_works(python: Path, cwd: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     probe = subprocess.run([str(python), "-c", PROBE, str(ROOT)], cwd=cwd, capture_output=True, text=True, env=env)
@@ -79,13 +48,8 @@ def _assert_works(python: Path, cwd: Path) -> None:
 
 
 @pytest.mark.slow
-def test_wheel_holds_every_module_and_works_in_a_fresh_venv(tmp_path):
-    src = _source_copy(tmp_path)
-    dist = tmp_path / "dist"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                            "-w", str(dist), str(src)], capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (wheel,) = dist.glob("attention_course-*.whl")
+def test_wheel_holds_every_module_and_works_in_afresh_venv(course_wheel, tmp_path):
+    wheel, python = course_wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {str(p.relative_to(ROOT)) for package in PACKAGES for p in (ROOT / package).rglob("*.py")
                 if "__pycache__" not in p.parts}
@@ -94,27 +58,55 @@ def test_wheel_holds_every_module_and_works_in_a_fresh_venv(tmp_path):
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Dist: torch" in metadata and "Requires-Dist: nbgrader" in metadata, metadata
     assert "License-Expression: MIT" in metadata and any(n.endswith("licenses/LICENSE-CODE") for n in names)
-
-    python = _fresh_venv(tmp_path / "venv")
-    _pip(python, str(wheel), cwd=tmp_path)
     _assert_works(python, cwd=tmp_path)
 
 
 @pytest.mark.slow
-def test_pip_install_from_a_clone_works_in_a_fresh_venv(tmp_path):
-    src = _source_copy(tmp_path)
-    python = _fresh_venv(tmp_path / "venv")
-    _pip(python, ".", cwd=src)
+def test_pip_install_from_a_clone_works_in_afresh_venv(tmp_path):
+    src = source_copy(tmp_path)
+    python = fresh_venv(tmp_path / "venv")
+    pip_install(python, ".", cwd=src)
     _assert_works(python, cwd=tmp_path)
 
 
+# ----------------------------------------------------------------------------------------------
+# The exercise notebooks' setup cell (attnlab.course.release.SETUP_SOURCE), outside the repository.
+
+def _setup_cell(address: str) -> str:
+    from attnlab.course.release import setup_cell
+
+    return setup_cell(address).source
+
+
+def _run_cell(python: Path, source: str, cwd: Path, **env_extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(env_extra)
+    return subprocess.run([str(python), "-c", source], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_setup_cell_without_an_address_says_what_to_do(tmp_path):
+    python = fresh_venv(tmp_path / "venv")  # the dependencies, not the course
+    run = _run_cell(python, _setup_cell(""), cwd=tmp_path)
+    assert run.returncode != 0
+    message = run.stderr.strip().splitlines()[-1]
+    assert message.startswith("RuntimeError: The course library `attnlab` is not installed here"), run.stderr
+    assert "git+ADDRESS@TAG" in message and "pip install ." in message
+
+
 @pytest.mark.slow
-def test_pip_install_from_a_git_address_pinned_to_a_tag(tmp_path):
-    """A clone of the committed tree, tagged, installed by its ``git+file://`` address: what
-    ``pip install "git+https://github.com/<you>/<repo>@<tag>"`` does, without the network."""
+def test_setup_cell_installs_the_course_from_its_address_when_missing(tmp_path):
+    """As on Colab: no course, an address pinned to a tag (here a local clone's git+file:// one, as
+    ``pip install "git+https://github.com/<you>/<repo>@<tag>"`` without the network); the cell installs
+    it, a second run finds it, and the installed course works. pip stays offline and builds in place."""
     clone = tmp_path / "course.git"
     subprocess.run(["git", "clone", "--quiet", "--bare", "--no-hardlinks", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "--git-dir", str(clone), "tag", "v-test", "HEAD"], check=True)
-    python = _fresh_venv(tmp_path / "venv")
-    _pip(python, f"git+file://{clone}@v-test", cwd=tmp_path)
+    python = fresh_venv(tmp_path / "venv")
+    source = _setup_cell(f"git+file://{clone}@v-test") + "\nimport attnlab; print(attnlab.__file__)\n"
+    offline = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    first = _run_cell(python, source, cwd=tmp_path, **offline)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "The course library is ready." in first.stdout and str(tmp_path / "venv") in first.stdout
+    again = _run_cell(python, source, cwd=tmp_path, PIP_NO_INDEX="1")
+    assert again.returncode == 0 and "The course library is ready." in again.stdout
     _assert_works(python, cwd=tmp_path)

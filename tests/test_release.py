@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import re
 import subprocess
 import sys
@@ -89,7 +90,8 @@ def fake_course(root, points='{"test_x": 3}', source=FAKE_SOURCE) -> str:
 
 def test_graded_cells_get_points_and_hidden_block_from_the_check_module(tmp_path):
     nb = nbformat.reads(release.build_source(fake_course(tmp_path)), as_version=4)
-    answer, graded = nb.cells[1], nb.cells[2]
+    setup, answer, graded = nb.cells[0], nb.cells[2], nb.cells[3]
+    assert release.is_setup_cell(setup)
     assert graded.metadata["nbgrader"]["points"] == 3 and "points" not in answer.metadata["nbgrader"]
     assert graded.source == ('assert x == 1\n### BEGIN HIDDEN TESTS\nfrom autograder.inline import run_check\n'
                              'run_check("ps99_fake", "test_x", globals())\n### END HIDDEN TESTS')
@@ -189,3 +191,24 @@ def test_course_outline_lists_every_exercise_with_its_points():
     pages = [row["page"] for row in outline]
     toc = release.book_pages()
     assert pages == [p for p in toc if p in pages], "the outline follows _toc.yml's order"
+
+
+def test_every_notebook_begins_with_the_setup_cell_and_its_address_comes_from_the_config(tmp_path):
+    from attnlab.course.release import ROOT, SETUP_METADATA, install_address, is_setup_cell, setup_cell
+
+    for folder in ("solutions", "exercises"):
+        for path in sorted(Path(ROOT, folder).glob("ps*/ps*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            assert is_setup_cell(nb.cells[0]), f"{path} does not begin with the setup cell"
+            assert nb.cells[0].metadata["course"] == SETUP_METADATA["course"]
+            assert sum(is_setup_cell(c) for c in nb.cells) == 1
+    (tmp_path / "_config.yml").write_text("repository:\n  url: 'https://github.com/someone/course/'\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1.2.3"\n')
+    assert install_address(str(tmp_path)) == "git+https://github.com/someone/course@v1.2.3"
+    (tmp_path / "_config.yml").write_text("repository:\n  url: ''\n")
+    assert install_address(str(tmp_path)) == ""
+    for address in ("", "git+https://github.com/someone/course@v1.2.3"):
+        source = setup_cell(address).source
+        compile(source, "<setup cell>", "exec")
+        assert f"COURSE = {address!r}" in source
+    assert not is_setup_cell(nbformat.v4.new_code_cell("x = 1"))

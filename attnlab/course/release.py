@@ -247,6 +247,65 @@ def add_grading(nb, assignment: str, root: str = ROOT) -> None:
                          f"but {source} has no graded cell with that grade_id")
 
 
+# --------------------------------------------------------------------------- the setup cell
+# Every exercise notebook begins with this cell. Where the course library is installed (a course
+# machine, `make lab`, a JupyterHub) it does nothing; on Colab or a bare Jupyter it installs the
+# course from the repository address of `_config.yml` pinned to the release tag `v<version>`; with
+# no address configured it says what to do. Never a bare package name: nobody publishes ours, and
+# a squatter's package would run for every learner. The grader never runs it (its metadata, below).
+SETUP_METADATA = {"course": {"setup": True}, "tags": ["course-setup"]}
+SETUP_SOURCE = """\
+# Setup: run this cell first. It installs the course library `attnlab` when it is missing (on Colab,
+# say) from the course's repository at its release tag; where the course is installed, it does nothing.
+import importlib.util, subprocess, sys
+
+COURSE = {address!r}  # the course's repository address and release tag (empty: none configured)
+if importlib.util.find_spec("attnlab") is None:
+    if not COURSE:
+        raise RuntimeError(
+            "The course library `attnlab` is not installed here, and this notebook names no address to "
+            "install it from. Ask your teacher for the course's repository address and release tag, then run "
+            "`%pip install 'git+ADDRESS@TAG'` in a cell; or, in a clone of the course, run `pip install .`.")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", COURSE], check=True)
+    importlib.invalidate_caches()
+print("The course library is ready.")
+"""
+
+
+def install_address(root: str = ROOT) -> str:
+    """``git+<repository.url of _config.yml>@v<version of pyproject.toml>``, or "" without an address."""
+    import tomllib
+
+    import yaml
+
+    config = os.path.join(root, "_config.yml")
+    if not os.path.isfile(config):  # a course folder without a book
+        return ""
+    with open(config, encoding="utf-8") as handle:
+        url = ((yaml.safe_load(handle) or {}).get("repository") or {}).get("url") or ""
+    if not url.strip():
+        return ""
+    with open(os.path.join(root, "pyproject.toml"), "rb") as handle:
+        version = tomllib.load(handle)["project"]["version"]
+    return f"git+{url.strip().rstrip('/')}@v{version}"
+
+
+def setup_cell(address: str):
+    """The first cell of every exercise notebook (see SETUP_SOURCE)."""
+    import copy
+
+    cell = nbformat.v4.new_code_cell(SETUP_SOURCE.format(address=address))
+    cell.pop("id", None)  # the notebooks are nbformat 4.4, without cell ids
+    cell.metadata.update(copy.deepcopy(SETUP_METADATA))
+    return cell
+
+
+def is_setup_cell(cell) -> bool:
+    """The setup cell, known by its metadata (the grader skips it: autograder.grading.submission)."""
+    meta = cell.get("metadata", {})
+    return isinstance(meta, dict) and isinstance(meta.get("course"), dict) and meta["course"].get("setup") is True
+
+
 def notebook_text(nb) -> str:
     """Stable serialisation: nbformat's sorted keys, one-space indent, trailing newline."""
     return nbformat.writes(nb) + ("" if nbformat.writes(nb).endswith("\n") else "\n")
@@ -267,6 +326,7 @@ def build_source(md_path: str) -> str:
             cell.source = expand_directives(cell.source)
             cell.outputs, cell.execution_count = [], None
     add_grading(nb, assignment, root)
+    nb.cells.insert(0, setup_cell(install_address(root)))
     nb.nbformat, nb.nbformat_minor = 4, 4
     nbformat.validate(nb)
     return notebook_text(nb)

@@ -24,6 +24,11 @@ import stat
 
 import nbformat
 
+# The release's first cell installs the course where it is missing (Colab): it is never sent to a
+# worker, which has no network and must install nothing. (A learner who marks a cell of their own
+# so only keeps their own code from running.)
+from attnlab.course.release import is_setup_cell
+
 from .. import protocol
 from ..protocol import Limits, StudentError
 from .sandbox import Worker, WorkerError
@@ -79,7 +84,7 @@ def code_cells(nb, skip_grade_ids=frozenset()) -> list[dict]:
     for index, cell in enumerate(nb["cells"], start=1):
         if not isinstance(cell, dict):
             raise SubmissionUnreadable(f"cell {index} is not a notebook cell")
-        if cell.get("cell_type") != "code" or is_test_cell(cell, skip_grade_ids):
+        if cell.get("cell_type") != "code" or is_test_cell(cell, skip_grade_ids) or is_setup_cell(cell):
             continue
         source = cell.get("source", "")
         if isinstance(source, list) and all(isinstance(line, str) for line in source):

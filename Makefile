@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv book exercises test lab clean
+.PHONY: venv book pdf exercises test lab clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 ## Build the book into _build/html (strict: warnings fail) and generate the student release in exercises/.
 book: venv exercises
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+## The whole book as one PDF, _build/pdf/attention-from-scratch.pdf: headless Chromium prints the built
+## HTML (Debian's chromium package; installed by the script when run as root).
+pdf: book
+	$(BIN)/python tools/book_pdf.py
 
 ## Generate exercises/ from solutions/ with nbgrader.
 exercises: venv

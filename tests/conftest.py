@@ -25,6 +25,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# tools/ holds scripts that tests drive too (the headless-Chromium driver, the book's PDF printer).
+sys.path.insert(0, str(ROOT / "tools"))
 HTML = ROOT / "_build" / "html"
 CACHE = ROOT / "_build" / ".jupyter_cache"  # jupyter-cache's default place for the default build
 NO_SOLUTIONS = ROOT / "_build" / "no_solutions"  # --path-output of the edition without solutions

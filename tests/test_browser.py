@@ -23,7 +23,7 @@ import nbformat
 import pytest
 import yaml
 
-from _browser import Browser, StaticServer, find_chromium
+from browser import Browser, StaticServer, find_chromium  # tools/browser.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"

@@ -5,6 +5,12 @@ the protocol's JSON messages (each ended by a NUL byte) travel over two pipes (f
 browser, fd 4 out of it). ``Browser.open(url)`` loads a page and returns what a person would have
 seen go wrong: console errors, uncaught exceptions, failed loads and every address requested.
 
+Why our own and not a browser-automation package: Playwright and pyppeteer download a browser
+build of their own when installed (impossible offline, and a second browser beside Debian's);
+Selenium needs a chromedriver matched to the browser's version. The protocol over a pipe needs
+neither, and these ~300 lines are all of it. Used by the browser tests (tests/test_browser.py) and
+by the book's PDF printer (tools/book_pdf.py).
+
 Chromium is Debian's ``chromium`` package: ``find_chromium()`` installs it with apt-get when it is
 missing and we are root, and otherwise returns None with the reason (the caller skips).
 """
@@ -281,6 +287,11 @@ class Browser:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
         return path
+
+    def print_pdf(self, **options) -> bytes:
+        """The open page printed as a PDF (``Page.printToPDF``; options as the protocol names them)."""
+        data = self.call("Page.printToPDF", session=True, **options)["data"]
+        return base64.b64decode(data)
 
     def close(self):
         if self.process.poll() is None:

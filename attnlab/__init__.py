@@ -5,7 +5,9 @@ and ``tests/`` prove it equal to PyTorch's built-in modules.
 """
 from .attention import AdditiveAttention, SelfAttention, masked_softmax, scaled_dot_product_attention
 from .decoding import beam_search, greedy_decode, length_penalty_gnmt, trim_after_eos
-from .multihead import KVCache, MultiHeadAttention
+from .efficient import tiled_attention
+from .modern import RMSNorm, SwiGLU, alibi_slopes
+from .multihead import GroupedQueryAttention, KVCache, MultiHeadAttention
 from .objectives import inverse_sqrt_lambda, label_smoothed_cross_entropy, make_optimizer, train_step
 from .positional import (
     LearnedPositionalEmbedding,
@@ -29,7 +31,8 @@ from .transformer import (
 __all__ = [
     "AdditiveAttention", "SelfAttention", "masked_softmax", "scaled_dot_product_attention",
     "beam_search", "greedy_decode", "length_penalty_gnmt", "trim_after_eos",
-    "KVCache", "MultiHeadAttention",
+    "GroupedQueryAttention", "KVCache", "MultiHeadAttention", "tiled_attention",
+    "RMSNorm", "SwiGLU", "alibi_slopes",
     "inverse_sqrt_lambda", "label_smoothed_cross_entropy", "make_optimizer", "train_step",
     "LearnedPositionalEmbedding", "PositionalEncoding", "RotaryEmbedding", "apply_rotary",
     "sinusoidal_positional_encoding",

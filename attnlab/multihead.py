@@ -138,3 +138,62 @@ class KVCache:
         """Keep batch rows ``index`` (B',) in that order: beam search follows the beams it keeps."""
         if self.k is not None:
             self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class GroupedQueryAttention(MultiHeadAttention):
+    """Grouped-query attention (Ainslie et al., 2023): ``num_heads`` query heads share ``num_kv_heads``
+    key/value heads, each shared by a group of ``num_heads // num_kv_heads`` consecutive query heads.
+
+    ``num_kv_heads == num_heads`` is multi-head attention (the same computation as the base class);
+    ``num_kv_heads == 1`` is multi-query attention (Shazeer, 2019). Keys and values are projected to
+    ``num_kv_heads * d_head`` dimensions only, so a :class:`KVCache` holds ``num_heads / num_kv_heads``
+    times fewer values per token; each key/value head is repeated for its group just before the
+    scores (``repeat_interleave``, as ``F.scaled_dot_product_attention(..., enable_gqa=True)`` does).
+    Same inputs, outputs and mask convention as :class:`MultiHeadAttention`.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, dropout: float = 0.0, bias: bool = True,
+                 use_sdpa: bool = False, rotary: bool = False):
+        super().__init__(d_model, num_heads, dropout=dropout, bias=bias, use_sdpa=use_sdpa, rotary=rotary)
+        if num_kv_heads < 1 or num_heads % num_kv_heads != 0:
+            raise ValueError(
+                f"num_heads ({num_heads}) must be a multiple of num_kv_heads ({num_kv_heads}): each key/value "
+                f"head serves a whole group of query heads; pick num_kv_heads among the divisors of {num_heads}"
+            )
+        self.num_kv_heads = num_kv_heads
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+
+    def split_kv_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        return x.view(B, L, self.num_kv_heads, self.d_head).transpose(1, 2)  # (B, h_kv, L, d_head)
+
+    def forward(self, query, key, value, mask=None, cache=None):
+        check_mask(mask)
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if t.dim() != 3 or t.size(-1) != self.d_model:
+                raise ValueError(
+                    f"{name} must have shape (B, L, d_model={self.d_model}), got {tuple(t.shape)}; "
+                    "inputs are batch-first"
+                )
+        q = self.split_heads(self.w_q(query))  # (B, h, Lq, d_head)
+        k = self.split_kv_heads(self.w_k(key))  # (B, h_kv, Lk, d_head)
+        v = self.split_kv_heads(self.w_v(value))  # (B, h_kv, Lk, d_head)
+        if self.rotary:  # new positions start after the cached ones
+            start = 0 if cache is None else cache.length
+            q = apply_rotary(q, torch.arange(start, start + q.size(-2), device=q.device))
+            k = apply_rotary(k, torch.arange(start, start + k.size(-2), device=k.device))
+        if cache is not None:
+            k, v = cache.update(k, v)  # the cache keeps h_kv heads: (B, h_kv, cached + Lk, d_head)
+        group = self.num_heads // self.num_kv_heads
+        k = k.repeat_interleave(group, dim=1)  # (B, h, Lk, d_head): head i uses kv head i // group
+        v = v.repeat_interleave(group, dim=1)
+        p = self.dropout if self.training else 0.0
+        if self.use_sdpa:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Lq, d_head)
+            if mask is not None:
+                out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+            weights = None
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        return self.w_o(self.merge_heads(out)), weights

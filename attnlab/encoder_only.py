@@ -1,0 +1,121 @@
+"""An encoder-only model (chapter 10): BERT-style masked-language modelling and a classification head.
+
+The encoder of chapter 7 alone, with no causal mask: every token sees the whole sequence. It is
+pre-trained by masked-language modelling (MLM): hide some tokens and predict them from both sides,
+with the loss on the hidden positions only. Then a head on a pooled vector classifies the sequence.
+
+The masking contract (:func:`mlm_mask`), with the randomness given as an argument so that it can be
+replayed: per sequence, exactly ``round(rate * n)`` of its n *maskable* tokens are chosen (never
+padding or a special token), those with the smallest ``noise[..., 0]``; of the chosen, a token
+becomes ``mask_id`` where ``noise[..., 1] < 0.8``, a random ordinary token (``noise[..., 2]`` picks
+it uniformly among the ids ``first_ordinary .. vocab_size - 1``) where it is in [0.8, 0.9), and stays
+as it is otherwise: 80 / 10 / 10, as in BERT (Devlin et al., 2019).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .positional import LearnedPositionalEmbedding, PositionalEncoding
+from .tokens import PAD_ID
+from .transformer import EncoderLayer, padding_mask
+
+IGNORE = -100  # the label of a position that is not predicted (F.cross_entropy's ignore_index)
+
+
+def mlm_mask(tokens: torch.Tensor, noise: torch.Tensor, mask_id: int, vocab_size: int, special_ids,
+             first_ordinary: int, rate: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) for masked-language modelling under the module's contract.
+
+    tokens (B, L) long; noise (B, L, 3) uniform in [0, 1); special_ids: the ids never chosen (padding
+    included). inputs (B, L): tokens with the chosen positions replaced as the contract says;
+    labels (B, L): the original token at chosen positions, ``IGNORE`` elsewhere.
+    """
+    if noise.shape != (*tokens.shape, 3):
+        raise ValueError(f"noise must have shape {(*tokens.shape, 3)} (three uniforms per token), got {tuple(noise.shape)}")
+    maskable = torch.ones_like(tokens, dtype=torch.bool)
+    for special in special_ids:
+        maskable &= tokens != special
+    count = torch.round(rate * maskable.sum(dim=1).double()).long()  # (B,): round half to even, as Python
+    # Rank the maskable positions by their noise; the `count` smallest are chosen.
+    key = noise[..., 0].masked_fill(~maskable, float("inf"))
+    rank = torch.argsort(torch.argsort(key, dim=1, stable=True), dim=1)  # (B, L): 0 = smallest noise
+    chosen = (rank < count[:, None]) & maskable
+    to_mask = chosen & (noise[..., 1] < 0.8)
+    to_random = chosen & (noise[..., 1] >= 0.8) & (noise[..., 1] < 0.9)
+    random_tokens = first_ordinary + torch.floor(noise[..., 2] * (vocab_size - first_ordinary)).long()
+    inputs = torch.where(to_mask, torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(to_random, random_tokens.clamp(max=vocab_size - 1), inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, IGNORE))
+    return inputs, labels
+
+
+def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the chosen positions only: logits (B, L, V), labels (B, L) with ``IGNORE`` elsewhere."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=IGNORE)
+
+
+@dataclass
+class EncoderOnlyConfig:
+    vocab_size: int
+    num_classes: int = 2
+    d_model: int = 128
+    num_heads: int = 4
+    num_layers: int = 4
+    d_ff: int = 512
+    max_len: int = 256
+    dropout: float = 0.1
+    positional: str = "learned"  # "learned" as BERT, or "sinusoidal"
+    norm_first: bool = True
+    pooling: str = "first"  # "first": the vector of the first token ([CLS]); "mean": over the non-padding tokens
+    pad_id: int = PAD_ID
+
+    def __post_init__(self):
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
+        if self.pooling not in ("first", "mean"):
+            raise ValueError(f"pooling must be 'first' or 'mean', got {self.pooling!r}")
+
+
+class EncoderOnlyModel(nn.Module):
+    """tokens (B, L) -> contextual vectors (B, L, d_model); ``mlm_logits`` and ``classify`` on top."""
+
+    def __init__(self, config: EncoderOnlyConfig):
+        super().__init__()
+        c = self.config = config
+        self.embed = nn.Embedding(c.vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.pos = (LearnedPositionalEmbedding if c.positional == "learned" else PositionalEncoding)(
+            c.d_model, c.max_len, c.dropout)
+        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first)
+                                    for _ in range(c.num_layers))
+        self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        self.mlm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.mlm_head.weight = self.embed.weight  # tied, as BERT's
+        self.classifier = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.d_model, c.num_classes))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.pos(self.embed(tokens) * math.sqrt(self.config.d_model))  # (B, L, d_model)
+        mask = padding_mask(tokens, self.config.pad_id)  # (B, 1, 1, L): no key is padding
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.norm(x)
+
+    def mlm_logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.mlm_head(self(tokens))  # (B, L, V)
+
+    def pool(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, d_model) -> (B, d_model): the first token's vector, or the mean over non-padding tokens."""
+        if self.config.pooling == "first":
+            return hidden[:, 0]
+        keep = (tokens != self.config.pad_id).unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+        return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+
+    def classify(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self(tokens), tokens))  # (B, num_classes)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

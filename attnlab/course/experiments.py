@@ -180,3 +180,21 @@ def allocated_bytes(fn) -> int:
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     return int(sum(e.self_cpu_memory_usage for e in prof.events() if e.self_cpu_memory_usage > 0))
+
+
+# --- Part I helpers ---
+
+@torch.no_grad()
+def decoded_attention(model: Seq2SeqRNN, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy-decode one source ``src`` (1, S) with an attention ``Seq2SeqRNN``; returns the answer
+    (1, T) and the attention weights (T, S) that the decoder computed while writing it.
+
+    Row t of the weights belongs to the step that wrote answer token t. ``greedy_decode`` re-runs the
+    prefix at every step, so running the model once more on BOS + answer (teacher forcing on its own
+    output) records exactly the weights of the decoding.
+    """
+    if not model.attention:
+        raise ValueError("the model has no attention weights to record (attention=False)")
+    answer = model.greedy_decode(src, BOS_ID, EOS_ID, max_len=src.size(1) + 1)  # (1, T)
+    model(src, torch.cat([torch.full_like(answer[:, :1], BOS_ID), answer], 1))
+    return answer, model.attn_weights[0, : answer.size(1)]

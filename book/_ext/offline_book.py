@@ -5,6 +5,7 @@
    is copied into ``<html output>/mathjax/`` and Sphinx's ``mathjax_path`` points at it. Nothing is
    vendored into the repository: the files come from the venv. ``mathjax_path`` is resolved relative
    to ``_static/``, hence ``../mathjax/...``.
+   Every page loads it (the assets policy "always"), math or not.
 2. Thebe (live code cells run on a remote Binder) is off in ``_config.yml``, but jupyter-book adds
    its loader to every page anyway, with the address of the thebe bundle on unpkg.com. While
    ``launch_buttons.thebe`` is false that loader is dead code, so it is dropped from the pages.
@@ -75,4 +76,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", set_mathjax_path, priority=900)
     app.connect("html-page-context", drop_thebe)
     app.connect("build-finished", copy_mathjax)
+    # Every page loads the local MathJax, even one without math (the references), so that a page's
+    # math never depends on how Sphinx guessed its content.
+    app.set_html_assets_policy("always")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,4 +1,12 @@
-"""Write grades into an nbgrader gradebook (SQLite), one committed transaction per student."""
+"""Write grades into an nbgrader gradebook (SQLite), one committed transaction per student.
+
+**Manual grades win.** Grading again sets only each check's automatic score (``auto_score``). A
+manual score or a comment that an instructor entered in formgrader is never changed or erased: for
+nbgrader a grade's score is its manual score when there is one, so a manual override stays in force
+over any later automatic score, from a re-run or from merged shards alike. To let the automatic
+score count again, clear the manual score in formgrader. (The CSV and the feedback pages written by
+``python -m autograder grade`` show the automatic grading; ``nbgrader export`` gives the final scores.)
+"""
 from __future__ import annotations
 
 import os
@@ -45,8 +53,7 @@ class GradebookWriter:
             scores = {t.name: t.points for t in result.tests}
             for name in self.points:
                 grade = gb.find_grade(name, self.notebook, self.assignment, student)
-                grade.auto_score = float(scores.get(name, 0.0))
-                grade.manual_score = None
+                grade.auto_score = float(scores.get(name, 0.0))  # manual_score: the instructor's, kept
             gb.db.commit()
         except Exception:
             gb.db.rollback()

@@ -31,9 +31,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from system import find_or_install  # tools/system.py
+
 # Candidates, first found wins; $CHROMIUM overrides.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL = "apt-get install -y --no-install-recommends chromium"
 # Hang guards only (a page that never loads must not block the run forever), not performance limits.
 LOAD_GUARD_S = 120
 PROTOCOL_GUARD_S = 120
@@ -44,23 +45,8 @@ def find_chromium() -> tuple[str | None, str]:
     override = os.environ.get("CHROMIUM")
     if override:
         return (override, "") if shutil.which(override) else (None, f"$CHROMIUM={override} is not executable")
-    for name in BROWSERS:
-        if shutil.which(name):
-            return shutil.which(name), ""
-    if os.name != "posix" or os.geteuid() != 0:
-        return None, (f"Chromium is not installed and this user is not root, so it cannot be installed here; "
-                      f"install it (`sudo {INSTALL}`) or point $CHROMIUM at a Chrome/Chromium binary")
-    if not shutil.which("apt-get"):
-        return None, "Chromium is not installed and there is no apt-get to install Debian's chromium package"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log = []
-    for command in ("apt-get update -qq", INSTALL):
-        result = subprocess.run(command.split(), capture_output=True, text=True, env=env)
-        log.append(f"$ {command} -> {result.returncode}\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
-        if result.returncode != 0:
-            return None, "installing Chromium failed:\n" + "\n".join(log)
-    path = shutil.which("chromium")
-    return (path, "") if path else (None, "apt-get installed chromium but no `chromium` is on PATH:\n" + "\n".join(log))
+    path, reason = find_or_install(BROWSERS, "chromium")
+    return (path, "") if path else (None, reason + " (or point $CHROMIUM at a Chrome/Chromium binary)")
 
 
 # --------------------------------------------------------------------------------------------------

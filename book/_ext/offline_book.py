@@ -74,6 +74,9 @@ def setup(app: Sphinx) -> dict:
     mathjax_source()  # fail early, before any notebook runs
     # late priority: run after jupyter-book has filled in its own configuration
     app.connect("config-inited", set_mathjax_path, priority=900)
+    # Every page loads the local MathJax, also a page in which Sphinx sees no equation (appendix D,
+    # the references): tests/test_book.py checks that each page of the book loads it.
+    app.set_html_assets_policy("always")
     app.connect("html-page-context", drop_thebe)
     app.connect("build-finished", copy_mathjax)
     # Every page loads the local MathJax, even one without math (the references), so that a page's

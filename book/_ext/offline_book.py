@@ -79,7 +79,4 @@ def setup(app: Sphinx) -> dict:
     app.set_html_assets_policy("always")
     app.connect("html-page-context", drop_thebe)
     app.connect("build-finished", copy_mathjax)
-    # Every page loads the local MathJax, even one without math (the references), so that a page's
-    # math never depends on how Sphinx guessed its content.
-    app.set_html_assets_policy("always")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,10 +1,11 @@
 """The built book in a real browser, and the publishing set-up.
 
 Every HTML page of `_build/html` is served on 127.0.0.1 (a random port) and loaded in headless
-Chromium (Debian's package, installed here when missing and we are root; see tests/_browser.py).
+Chromium (Debian's package, installed here when missing and we are root; see tools/browser.py).
 For each page: it loads with no console error, asks for nothing outside the local server, renders
 its math (MathJax output in every math element, no raw ``$$`` left), shows its images (loaded, with
-a non-zero size), and every local link and download resolves. Chapters offer their notebook as
+a non-zero size), every diagram of ``attnlab.course.diagrams`` sits in its chapter's <figure> with alt text
+and a caption, and every local link and download resolves. Chapters offer their notebook as
 ``.ipynb``; chapters with an exercise offer the exercise notebook. The search page finds a word of
 chapter 4. Screenshots of a few pages go to `_build/screenshots/` for people to look at.
 
@@ -24,6 +25,7 @@ import pytest
 import yaml
 
 from browser import Browser, StaticServer, find_chromium  # tools/browser.py (tests/conftest.py puts tools/ on the path)
+from attnlab.course import diagrams
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -67,8 +69,13 @@ INSPECT_JS = r"""
     untypeset: math.filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.slice(0, 120)),
     mathErrors: [...document.querySelectorAll("mjx-merror, [data-mjx-error]")].map(e => e.textContent.slice(0, 120)),
     raw,
-    images: images.map(img => ({src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight,
-                                complete: img.complete})),
+    images: images.map(img => {
+      const figure = img.closest("figure");
+      const caption = figure && figure.querySelector("figcaption");
+      return {src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight,
+              complete: img.complete, alt: img.getAttribute("alt"), figure: figure ? figure.id : null,
+              caption: caption ? caption.innerText.trim() : null};
+    }),
     hasIcon: !!document.querySelector("link[rel~='icon']"),
     links,
     notebookButton: button("a.btn-download-notebook-button"),
@@ -226,6 +233,37 @@ def test_images_load_with_a_size(visits):
         assert figures, f"chapters {chapters} show no computed figure"
 
 
+def diagram_problems(visits: dict[str, dict], registry=None) -> list[str]:
+    """Each diagram of attnlab/course/diagrams.py on its chapter's page: one <img> in the <figure> of
+    its name, loaded, with alt text and a caption."""
+    problems = []
+    for name, diagram in (registry or diagrams.DIAGRAMS).items():
+        page = f"book/{diagram.chapter}.html"
+        if page not in visits:
+            problems.append(f"{name}: no page {page}")
+            continue
+        found = [i for i in visits[page]["images"] if i.get("figure") == diagram.figure]
+        if len(found) != 1:
+            problems.append(f"{name}: {len(found)} images in <figure id={diagram.figure!r}> on {page}, expected 1")
+            continue
+        image = found[0]
+        if not (image["complete"] and image["width"] > 0 and image["height"] > 0):
+            problems.append(f"{name}: {image['src']} did not load on {page}")
+        if not (image["src"] or "").endswith(".svg"):
+            problems.append(f"{name}: {image['src']} is not the SVG")
+        if len((image["alt"] or "").strip()) < 40:
+            problems.append(f"{name}: alt text {image['alt']!r} on {page}")
+        if not image["caption"]:
+            problems.append(f"{name}: no caption on {page}")
+    return problems
+
+
+@pytest.mark.slow
+def test_every_diagram_is_on_its_page_loaded_with_alt_text_and_caption(visits):
+    problems = diagram_problems(visits)
+    assert not problems, "diagrams missing or broken:\n" + "\n".join(problems)
+
+
 @pytest.mark.slow
 def test_every_local_link_resolves(site, visits):
     base, _, html = site
@@ -371,7 +409,7 @@ BROKEN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>broken<
 <link rel="icon" href="data:,"></head><body>
 <p>Raw math that nobody typeset: $$a^2 + b^2$$</p>
 <span class="math">\\(x\\)</span>
-<img src="https://cdn.example.org/figure.png"><img src="missing.png">
+<img src="https://cdn.example.org/figure.png"><figure id="fig-broken"><img src="missing.png"></figure>
 <script>console.error("boom");</script>
 </body></html>"""
 
@@ -386,6 +424,12 @@ def test_the_browser_checks_catch_a_broken_page(chromium, tmp_path):
     assert facts["raw"] and "$$" in facts["raw"][0], facts
     assert facts["math"] == 1 and facts["mjx"] == 0 and facts["untypeset"], facts
     assert sorted(i["width"] for i in facts["images"]) == [0, 0], facts["images"]
+    # a diagram's figure that did not load, has no alt text and no caption is named for each
+    broken = {"broken": diagrams.Diagram(diagrams.masks, (1, 1), "fig-broken", "broken")}
+    problems = diagram_problems({"book/broken.html": facts}, broken)
+    assert [p.split(":")[0] for p in problems] == ["broken"] * 4, problems
+    assert "did not load" in problems[0] and "alt text None" in problems[2] and "no caption" in problems[3], problems
+    assert diagram_problems({}, broken) == ["broken: no page book/broken.html"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 - ``interop``      copies our weights into PyTorch's own modules (chapters 6-7, parity tests);
 - ``selfcheck``    the learners' self-checks inside the exercise notebooks;
 - ``compare``      the one tensor comparison behind the self-checks and the grader's checks;
+- ``diagrams``     the book's diagrams, drawn as SVG, every word from ``book/diagrams/labels.en.yml``;
 - ``release``      builds the source notebooks and the nbgrader release (``python -m attnlab.course.release``).
 
 The library never imports this subpackage.

@@ -22,6 +22,8 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
+from attnlab.course.release import is_setup_cell
+
 from _grading import ROOT, release_notebook, solved_notebook, with_cells, write
 from autograder import checks
 from autograder.grading import cli
@@ -78,7 +80,8 @@ def build(tmp) -> dict[str, tuple[float, str]]:
         nbformat.write(solved_notebook(ASSIGNMENT), handle)
     write(solved_notebook(ASSIGNMENT), handins / LONG / NB)
     numeric = release_notebook(ASSIGNMENT)
-    first_code = next(i for i, cell in enumerate(numeric.cells) if cell.cell_type == "code")
+    first_code = next(i for i, cell in enumerate(numeric.cells)  # the first cell of the learner's (not the setup cell)
+                      if cell.cell_type == "code" and not is_setup_cell(cell))
     numeric.cells[first_code]["source"] = 5
     (handins / "numeric_source").mkdir()
     (handins / "numeric_source" / NB).write_text(json.dumps(numeric))

@@ -427,7 +427,7 @@ def test_a_non_editable_install_is_hidden_too(tmp_path):
     """A wheel installed into a venv that a grader runs from the checkout (so that ``find_spec`` finds
     the checkout first): the installed copy is masked as well."""
     require_sandbox("user")
-    from test_packaging import _fresh_venv, _pip, _source_copy
+    from _venvs import fresh_venv as _fresh_venv, pip_install as _pip, source_copy as _source_copy
 
     src = _source_copy(tmp_path)
     python = _fresh_venv(tmp_path / "venv")

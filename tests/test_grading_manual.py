@@ -4,13 +4,14 @@ from __future__ import annotations
 from nbgrader.api import Gradebook
 
 from autograder.grading.gradebook import GradebookWriter
-from autograder.grading.runner import GradeResult, TestResult
+from autograder.grading.runner import GradeResult
+from autograder.grading.runner import TestResult as CheckResult  # not a pytest class
 
 POINTS = {"test_a": 2.0, "test_b": 3.0}
 
 
 def result(a: float, b: float) -> GradeResult:
-    return GradeResult("ps99", "x.ipynb", tests=[TestResult("test_a", a, 2, a == 2), TestResult("test_b", b, 3, b == 3)])
+    return GradeResult("ps99", "x.ipynb", tests=[CheckResult("test_a", a, 2, a == 2), CheckResult("test_b", b, 3, b == 3)])
 
 
 def test_a_manual_score_survives_grading_again_and_overrides_the_new_automatic_one(tmp_path):

@@ -73,7 +73,7 @@ def print_book(html: Path, out: Path, root: Path = ROOT) -> Path:
                 raise SystemExit(f"make pdf: {page} did not load")
             first = len(writer.pages)
             writer.append(PdfReader(io.BytesIO(browser.print_pdf(**PAGE))))
-            writer.add_outline_item(title, first)
+            writer.add_outline_item(title=title, page_number=first)
     writer.add_metadata({"/Title": "Attention and Transformers, from scratch", "/Author": "The course authors"})
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as handle:

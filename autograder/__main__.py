@@ -3,4 +3,7 @@ import sys
 
 from autograder.grading.cli import main
 
-sys.exit(main())
+# The guard matters: a Dask LocalCluster (``--dask local:N``) starts its workers with
+# multiprocessing's spawn, which imports this module again in each of them.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,3 +36,26 @@ def test_cpu_smoke_run_writes_throughput_and_mfu(tmp_path):
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no GPU is visible"):
         run(["--device", "cuda", "--out", str(tmp_path / "x.json")])
+
+
+GRADING_SCALE = Path(__file__).resolve().parents[1] / "benchmarks" / "grading_scale.py"
+
+
+@pytest.mark.slow
+def test_grading_scale_smoke_run_writes_throughput(tmp_path):
+    """Two submissions (a correct one, a mutant) graded by ``python -m autograder grade --dask local:2``
+    (the other configurations are plain runs of the CLI; tests/test_grading_scale.py covers shards)."""
+    pytest.importorskip("distributed")
+    out = tmp_path / "scale.json"
+    old = sys.argv
+    sys.argv = [str(GRADING_SCALE), "--students", "2", "--configs", "dask2", "--out", str(out)]
+    try:
+        runpy.run_path(str(GRADING_SCALE), run_name="__main__")
+    finally:
+        sys.argv = old
+    data = json.loads(out.read_text())
+    assert data["mix"] == {"correct": 1, "mutant": 1} and data["same_csv"] is True
+    assert [r["config"] for r in data["results"]] == ["dask2"]
+    for r in data["results"]:
+        assert r["submissions_per_s"] > 0 and 0 < r["per_submission_median_s"] <= r["per_submission_p95_s"]
+        assert r["floor_s"] > 0 and r["internal_errors"] == 0

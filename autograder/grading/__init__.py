@@ -8,6 +8,12 @@
 - ``submission`` what a check sees: ``Submission.call / new / get``;
 - ``runner``     ``grade``: an assignment's checks against one notebook -> ``GradeResult``;
                  ``grade_each``: several notebooks in parallel (the CLI's and the tests' one way);
-- ``gradebook``, ``feedback``, ``cli``   ``python -m autograder grade``;
+- ``cli``        ``python -m autograder grade`` and ``merge``, a pipeline of the four modules below;
+- ``collect``    the class, read as hostile, and the stable shard of each student (``--shard K/N``);
+- ``cache``      each student's cached result (``.autograder/``), the checks' fingerprint, ``merge``'s rules;
+- ``schedule``   where to grade: this machine's pool (``grade_each``) or a Dask cluster (``--dask``);
+- ``remote``     what a Dask worker runs for one submission: it checks its node, then ``grade``;
+- ``record``     the outputs, written by the coordinator alone: gradebook, feedback, cache entry, CSV;
+- ``gradebook``, ``feedback``   nbgrader's SQLite gradebook, the per-student HTML page;
 - ``text``       the one gate for strings from learners (names, messages) into files and the console.
 """

@@ -1,393 +1,201 @@
-"""``python -m autograder grade``: grade a class, safely, in parallel, resumably.
+"""``python -m autograder grade`` and ``merge``: grade a class, safely, in parallel, resumably, on
+one machine, as the shards of a job array, or on a Dask cluster.
 
     python -m autograder grade --assignment ps02_attention alice.ipynb bob.ipynb
     python -m autograder grade --assignment ps02_attention handins/          # *.ipynb or one folder per student
     python -m autograder grade --assignment ps02_attention --submitted submitted/   # nbgrader: submitted/<student>/<assignment>/
+    python -m autograder grade --assignment ps02_attention --submitted submitted/ --shard 2/4 --course out/2
+    python -m autograder merge out/0 out/1 out/2 out/3 --course .          # the shards as one class
+    python -m autograder grade --assignment ps02_attention --submitted submitted/ --dask tcp://scheduler:8786
 
 Writes, under ``--course`` (default: the current folder):
 ``gradebook.db`` (nbgrader's SQLite gradebook), ``feedback/<student>/<assignment>/<assignment>.html``,
-``grades_<assignment>.csv``, and ``.autograder/<assignment>/<student>.json`` (the cached result and
-the hash of the notebook and of the checks: a re-run grades only new or changed submissions).
-Every file is written atomically; a gradebook update is one transaction per student, so a run
-killed at any point leaves consistent files and the next run finishes the job.
+``grades_<assignment>.csv``, and ``.autograder/<assignment>/<student>.json`` (the cached result, the
+checks' fingerprint and the hash of the notebook and of the checks: a re-run grades only new or
+changed submissions; ``merge`` joins these entries).
 
-Everything inside the folders given is the learners' and is read as hostile (GRADING.md): no link
-is followed (a linked notebook or student folder scores 0 with a note), no name goes into a glob
-pattern, a student's folder is searched only ``MAX_DEPTH`` deep, and every name or message passes
-``text.clean`` before it is written. One student's problem, even the grader's own, stays that
-student's: the batch always ends with a CSV, and the exit code says whether to run it again.
+The pipeline: ``collect`` (the class, read as hostile; a shard's students) -> ``cache`` (what is
+unchanged) -> ``schedule`` (where: this machine's workers or Dask's) -> ``record`` (gradebook,
+feedback, cache, CSV: written by this process alone). One student's problem, even the grader's own,
+stays that student's: the batch always ends with a CSV, and the exit code says what to do next.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
-import json
 import os
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass, replace
+from types import ModuleType
 
 from autograder import checks
 from autograder.protocol import Limits
 
-from . import feedback
-from .gradebook import GradebookWriter
-from .runner import GradeResult, TestResult, grade_each
-from .sandbox import mode_guarantees, sandbox_mode
-from .text import clean, csv_cell, file_name, shown_name, student_id
+from . import cache, schedule
+from .cache import Entry, checks_fingerprint, merge_entries, submission_key
+from .collect import EXCHANGE_FILES, Job, UsageError, collect, exchange_file, parse_shard, shard_of
+from .record import Recorder, summarise, unreadable_result
+from .remote import GradingNodeError
+from .runner import GradeResult
+from .sandbox import mode_guarantees
+from .text import clean
+
+__all__ = ["main", "run", "merge", "collect", "checks_fingerprint", "UsageError"]
+
+
+def limits_for(module: ModuleType, timeout: float | None) -> Limits:
+    limits = getattr(module, "LIMITS", None) or Limits()
+    if timeout:  # a copy: the check module's LIMITS stays as it is
+        limits = replace(limits, startup_s=float(timeout), call_s=float(timeout))
+    return limits
 
 
 @dataclass
-class Job:
-    student: str
-    notebook: str | None  # None: nothing gradable was found
-    note: str | None = None  # e.g. "graded `copy.ipynb` (expected ps02_attention.ipynb)"
-    submitted_folder: str | None = None  # submitted/<student>/<assignment>/ of an nbgrader exchange
-
-# What `nbgrader release_feedback` needs beside the feedback HTML, copied from the submission.
-EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
-
-
-def atomic_write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class Plan:
+    """What a run does: grade ``todo``, keep the ``cached`` grades (student -> job, result, and
+    whether the entry is complete: one of an earlier grader is written again, with its fingerprint)."""
+    fingerprint: str
+    keys: dict[str, str]  # student -> cache key (checks, notebook, note)
+    todo: list[Job]
+    cached: dict[str, tuple[Job, GradeResult, bool]]
+    shard: tuple[int, int] | None
+    students: int
 
 
-# A student's folder is searched this deep (folder/ps02/ps02.ipynb is depth 1), looking at no more
-# than this many entries: a tree that is deep, huge, or loops through links cannot stall the run.
-MAX_DEPTH = 4
-MAX_ENTRIES = 10_000
-LINK_NOTE = "is a link: not graded (submit the notebook itself, not a link to one)"
-
-
-class UsageError(SystemExit):
-    """The instructor's command cannot run as given (exit code 2); never a learner's doing."""
-
-
-def _scan(folder: str) -> tuple[list[str], list[str]]:
-    """Notebooks and links in a student's folder, as paths relative to it: regular files only,
-    and no link is ever followed (a link could point at solutions/ or at another student)."""
-    notebooks, links, seen = [], [], 0
-    stack = [("", 0)]
-    while stack:
-        relative, depth = stack.pop()
-        with os.scandir(os.path.join(folder, relative)) as entries:
-            for entry in entries:
-                seen += 1
-                if seen > MAX_ENTRIES:
-                    raise OSError(f"more than {MAX_ENTRIES} files")
-                if entry.name.startswith("."):  # hidden, .ipynb_checkpoints
-                    continue
-                path = os.path.join(relative, entry.name)
-                if entry.is_symlink():
-                    links.append(path)
-                elif entry.is_dir(follow_symlinks=False):
-                    if depth < MAX_DEPTH:
-                        stack.append((path, depth + 1))
-                elif entry.is_file(follow_symlinks=False) and entry.name.endswith(".ipynb"):
-                    notebooks.append(path)
-    return sorted(notebooks), sorted(links)
-
-
-def _inside(path: str, folder: str) -> bool:
-    real, root = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([real, root]) == root
-
-
-def find_notebook(folder: str, assignment: str) -> tuple[str | None, str | None]:
-    """(path, note) of the notebook in a student's folder; a renamed one is accepted with a note.
-    The notebook is a regular file whose real path lies inside the folder: links are refused."""
-    if os.path.islink(folder):
-        return None, f"your submission folder {LINK_NOTE}"
-    try:
-        notebooks, links = _scan(folder)
-    except OSError as exc:
-        return None, f"your submission folder could not be read ({clean(exc.strerror or exc, one_line=True)}): not graded"
-    preferred = (assignment + ".ipynb", os.path.join(assignment, assignment + ".ipynb"))
-    chosen = next((p for p in preferred if p in notebooks), None)
-    note = None
-    if chosen is None:
-        linked = next((p for p in preferred if p in links), None)
-        if linked:
-            return None, f"{shown_name(linked)} {LINK_NOTE}"
-        if len(notebooks) == 1:
-            chosen = notebooks[0]
-            note = f"graded {shown_name(chosen)}: the notebook should be named {assignment}.ipynb"
-        elif not notebooks:
-            ignored = f" (links are not followed: {', '.join(shown_name(p) for p in links[:5])})" if links else ""
-            return None, f"no notebook found: submit {assignment}.ipynb{ignored}"
-        else:
-            return None, f"{len(notebooks)} notebooks found and none is named {assignment}.ipynb: submit exactly one"
-    path = os.path.join(folder, chosen)
-    if not _inside(path, folder):  # a folder swapped for a link since the scan
-        return None, f"{shown_name(chosen)} {LINK_NOTE}"
-    return path, note
-
-
-def _entries(folder: str) -> list[os.DirEntry]:
-    with os.scandir(folder) as entries:
-        return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: os.fsencode(e.name))
-
-
-def collect(assignment: str, paths: list[str], submitted: str | None) -> list[Job]:
-    """One job per student. The paths given on the command line are the instructor's and may be
-    links; everything found inside them is a learner's and is never followed through a link."""
-    jobs: list[Job] = []
-    if submitted:
-        if not os.path.isdir(submitted):
-            raise UsageError(f"--submitted {submitted}: no such folder")
-        for entry in _entries(submitted):
-            student = student_id(entry.name)
-            if entry.is_symlink():
-                jobs.append(Job(student, None, f"your submission folder {LINK_NOTE}"))
-            elif entry.is_dir(follow_symlinks=False):
-                target = os.path.join(entry.path, assignment)
-                if os.path.islink(target):
-                    jobs.append(Job(student, None, f"your {assignment} folder {LINK_NOTE}"))
-                elif os.path.isdir(target):
-                    notebook, note = find_notebook(target, assignment)
-                    jobs.append(Job(student, notebook, note, target))
-                else:
-                    jobs.append(Job(student, None, f"no {assignment} folder in the submission"))
-    for path in paths:
-        if os.path.isfile(path):
-            stem = os.path.splitext(os.path.basename(path))[0]
-            name = os.path.basename(os.path.dirname(os.path.abspath(path))) if stem == assignment else stem
-            jobs.append(Job(student_id(name), path))
-        elif os.path.isdir(path):
-            for entry in _entries(path):
-                notebook_file = entry.name.endswith(".ipynb") and not entry.is_dir(follow_symlinks=False)
-                student = student_id(entry.name[:-len(".ipynb")] if notebook_file else entry.name)
-                if entry.is_symlink():
-                    what = f"your notebook {shown_name(entry.name)}" if notebook_file else "your submission folder"
-                    jobs.append(Job(student, None, f"{what} {LINK_NOTE}"))
-                elif entry.is_file(follow_symlinks=False) and notebook_file:
-                    jobs.append(Job(student, entry.path))
-                elif entry.is_dir(follow_symlinks=False):
-                    notebook, note = find_notebook(entry.path, assignment)
-                    jobs.append(Job(student, notebook, note))
-        else:
-            raise UsageError(f"{clean(path, one_line=True)}: no such file or folder")
-    seen: dict[str, int] = {}
-    for job in jobs:
-        if job.student in seen:
-            raise UsageError(f"two submissions for student {job.student!r}: rename one")
-        seen[job.student] = 1
-    return jobs
-
-
-def _python_files(package_dir: str) -> set[str]:
-    return {os.path.join(d, f) for d, _, names in os.walk(package_dir) for f in names if f.endswith(".py")}
-
-
-def checks_fingerprint(assignment: str) -> str:
-    """Changes when the checks, the course library they compare with (all of ``attnlab``) or the
-    code that runs a submission change: then every submission is graded again."""
-    import attnlab
-
-    checks.load(assignment)  # an unknown assignment fails here, with the list of known ones
-    grader = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    here = os.path.dirname(os.path.abspath(__file__))
-    files = (_python_files(os.path.dirname(os.path.abspath(attnlab.__file__)))
-             | _python_files(os.path.dirname(os.path.abspath(checks.__file__)))
-             | {os.path.join(grader, "protocol.py")}
-             | {os.path.join(here, name + ".py") for name in ("worker", "sandbox", "submission", "runner", "text")})
-    root = os.path.dirname(grader)
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        with open(path, "rb") as handle:
-            digest.update(os.path.relpath(path, root).encode() + b"\0" + handle.read())
-    return digest.hexdigest()
-
-
-def _open_regular(path: str):
-    """A learner's file opened for reading without following a link or blocking on a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{path}: not a regular file")
-    return os.fdopen(fd, "rb")
-
-
-def submission_key(job: Job, fingerprint: str) -> str:
-    digest = hashlib.sha256(fingerprint.encode())
-    if job.notebook:
-        try:
-            with _open_regular(job.notebook) as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        except OSError as exc:
-            digest.update(f"unreadable: {type(exc).__name__}".encode())
-    digest.update((job.note or "").encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
-
-
-def exchange_file(folder: str, name: str) -> str | None:
-    """nbgrader's timestamp.txt or submission_secret.txt of this submission: a small regular file
-    in the submission's own folder, never one reached through a link."""
-    try:
-        with _open_regular(os.path.join(folder, name)) as handle:
-            data = handle.read(4096)
-    except OSError:
-        return None
-    return None if len(data) >= 4096 else clean(data.decode("utf-8", "replace"))
-
-
-def unreadable_result(assignment: str, job: Job, points: dict) -> GradeResult:
-    result = GradeResult(assignment, job.notebook or "", fatal=job.note)
-    result.tests = [TestResult(name, 0, p, False, job.note or "no notebook") for name, p in points.items()]
-    return result
-
-
-def clean_result(result: GradeResult) -> GradeResult:
-    """Every string of a result made safe to write (``text.clean``): it came from the worker, that
-    is from the learner, or from a file name."""
-    result.notebook, result.output = clean(result.notebook), clean(result.output)
-    result.fatal = None if result.fatal is None else clean(result.fatal)
-    for test in result.tests:
-        test.name, test.message = clean(test.name), clean(test.message)
-    result.notebook_errors = [
-        {"cell": e.get("cell") if isinstance(e.get("cell"), int) else clean(e.get("cell"), one_line=True)[:40],
-         "error": clean(e.get("error"))[:2000]}
-        for e in result.notebook_errors if isinstance(e, dict)]
-    return result
-
-
-def write_csv(path: str, points: dict, rows: dict[str, GradeResult], problems: dict[str, str] | None = None) -> None:
-    """Scores as numbers; every text cell through ``text.csv_cell`` (no formula reaches a spreadsheet)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([csv_cell(name) for name in ("student", "score", "max_score", *points, "problem")])
-    for student in sorted(rows):
-        result = rows[student]
-        by_name = {t.name: t.points for t in result.tests}
-        problem = (problems or {}).get(student) or result.fatal or ""
-        writer.writerow([csv_cell(student), csv_cell(result.score), csv_cell(result.max_score),
-                         *(csv_cell(by_name.get(n, 0)) for n in points), csv_cell(problem[:200])])
-    atomic_write(path, buffer.getvalue())
-
-
-def run(args) -> int:
-    """Grade; return the exit code: 0 every submission graded (learners' errors included),
-    1 some grades are internal errors (not the learners' fault) and a re-run grades them again."""
-    module = checks.load(args.assignment)
-    points = module.POINTS
-    limits = getattr(module, "LIMITS", None) or Limits()
-    if args.timeout:  # a copy: the check module's LIMITS stays as it is
-        limits = replace(limits, startup_s=float(args.timeout), call_s=float(args.timeout))
+def plan(args, module: ModuleType) -> Plan:
+    """Collect the class (duplicates are refused class-wide), keep this shard's students, and look
+    each one up in the cache."""
     jobs = collect(args.assignment, args.submissions, args.submitted)
     if not jobs:
         raise UsageError("nothing to grade: give notebooks, folders, or --submitted DIR")
-    course = args.course
-    os.makedirs(course, exist_ok=True)
-    state_dir = os.path.join(course, ".autograder", args.assignment)
-    fingerprint = checks_fingerprint(args.assignment)
-    results: dict[str, GradeResult] = {}
-    problems: dict[str, str] = {}  # students whose result could not be saved: the grader's problem, retried
-    todo: list[tuple[Job, str]] = []
+    shard = parse_shard(args.shard) if args.shard else None
+    if shard:
+        jobs = [job for job in jobs if shard_of(job.student, shard[1]) == shard[0]]
+    fingerprint = checks_fingerprint(args.assignment, module)
+    keys = {job.student: submission_key(job, fingerprint) for job in jobs}
+    todo, kept = [], {}
     for job in jobs:
-        key = submission_key(job, fingerprint)
-        state = os.path.join(state_dir, file_name(job.student) + ".json")
-        if not args.force and os.path.isfile(state):
-            try:
-                with open(state, encoding="utf-8") as handle:
-                    saved = json.load(handle)
-                if saved.get("key") == key:
-                    results[job.student] = clean_result(GradeResult.from_dict(saved["result"]))
-                    continue
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
-                pass  # a damaged state file: grade again
-        todo.append((job, key))
+        hit = None if args.force else cache.cached(args.course, args.assignment, job.student, keys[job.student])
+        if hit is None:
+            todo.append(job)
+        else:
+            kept[job.student] = (job, *hit)
+    return Plan(fingerprint, keys, todo, kept, shard, len(jobs))
 
-    mode = sandbox_mode() if todo else "-"
-    if todo and (mode == "none" or not args.quiet):  # what this mode guarantees; a weak mode even with -q
-        print(("warning: " if mode == "none" else "") + mode_guarantees(mode)
-              + " (see autograder/grading/README.md)", file=sys.stderr)
-    if not args.quiet:
-        print(f"{args.assignment}: {len(jobs)} submission(s), {len(jobs) - len(todo)} unchanged, "
-              f"{len(todo)} to grade with {args.jobs} worker(s) (sandbox: {mode})", file=sys.stderr)
 
-    with GradebookWriter(os.path.join(course, "gradebook.db"), args.assignment, points) as gradebook:
-        progress = None
-        if not args.quiet:
-            from tqdm import tqdm
-            progress = tqdm(total=len(todo), unit="nb", desc="grading", file=sys.stderr)
+def run(args, module: ModuleType) -> int:
+    """Grade: collect -> grade (here, or on Dask) -> record. Return the exit code: 0 every
+    submission graded (learners' errors included), 1 some grades are internal errors (not the
+    learners' fault) and a re-run grades them again, 2 a grading node is not set up for this run."""
+    where = schedule.scheduler_for(args.jobs, args.dask)  # a wrong --dask fails here, before any work
+    work = plan(args, module)
+    os.makedirs(args.course, exist_ok=True)
+    with where:
+        if work.todo:
+            where.start()  # a cluster starts here; --dask without a sandbox is refused here
+        announce(args, where, work)
+        with Recorder(args.course, args.assignment, module.POINTS) as recorder:
+            node_error = grade_and_record(args, module, where, recorder, work)
+    if node_error is not None:
+        print(f"error: {clean(node_error, one_line=True)[:1000]}; the grades received so far are saved: "
+              "fix the node, then run the same command again", file=sys.stderr)
+        return 2
+    return summarise(recorder, args.quiet)
 
-        def save(job: Job, key: str, result: GradeResult) -> None:
-            """Record one student. Whatever goes wrong here stays this student's: a note in the CSV,
-            no cache (the next run tries again), and the batch goes on."""
-            results[job.student] = result
-            try:
-                clean_result(result)
-                gradebook.record(job.student, result)
-                folder = os.path.join(course, "feedback", file_name(job.student), args.assignment)
-                atomic_write(os.path.join(folder, args.assignment + ".html"), feedback.render(job.student, result, job.note))
-                for name in EXCHANGE_FILES if job.submitted_folder else ():
-                    text = exchange_file(job.submitted_folder, name)
-                    if text is not None:
-                        atomic_write(os.path.join(folder, name), text)
-                # A grade spoilt by an internal error is recorded but not cached: the next run retries it.
-                atomic_write(os.path.join(state_dir, file_name(job.student) + ".json"),
-                             json.dumps({"key": "" if result.internal_error else key, "note": job.note,
-                                         "result": result.to_dict()}, indent=1))
-            except Exception as exc:  # noqa: BLE001 - the grader's problem with this student only
-                problems[job.student] = f"internal error while saving this grade ({type(exc).__name__}): run again"
-                print(f"warning: {clean(job.student, one_line=True)}: could not save the grade: "
-                      f"{clean(repr(exc), one_line=True)[:300]}", file=sys.stderr)
-                try:  # a state file from an earlier run must not pass for this grade
-                    os.unlink(os.path.join(state_dir, file_name(job.student) + ".json"))
-                except OSError:
-                    pass
-            if progress:
-                progress.update(1)
 
-        by_student = {job.student: (job, key) for job, key in todo}
-        for job, key in todo:  # nothing to run for these: no notebook was found
-            if job.notebook is None:
-                save(job, key, unreadable_result(args.assignment, job, points))
-        notebooks = {job.student: job.notebook for job, _ in todo if job.notebook is not None}
-        for student, result in grade_each(args.assignment, notebooks, args.jobs, limits, mode):
-            save(*by_student[student], result)
-        if progress:
-            progress.close()
-        # Cached students too: their gradebook rows may predate a lost database.
-        graded = {job.student for job, _ in todo}
-        for student, result in results.items():
-            if student not in graded:
-                try:
-                    gradebook.record(student, result)
-                except Exception as exc:  # noqa: BLE001 - as in save()
-                    problems[student] = f"internal error while saving this grade ({type(exc).__name__}): run again"
-    csv_path = os.path.join(course, f"grades_{args.assignment}.csv")
-    write_csv(csv_path, points, results, problems)
-    retry = sorted(s for s, r in results.items() if r.internal_error or s in problems)
-    if retry:
-        print(f"warning: internal errors (not the learners' fault) for {clean(', '.join(retry), one_line=True)}: "
-              "run the same command again to grade them again; details in .autograder/ state files", file=sys.stderr)
-    if not args.quiet:
-        total = sum(points.values())
-        for student in sorted(results):
-            print(f"{clean(student, one_line=True):24s} {results[student].score:g}/{total:g}")
-        print(f"gradebook: {os.path.join(course, 'gradebook.db')}; scores: {csv_path}; feedback: {os.path.join(course, 'feedback')}",
+def announce(args, where: schedule.Scheduler, work: Plan) -> None:
+    mode = where.mode if where.mode in ("root", "user", "none") else None  # None: each Dask node checks its own
+    if work.todo and mode and (mode == "none" or not args.quiet):  # what this mode guarantees; a weak one even with -q
+        print(("warning: " if mode == "none" else "") + mode_guarantees(mode) + " (see autograder/grading/README.md)",
               file=sys.stderr)
-    return 1 if retry else 0
+    if not args.quiet:
+        part = f" in shard {work.shard[0]}/{work.shard[1]}" if work.shard else ""
+        print(f"{args.assignment}: {work.students} submission(s){part}, {work.students - len(work.todo)} unchanged, "
+              f"{len(work.todo)} to grade {where.describe()}", file=sys.stderr)
+
+
+def grade_and_record(args, module: ModuleType, where: schedule.Scheduler, recorder: Recorder,
+                     work: Plan) -> GradingNodeError | None:
+    """Grade what changed and record each result as it arrives, keep the cached grades, write the
+    CSV. Returns the error of a grading node that stopped the run, if one did."""
+    assignment, points = args.assignment, module.POINTS
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+        progress = tqdm(total=len(work.todo), unit="nb", desc="grading", file=sys.stderr)
+
+    def save(job: Job, result: GradeResult) -> None:
+        exchange = {}
+        for name in EXCHANGE_FILES if job.submitted_folder else ():
+            text = exchange_file(job.submitted_folder, name)
+            if text is not None:
+                exchange[name] = text
+        recorder.save(Entry(job.student, work.keys[job.student], work.fingerprint, result, job.note, exchange))
+        if progress:
+            progress.update(1)
+
+    for job in work.todo:  # nothing to run for these: no notebook was found
+        if job.notebook is None:
+            save(job, unreadable_result(assignment, job.notebook, job.note, points))
+    by_student = {job.student: job for job in work.todo}
+    notebooks = {job.student: job.notebook for job in work.todo if job.notebook is not None}
+    node_error = None
+    try:
+        for student, result in where.grade(assignment, notebooks, limits_for(module, args.timeout), work.fingerprint):
+            save(by_student[student], result)
+    except GradingNodeError as exc:  # what was graded is kept; the rest waits for the nodes to be fixed
+        node_error = exc
+    if progress:
+        progress.close()
+    # Cached students too: their gradebook rows may predate a lost database.
+    for student, (job, result, complete) in work.cached.items():
+        if complete:
+            recorder.keep(student, result)
+        else:
+            save(job, result)
+    recorder.finish()
+    return node_error
+
+
+def merge(args) -> int:
+    """``merge OUT_DIRS... --course DEST``: the results of several runs (the shards of a class) as
+    one gradebook, CSV and feedback tree, without grading anything again."""
+    for out in args.results:
+        if not os.path.isdir(out):
+            raise UsageError(f"{clean(out, one_line=True)}: no such folder")
+    assignments = [args.assignment] if args.assignment else sorted(
+        {name for out in args.results if os.path.isdir(os.path.join(out, ".autograder"))
+         for name in os.listdir(os.path.join(out, ".autograder")) if name in checks.assignments()})
+    if not assignments:
+        raise UsageError("no results to merge: give the --course folders of the runs (each holds .autograder/)")
+    entries = {}
+    for assignment in assignments:  # every check before anything is written
+        module = _load(assignment)
+        entries[assignment] = (module, merge_entries(args.results, assignment, checks_fingerprint(assignment, module)))
+    code = 0
+    for assignment, (module, merged) in entries.items():
+        with Recorder(args.course, assignment, module.POINTS) as recorder:
+            for student in sorted(merged):
+                recorder.save(merged[student])
+            recorder.finish()
+        if not args.quiet:
+            print(f"{assignment}: {len(merged)} student(s) from {len(args.results)} folder(s)", file=sys.stderr)
+        code = max(code, summarise(recorder, args.quiet))
+    return code
+
+
+def _load(assignment: str) -> ModuleType:
+    try:
+        return checks.load(assignment)
+    except ValueError as exc:  # an unknown assignment, a check module without POINTS
+        raise UsageError(str(exc)) from None
 
 
 EPILOG = """exit codes (for batch schedulers):
   0  every submission was graded; a learner's broken or hostile notebook is graded too (0 points and a note)
   1  some grades are internal errors, not the learners' fault (listed on stderr, not cached): run the same command again
-  2  the command itself is wrong (unknown assignment, no such folder, two submissions for one student); nothing was graded
+  2  the command itself is wrong (unknown assignment, no such folder, two submissions for one student, a bad --shard
+     or --dask, a merge of results graded with other checks or two results for one student): nothing was graded;
+     or a Dask node has other checks or no sandbox: the grades received before it are saved, fix the node and run again
 """
 
 
@@ -401,19 +209,30 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("submissions", nargs="*", help="notebooks, or folders of notebooks / of student folders")
     g.add_argument("--submitted", help="an nbgrader submitted/ folder: submitted/<student>/<assignment>/")
     g.add_argument("--course", default=".", help="where the gradebook, feedback, CSV and cache go (default: .)")
-    g.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    g.add_argument("--jobs", "-j", type=int, help="submissions graded at once on this machine (default: its cores)")
     g.add_argument("--force", action="store_true", help="grade again even when nothing changed")
     g.add_argument("--timeout", type=float, help="seconds for the notebook to run, and for each call")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    g.add_argument("--shard", metavar="K/N", help="grade only shard K of N (0 <= K < N; a stable hash of the student id), "
+                   "e.g. --shard $SLURM_ARRAY_TASK_ID/4; join the shards' --course folders with `merge`")
+    g.add_argument("--dask", metavar="ADDRESS", help="grade on the workers of a Dask cluster: its scheduler's address "
+                   "(tcp://host:8786, tls://...) or local:N for N worker processes here (needs the [dask] extra)")
+    m = sub.add_parser("merge", help="join the results of several runs (shards) into one gradebook, CSV and feedback",
+                       description=merge.__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("results", nargs="+", metavar="OUT_DIR", help="the --course folders of the runs to join")
+    m.add_argument("--course", required=True, help="where the joined gradebook, feedback and CSV go")
+    m.add_argument("--assignment", help="only this assignment (default: every one found in the folders)")
+    m.add_argument("--quiet", "-q", action="store_true", help="no summary")
     args = parser.parse_args(argv)
-    if args.command != "grade":
-        return 2
     try:
-        checks.load(args.assignment)
-    except ValueError as exc:  # an unknown assignment, a check module without POINTS
-        parser.exit(2, f"error: {clean(exc, one_line=True)}\n")
-    try:
-        return run(args)
+        if args.command == "merge":
+            return merge(args)
+        module = _load(args.assignment)  # the one time the check module is loaded and validated
+        if args.dask and args.jobs is not None:
+            raise UsageError("--jobs does not apply with --dask: each Dask worker thread grades one submission "
+                             "at a time (local:N starts N worker processes)")
+        args.jobs = args.jobs or os.cpu_count() or 1
+        return run(args, module)
     except UsageError as exc:
         parser.exit(2, f"error: {clean(exc.code, one_line=True)}\n")
     # Anything else is a bug of the grader: its traceback and Python's exit code 1 (run again).

@@ -83,3 +83,81 @@ def test_the_exchange_time_is_the_kernels_not_the_learners(tmp_path):
     received = received_from_exchange(str(inbound), "ps02_attention")
     assert set(received) == {"alice"}
     assert received["alice"] >= before, "ctime cannot be set back by the learner"
+
+
+# ----------------------------------------------------------------------------------------------
+# Through the CLI: the policy in the CSV, the feedback and nbgrader's gradebook; then the LMS export.
+
+@pytest.fixture(scope="module")
+def late_class(tmp_path_factory):
+    from _grading import solved_notebook, write
+
+    from autograder.grading.cli import main
+
+    course = tmp_path_factory.mktemp("late")
+    for student in ("alice", "bob", "carol"):
+        write(solved_notebook("ps02_attention"), course / "handins" / student / "ps02_attention.ipynb")
+    (course / "received.csv").write_text("student,received\nalice,2026-12-01T16:59:00Z\n"
+                                         "bob,2026-12-01T19:30:00Z\ncarol,2026-12-02T10:00:00Z\n")
+    (course / "extensions.csv").write_text("student,extension\ncarol,1d\n")
+    code = main(["grade", "--assignment", "ps02_attention", "--course", str(course), "--quiet",
+                 "--deadline", "2026-12-01T17:00Z", "--late-penalty", "2", "--per", "hour", "--late-cap", "50%",
+                 "--received", str(course / "received.csv"), "--extensions", str(course / "extensions.csv"),
+                 str(course / "handins")])
+    assert code == 0
+    return course
+
+
+@pytest.mark.slow
+def test_the_cli_applies_the_policy_to_the_csv_feedback_and_gradebook(late_class):
+    import csv as csv_module
+
+    from nbgrader.api import Gradebook
+
+    rows = {r["student"]: r for r in csv_module.DictReader(open(late_class / "grades_ps02_attention.csv"))}
+    full = float(rows["alice"]["score"])
+    assert full > 6
+    assert rows["alice"]["late_penalty"] == "0" and float(rows["alice"]["final_score"]) == full
+    assert float(rows["bob"]["late_penalty"]) == 6, "2h30 late: three started hours at 2 points"
+    assert float(rows["bob"]["final_score"]) == full - 6
+    assert rows["carol"]["late_penalty"] == "0", "a day's extension: on time"
+    page = (late_class / "feedback" / "bob" / "ps02_attention" / "ps02_attention.html").read_text()
+    assert "2.5 h after your deadline" in page and "late penalty 6 point(s)" in page
+    gb = Gradebook(f"sqlite:///{late_class / 'gradebook.db'}", course_id="attention-from-scratch")
+    try:
+        bob = gb.find_submission("ps02_attention", "bob")
+        assert bob.late_submission_penalty == 6 and bob.timestamp == dt.datetime(2026, 12, 1, 19, 30)
+        assert gb.find_assignment("ps02_attention").duedate == dt.datetime(2026, 12, 1, 17, 0)
+        assert gb.find_submission("ps02_attention", "carol").extension == dt.timedelta(days=1)
+    finally:
+        gb.close()
+
+
+@pytest.mark.slow
+def test_export_writes_the_final_scores_for_canvas_and_moodle(late_class):
+    import csv as csv_module
+
+    from autograder.grading.cli import main
+
+    (late_class / "roster.csv").write_text("student,name,canvas_id,email\nalice,\"Liddell, Alice\",11,a@x.org\n"
+                                           "bob,Bob,12,b@x.org\ndave,Dave,14,d@x.org\n")
+    assert main(["export", "--assignment", "ps02_attention", "--to", "canvas", "--roster", str(late_class / "roster.csv"),
+                 "--course", str(late_class), "--canvas-assignment-id", "99"]) == 0
+    table = list(csv_module.reader(open(late_class / "canvas_ps02_attention.csv")))
+    assert table[0][-1] == "ps02_attention (99)"
+    scores = {row[1]: row[-1] for row in table[2:]}
+    full = float(scores["11"])
+    assert float(scores["12"]) == full - 6, "the late penalty is taken off"
+    assert scores["14"] == "", "dave handed in nothing: no grade"
+    assert main(["export", "--assignment", "ps02_attention", "--to", "moodle", "--roster", str(late_class / "roster.csv"),
+                 "--course", str(late_class)]) == 0
+    moodle = list(csv_module.reader(open(late_class / "moodle_ps02_attention.csv")))
+    assert moodle[0] == ["Email address", "ps02_attention"] and ["b@x.org", f"{full - 6:g}"] in moodle
+
+
+def test_late_options_without_a_deadline_are_a_usage_error(tmp_path):
+    from autograder.grading.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["grade", "--assignment", "ps02_attention", "--course", str(tmp_path), "--grace", "1h", str(tmp_path)])
+    assert exit_info.value.code == 2

@@ -7,6 +7,9 @@ one machine, as the shards of a job array, or on a Dask cluster.
     python -m autograder grade --assignment ps02_attention --submitted submitted/ --shard 2/4 --course out/2
     python -m autograder merge out/0 out/1 out/2 out/3 --course .          # the shards as one class
     python -m autograder grade --assignment ps02_attention --submitted submitted/ --dask tcp://scheduler:8786
+    python -m autograder grade ... --deadline 2026-12-01T17:00+01:00 --late-penalty 10% --per day --received times.csv
+    python -m autograder export --assignment ps02_attention --to canvas --roster roster.csv   # or --to moodle
+    python -m autograder gradescope --assignment ps02_attention              # the zip for Gradescope
 
 Writes, under ``--course`` (default: the current folder):
 ``gradebook.db`` (nbgrader's SQLite gradebook), ``feedback/<student>/<assignment>/<assignment>.html``,
@@ -30,10 +33,10 @@ from types import ModuleType
 from autograder import checks
 from autograder.protocol import Limits
 
-from . import cache, schedule
+from . import cache, late, lms, schedule
 from .cache import Entry, checks_fingerprint, merge_entries, submission_key
 from .collect import EXCHANGE_FILES, Job, UsageError, collect, exchange_file, parse_shard, shard_of
-from .record import Recorder, summarise, unreadable_result
+from .record import Recorder, atomic_write, summarise, unreadable_result
 from .remote import GradingNodeError
 from .runner import GradeResult
 from .sandbox import mode_guarantees
@@ -93,7 +96,7 @@ def run(args, module: ModuleType) -> int:
         if work.todo:
             where.start()  # a cluster starts here; --dask without a sandbox is refused here
         announce(args, where, work)
-        with Recorder(args.course, args.assignment, module.POINTS) as recorder:
+        with Recorder(args.course, args.assignment, module.POINTS, late=late_work(args)) as recorder:
             node_error = grade_and_record(args, module, where, recorder, work)
     if node_error is not None:
         print(f"error: {clean(node_error, one_line=True)[:1000]}; the grades received so far are saved: "
@@ -173,7 +176,7 @@ def merge(args) -> int:
         entries[assignment] = (module, merge_entries(args.results, assignment, checks_fingerprint(assignment, module)))
     code = 0
     for assignment, (module, merged) in entries.items():
-        with Recorder(args.course, assignment, module.POINTS) as recorder:
+        with Recorder(args.course, assignment, module.POINTS, late=late_work(args)) as recorder:
             for student in sorted(merged):
                 recorder.save(merged[student])
             recorder.finish()
@@ -181,6 +184,86 @@ def merge(args) -> int:
             print(f"{assignment}: {len(merged)} student(s) from {len(args.results)} folder(s)", file=sys.stderr)
         code = max(code, summarise(recorder, args.quiet))
     return code
+
+
+def late_work(args):
+    """The late-work policy of ``--deadline`` and its options, with the trusted receipt times
+    (``--received`` or ``--exchange-inbound``); None without a deadline. See late.py."""
+    if not getattr(args, "deadline", None):
+        for flag in ("grace", "late_penalty", "late_cap", "extensions", "received", "exchange_inbound"):
+            if getattr(args, flag, None):
+                raise UsageError(f"--{flag.replace('_', '-')} needs --deadline (the late-work policy's deadline)")
+        return None
+    try:
+        policy = late.LatePolicy(
+            late.parse_time(args.deadline, "--deadline"), penalty=args.late_penalty, per=args.per,
+            grace=late.parse_duration(args.grace, "--grace") if args.grace else late.dt.timedelta(0),
+            cap=args.late_cap, extensions=late.read_extensions(args.extensions) if args.extensions else {})
+        if args.received:
+            received = late.read_received(args.received)
+        elif args.exchange_inbound:
+            received = late.received_from_exchange(args.exchange_inbound, args.assignment)
+        else:
+            received = {}
+    except (late.LatePolicyError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    if not received:
+        print("warning: --deadline without --received or --exchange-inbound: no trusted time of receipt is known, "
+              "so no late penalty is applied (timestamp.txt and file times are the learner's to set)", file=sys.stderr)
+    return late.LateWork(policy, received)
+
+
+def add_late_options(parser) -> None:
+    group = parser.add_argument_group("late work (see autograder/grading/late.py)")
+    group.add_argument("--deadline", help="the deadline, ISO 8601 with a time zone: 2026-12-01T17:00+01:00")
+    group.add_argument("--grace", help="a grace period after it: 15m, 1h")
+    group.add_argument("--late-penalty", default="10%", help="per started hour or day: points (2) or percent of the "
+                       "maximum (10%%; the default)")
+    group.add_argument("--per", default="day", choices=("hour", "day"), help="the unit the penalty counts (default: day)")
+    group.add_argument("--late-cap", help="the most a submission can lose: points or percent (default: all of it)")
+    group.add_argument("--extensions", help="a CSV student,extension (e.g. alice,2d): per-student extra time")
+    group.add_argument("--received", help="a CSV student,received (ISO 8601) of when the course received each "
+                       "notebook, e.g. exported from the LMS: the trusted time")
+    group.add_argument("--exchange-inbound", help="an nbgrader exchange's inbound folder: the trusted time is the "
+                       "kernel's change time of each student's last submission there")
+
+
+def export(args) -> int:
+    """``export --to canvas|moodle``: the gradebook's final scores (manual overrides and late penalties
+    included) as the LMS's grade-import CSV, for the students of a roster."""
+    from nbgrader.api import Gradebook
+
+    from .gradebook import _alembic_on_path
+
+    module = _load(args.assignment)
+    database = os.path.join(args.course, "gradebook.db")
+    if not os.path.isfile(database):
+        raise UsageError(f"no gradebook at {clean(database, one_line=True)}: grade the assignment first")
+    try:
+        roster = lms.Roster.read(args.roster)
+    except (lms.RosterError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    _alembic_on_path()
+    gb = Gradebook("sqlite:///" + os.path.abspath(database), course_id="attention-from-scratch")
+    try:
+        scores = {sub.student.id: max(sub.score - sub.late_submission_penalty, 0.0)
+                  for sub in gb.find_assignment(args.assignment).submissions}
+    finally:
+        gb.close()
+    try:
+        if args.to == "canvas":
+            text, missing = lms.canvas_csv(args.title or args.assignment, scores, sum(module.POINTS.values()),
+                                           roster, args.canvas_assignment_id)
+        else:
+            text, missing = lms.moodle_csv(args.title or args.assignment, scores, roster, args.identifier)
+    except lms.RosterError as exc:
+        raise UsageError(str(exc)) from None
+    out = args.out or os.path.join(args.course, f"{args.to}_{args.assignment}.csv")
+    atomic_write(out, text)
+    if missing:
+        print(f"warning: not in the roster, so not exported: {clean(', '.join(missing), one_line=True)}", file=sys.stderr)
+    print(f"wrote {out}: import it in {args.to.capitalize()}'s gradebook", file=sys.stderr)
+    return 0
 
 
 def _load(assignment: str) -> ModuleType:
@@ -217,16 +300,39 @@ def main(argv: list[str] | None = None) -> int:
                    "e.g. --shard $SLURM_ARRAY_TASK_ID/4; join the shards' --course folders with `merge`")
     g.add_argument("--dask", metavar="ADDRESS", help="grade on the workers of a Dask cluster: its scheduler's address "
                    "(tcp://host:8786, tls://...) or local:N for N worker processes here (needs the [dask] extra)")
+    add_late_options(g)
     m = sub.add_parser("merge", help="join the results of several runs (shards) into one gradebook, CSV and feedback",
                        description=merge.__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     m.add_argument("results", nargs="+", metavar="OUT_DIR", help="the --course folders of the runs to join")
     m.add_argument("--course", required=True, help="where the joined gradebook, feedback and CSV go")
     m.add_argument("--assignment", help="only this assignment (default: every one found in the folders)")
     m.add_argument("--quiet", "-q", action="store_true", help="no summary")
+    add_late_options(m)
+    e = sub.add_parser("export", help="the gradebook's final scores as Canvas's or Moodle's grade-import CSV",
+                       description=export.__doc__)
+    e.add_argument("--assignment", required=True)
+    e.add_argument("--to", required=True, choices=("canvas", "moodle"))
+    e.add_argument("--roster", required=True, help="CSV: student (our id) and the LMS's ids (see autograder/grading/lms.py)")
+    e.add_argument("--course", default=".", help="where gradebook.db is (default: .)")
+    e.add_argument("--out", help="the CSV to write (default: <course>/<to>_<assignment>.csv)")
+    e.add_argument("--title", help="the assignment's name in the LMS (default: the assignment)")
+    e.add_argument("--canvas-assignment-id", help="Canvas: the id of an existing assignment column")
+    e.add_argument("--identifier", default="email", choices=("email", "idnumber", "username"),
+                   help="Moodle: the roster column Moodle maps to its users (default: email)")
+    gs = sub.add_parser("gradescope", help="write the autograder zip to upload to Gradescope")
+    gs.add_argument("--assignment", required=True)
+    gs.add_argument("--out", help="the zip to write (default: <assignment>_gradescope.zip)")
     args = parser.parse_args(argv)
     try:
         if args.command == "merge":
             return merge(args)
+        if args.command == "export":
+            return export(args)
+        if args.command == "gradescope":
+            from . import gradescope
+
+            _load(args.assignment)
+            return gradescope.main(["build", "--assignment", args.assignment] + (["--out", args.out] if args.out else []))
         module = _load(args.assignment)  # the one time the check module is loaded and validated
         if args.dask and args.jobs is not None:
             raise UsageError("--jobs does not apply with --dask: each Dask worker thread grades one submission "

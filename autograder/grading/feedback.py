@@ -15,7 +15,9 @@ h1{font-size:1.4rem}table{border-collapse:collapse;width:100%}td,th{border-botto
 """
 
 
-def render(student: str, result: GradeResult, note: str | None = None) -> str:
+def render(student: str, result: GradeResult, note: str | None = None, lateness=None) -> str:
+    """The page; ``lateness`` (a ``late.Lateness``) adds when the course received the notebook and
+    the late penalty, and the score after it."""
     def esc(text) -> str:  # every string, whatever its origin, through the one gate of text.clean
         return html.escape(clean(text))
 
@@ -27,16 +29,20 @@ def render(student: str, result: GradeResult, note: str | None = None) -> str:
     notes = []
     if note:
         notes.append(f'<p class="note">{esc(note)}</p>')
+    if lateness is not None:
+        notes.append(f'<p class="note">{esc(lateness.describe())}</p>')
     if result.fatal:
         notes.append(f'<p class="note">Your notebook could not be graded normally: {esc(result.fatal)}</p>')
     if result.notebook_errors:
         items = "".join(f"<li>cell {esc(str(e.get('cell')))}: {esc(str(e.get('error')))}</li>" for e in result.notebook_errors)
         notes.append(f"<p>When your notebook ran from top to bottom, these cells raised an error:</p><ul class=\"msg\">{items}</ul>")
+    final = "" if lateness is None or not lateness.penalty else \
+        f" (after the late penalty: {max(result.score - lateness.penalty, 0):g})"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(result.assignment)}: feedback for {esc(student)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{esc(result.assignment)}: feedback for {esc(student)}</h1>
-<p class="total">Score: {result.score:g} / {result.max_score:g}</p>
+<p class="total">Score: {result.score:g} / {result.max_score:g}{final}</p>
 {''.join(notes)}
 <table><thead><tr><th>Check</th><th>Points</th><th>Result</th><th>What the grader found</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table>

@@ -9,6 +9,7 @@ score count again, clear the manual score in formgrader. (The CSV and the feedba
 """
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import warnings
@@ -23,21 +24,32 @@ def _alembic_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
+def _naive_utc(when: datetime.datetime) -> datetime.datetime:
+    return when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
 class GradebookWriter:
     """Open once per run; ``record`` each student as results arrive (main thread only)."""
 
-    def __init__(self, path: str, assignment: str, points: dict[str, float], course_id: str = "attention-from-scratch"):
+    def __init__(self, path: str, assignment: str, points: dict[str, float], course_id: str = "attention-from-scratch",
+                 deadline: datetime.datetime | None = None):
         from nbgrader.api import Gradebook
 
         _alembic_on_path()
         self.assignment, self.notebook, self.points = assignment, assignment, points
         self.gb = Gradebook("sqlite:///" + os.path.abspath(path), course_id=course_id)
-        self.gb.update_or_create_assignment(assignment)
+        self.deadline = deadline  # a late-work policy's (late.py): the assignment's due date in nbgrader
+        if deadline is None:
+            self.gb.update_or_create_assignment(assignment)
+        else:
+            self.gb.update_or_create_assignment(assignment, duedate=_naive_utc(deadline))
         self.gb.update_or_create_notebook(self.notebook, assignment)
         for name, max_score in points.items():
             self.gb.update_or_create_grade_cell(name, self.notebook, assignment, max_score=max_score, cell_type="code")
 
-    def record(self, student: str, result: GradeResult) -> None:
+    def record(self, student: str, result: GradeResult, lateness=None) -> None:
+        """Write the student's automatic scores; with ``lateness`` (a ``late.Lateness``), also the
+        receipt time, the student's due date and nbgrader's late-submission penalty."""
         gb = self.gb
         try:
             from nbgrader.api import MissingEntry
@@ -54,6 +66,13 @@ class GradebookWriter:
             for name in self.points:
                 grade = gb.find_grade(name, self.notebook, self.assignment, student)
                 grade.auto_score = float(scores.get(name, 0.0))  # manual_score: the instructor's, kept
+            if lateness is not None and self.deadline is not None:  # nbgrader keeps times as naive UTC
+                submission = gb.find_submission(self.assignment, student)
+                submission.timestamp = _naive_utc(lateness.received)
+                extension = lateness.due - self.deadline
+                submission.extension = extension if extension > datetime.timedelta(0) else None
+                notebook = gb.find_submission_notebook(self.notebook, self.assignment, student)
+                notebook.late_submission_penalty = lateness.penalty
             gb.db.commit()
         except Exception:
             gb.db.rollback()

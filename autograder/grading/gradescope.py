@@ -143,7 +143,7 @@ def run(assignment: str, root: str) -> dict:
     """Grade ``<root>/submission`` and write ``<root>/results/results.json``; return the results."""
     from autograder import checks
 
-    from .cli import find_notebook
+    from .collect import find_notebook
     from .runner import GradeResult, TestResult, grade
     from .sandbox import mode_guarantees, sandbox_mode
 

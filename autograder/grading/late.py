@@ -143,3 +143,35 @@ def received_from_exchange(inbound: str, assignment: str) -> dict[str, dt.dateti
             if student not in received or ctime > received[student]:
                 received[student] = ctime
     return received
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """One student's outcome under the policy: what the CSV, the feedback and the gradebook show."""
+    received: dt.datetime
+    due: dt.datetime
+    late: dt.timedelta
+    penalty: float
+
+    def describe(self) -> str:
+        when = self.received.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        if self.late <= dt.timedelta(0):
+            return f"Received {when}, on time."
+        hours = self.late.total_seconds() / 3600
+        return (f"Received {when}, {hours:.1f} h after your deadline "
+                f"({self.due.astimezone(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}): "
+                f"late penalty {self.penalty:g} point(s).")
+
+
+@dataclass
+class LateWork:
+    """A policy and the trusted receipt times it applies to (see the module's docstring)."""
+    policy: LatePolicy
+    received: dict[str, dt.datetime]
+
+    def outcome(self, student: str, score: float, max_score: float) -> Lateness | None:
+        """None when no trusted receipt time is known for the student (no penalty is applied)."""
+        if student not in self.received:
+            return None
+        lost, late = self.policy.penalty_for(student, self.received[student], score, max_score)
+        return Lateness(self.received[student], self.policy.due(student), late, lost)

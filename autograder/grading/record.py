@@ -54,17 +54,27 @@ def clean_result(result: GradeResult) -> GradeResult:
     return result
 
 
-def write_csv(path: str, points: dict, rows: dict[str, GradeResult], problems: dict[str, str] | None = None) -> None:
-    """Scores as numbers; every text cell through ``text.csv_cell`` (no formula reaches a spreadsheet)."""
+def write_csv(path: str, points: dict, rows: dict[str, GradeResult], problems: dict[str, str] | None = None,
+              lateness: dict | None = None) -> None:
+    """Scores as numbers; every text cell through ``text.csv_cell`` (no formula reaches a spreadsheet).
+    With a late-work policy (``lateness``: student -> ``late.Lateness`` or None), three more columns:
+    when the course received the notebook, the penalty, and the score after it."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([csv_cell(name) for name in ("student", "score", "max_score", *points, "problem")])
+    late_columns = ("received", "late_penalty", "final_score") if lateness is not None else ()
+    writer.writerow([csv_cell(name) for name in ("student", "score", "max_score", *points, "problem", *late_columns)])
     for student in sorted(rows):
         result = rows[student]
         by_name = {t.name: t.points for t in result.tests}
         problem = (problems or {}).get(student) or result.fatal or ""
-        writer.writerow([csv_cell(student), csv_cell(result.score), csv_cell(result.max_score),
-                         *(csv_cell(by_name.get(n, 0)) for n in points), csv_cell(problem[:200])])
+        row = [csv_cell(student), csv_cell(result.score), csv_cell(result.max_score),
+               *(csv_cell(by_name.get(n, 0)) for n in points), csv_cell(problem[:200])]
+        if lateness is not None:
+            late = lateness.get(student)
+            penalty = late.penalty if late else 0.0
+            row += [csv_cell(late.received.isoformat() if late else "unknown: no penalty"), csv_cell(penalty),
+                    csv_cell(max(result.score - penalty, 0.0))]
+        writer.writerow(row)
     atomic_write(path, buffer.getvalue())
 
 
@@ -73,12 +83,21 @@ class Recorder:
     feedback, cache entry), ``keep`` a cached one (gradebook only: its files are there), then
     ``finish`` (the CSV). Main thread only. Use as a context manager."""
 
-    def __init__(self, course: str, assignment: str, points: dict[str, float]):
+    def __init__(self, course: str, assignment: str, points: dict[str, float], late=None):
         self.course, self.assignment, self.points = course, assignment, points
+        self.late = late  # a late.LateWork, or None: no late-work policy
+        self.lateness: dict = {}  # student -> late.Lateness, or None where no receipt time is known
         self.results: dict[str, GradeResult] = {}
         self.problems: dict[str, str] = {}  # students whose result could not be saved: the grader's problem, retried
         os.makedirs(state_dir(course, assignment), exist_ok=True)  # `merge` tells "no student" from "never ran"
-        self.gradebook = GradebookWriter(os.path.join(course, "gradebook.db"), assignment, points)
+        self.gradebook = GradebookWriter(os.path.join(course, "gradebook.db"), assignment, points,
+                                         deadline=late.policy.deadline if late else None)
+
+    def _lateness(self, student: str, result: GradeResult):
+        if self.late is None:
+            return None
+        self.lateness[student] = self.late.outcome(student, result.score, result.max_score)
+        return self.lateness[student]
 
     def save(self, entry: Entry) -> None:
         """Record one newly graded student. A grade spoilt by an internal error is recorded with the
@@ -89,9 +108,11 @@ class Recorder:
             clean_result(result)
             if result.internal_error:
                 entry.key = ""
-            self.gradebook.record(student, result)
+            lateness = self._lateness(student, result)
+            self.gradebook.record(student, result, lateness)
             folder = os.path.join(self.course, "feedback", file_name(student), self.assignment)
-            atomic_write(os.path.join(folder, self.assignment + ".html"), feedback.render(student, result, entry.note))
+            atomic_write(os.path.join(folder, self.assignment + ".html"),
+                         feedback.render(student, result, entry.note, lateness))
             for name, text in sorted(entry.exchange.items()):
                 atomic_write(os.path.join(folder, name), text)
             atomic_write(entry_path(self.course, self.assignment, student), entry.to_json(self.assignment))
@@ -108,7 +129,7 @@ class Recorder:
         """A cached grade: written into the gradebook again (it may predate a lost database)."""
         self.results[student] = clean_result(result)
         try:
-            self.gradebook.record(student, result)
+            self.gradebook.record(student, result, self._lateness(student, result))
         except Exception as exc:  # noqa: BLE001 - as in save()
             self.problems[student] = f"internal error while saving this grade ({type(exc).__name__}): run again"
 
@@ -128,7 +149,8 @@ class Recorder:
     def finish(self) -> None:
         """Close the gradebook and write the CSV of every student recorded."""
         self.close()
-        write_csv(self.csv_path, self.points, self.results, self.problems)
+        write_csv(self.csv_path, self.points, self.results, self.problems,
+                  self.lateness if self.late is not None else None)
 
     def __enter__(self):
         return self

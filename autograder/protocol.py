@@ -68,14 +68,14 @@ KINDS = WORKER_KINDS | {TIMEOUT, DEAD, UNREADABLE}
 class Limits:
     """Resource limits of one worker, set by the trusted side. Times in seconds."""
 
-    boot_s: float = 90.0  # start Python, enter the sandbox, import torch (slow on a loaded machine)
+    boot_s: float = 90.0  # fork from the template and enter the sandbox (the first worker: the template's import of torch too)
     startup_s: float = 60.0  # run every code cell of the notebook
     call_s: float = 20.0  # one request
     memory_mb: int = 3072  # RLIMIT_AS per process, and the cgroup's limit over the tree; torch alone maps about 650 MB
     cpu_s: int = 300  # RLIMIT_CPU over the worker's whole life
     file_mb: int = 16  # RLIMIT_FSIZE
     tmpfs_mb: int = 64  # size of the worker's writable folders in namespace mode
-    nproc: int = 32  # processes + threads of the worker's tree (RLIMIT_NPROC; the cgroup's pids.max, +2 for unshare and init)
+    nproc: int = 32  # processes + threads of the worker's tree (RLIMIT_NPROC; the cgroup's pids.max, +2 for its keeper and init)
     output_kb: int = 64  # stdout/stderr kept (the rest is read and dropped)
     max_reply_mb: int = 64
 

@@ -105,3 +105,41 @@ def processes_named(marker: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """(pid, start time) of every live process below ``pid``, however deep."""
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as handle:
+                    children = [int(c) for c in handle.read().split()]
+            except OSError:
+                continue
+            for child in children:
+                start = start_time(child)
+                if start and (child, start) not in found:
+                    found.add((child, start))
+                    todo.append(child)
+    return found
+
+
+def start_time(pid: int) -> str | None:
+    """The start time of a live process (None when it is gone or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def alive(processes: set[tuple[int, str]]) -> list[int]:
+    """The pids of ``processes`` (from ``descendants``) still running."""
+    return [pid for pid, start in processes if start_time(pid) == start]

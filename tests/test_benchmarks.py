@@ -1,4 +1,5 @@
-"""The GPU throughput benchmark runs end to end (CPU smoke size) and refuses a missing GPU clearly."""
+"""The GPU throughput benchmark runs end to end (CPU smoke size) and refuses a missing GPU clearly; the
+grading benchmark judges issue 15's goals on the marginal costs it measures."""
 import json
 import runpy
 import sys
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_throughput.py"
+GRADING = Path(__file__).resolve().parents[1] / "benchmarks" / "grading_speed.py"
 
 
 def run(argv):
@@ -59,3 +61,15 @@ def test_grading_scale_smoke_run_writes_throughput(tmp_path):
     for r in data["results"]:
         assert r["submissions_per_s"] > 0 and 0 < r["per_submission_median_s"] <= r["per_submission_p95_s"]
         assert r["floor_s"] > 0 and r["internal_errors"] == 0
+
+
+def test_grading_goals_compare_the_marginal_cost_with_both_references():
+    goals = runpy.run_path(str(GRADING))["goals"]  # the module's functions; its main does not run
+    medians = {"nbconvert_s": 5.0, "nbgrader_s_per_submission": 20.0, "ours_jobs1_marginal_s": 0.5,
+               "ours_jobs2_marginal_s": 0.25, "ours_jobs1_s_per_submission": 1.0, "ours_jobs2_s_per_submission": 0.8}
+    met = goals(medians)
+    assert (met["fraction_of_nbconvert"], met["throughput_2_jobs_over_1"], met["speedup_over_nbgrader"]) == (0.1, 2.0, 40.0)
+    assert (met["fraction_of_nbconvert_end_to_end"], met["throughput_2_jobs_over_1_end_to_end"]) == (0.2, 1.25)
+    assert met["met"]
+    assert not goals({**medians, "ours_jobs1_marginal_s": 1.0})["met"]  # 0.2 of a bare execution
+    assert not goals({**medians, "ours_jobs2_marginal_s": 0.4})["met"]  # two jobs only 1.25 times one

@@ -71,6 +71,19 @@ for fd in range(3, 256):
         pass
 """
 
+# A learner who looks for the course in the worker's memory (its template imported none of it): the
+# attention raises, and those checks fail with the list, if any module of the course is loaded.
+LOOKS_FOR_THE_COURSE = """
+import sys
+_attention = scaled_dot_product_attention
+
+def scaled_dot_product_attention(*args, **kwargs):
+    course = sorted(m for m in sys.modules if m.split(".")[0] in ("attnlab", "autograder"))
+    if course:
+        raise RuntimeError(f"course modules in the worker: {course}")
+    return _attention(*args, **kwargs)
+"""
+
 # name -> (how to change the notebook, expected score, {test: substring of its message})
 CASES = {
     "honest": (dict(), FULL, {}),
@@ -130,6 +143,7 @@ CASES = {
                   0, {"test_masked_softmax": "did not finish running"}),
     "warns_and_writes_to_stderr": (dict(append=["import sys, warnings\nwarnings.warn('deprecated', DeprecationWarning)\n"
                                                  "warnings.warn('careful')\nsys.stderr.write('Error: something odd\\n')"]), FULL, {}),
+    "finds_no_course_module_loaded": (dict(append=[LOOKS_FOR_THE_COURSE]), FULL, {}),
     "deleted_test_cells": ("delete_tests", FULL, {}),
     "edited_test_cells": ("edit_tests", FULL, {}),
 }

@@ -23,8 +23,8 @@ import tracemalloc
 import pytest
 import torch
 
-from _grading import (ROOT, SANDBOX_MODES, processes_named, require_cgroup, require_sandbox, solved_notebook,
-                      with_cells, write)
+from _grading import (ROOT, SANDBOX_MODES, alive, descendants, processes_named, require_cgroup, require_sandbox,
+                      solved_notebook, with_cells, write)
 from autograder import checks, protocol
 from autograder.grading import sandbox, worker
 from autograder.grading.runner import grade, grade_each
@@ -213,10 +213,14 @@ def test_no_worker_survives_the_grader_killed_with_sigkill(tmp_path, mode, cgrou
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert _wait_for(lambda: len(processes_named(marker)) >= 2, 240), "the hostile notebook never started"
+        # Its grading processes, their templates, the workers' keepers, inits and learners.
+        tree = descendants(grader.pid)
+        assert len(tree) >= 8, tree
     finally:
         grader.kill()  # SIGKILL: no cleanup code of the grader runs
         grader.wait()
     assert _wait_for(lambda: not processes_named(marker), 15), f"survivors: {processes_named(marker)}"
+    assert _wait_for(lambda: not alive(tree), 15), f"survivors of the grader's tree: {alive(tree)}"
 
     again = subprocess.Popen(command + ["--timeout", "6"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -227,8 +231,11 @@ def test_no_worker_survives_the_grader_killed_with_sigkill(tmp_path, mode, cgrou
     full = sum(checks.load("ps02_attention").POINTS.values())
     assert scores == {"honest": f"{full:g}", "mallory": "0"}, scores
     assert not processes_named(marker)
-    assert not _leftover_cgroups(grader.pid), "the cgroups of the grader killed with -9 were not removed"
+    # Cgroups are named after the process that made them: the grader or one of its grading processes.
+    owners = [grader.pid] + [pid for pid, _ in tree]
+    assert not [g for pid in owners for g in _leftover_cgroups(pid)], "the cgroups of the grader killed with -9 were not removed"
     assert not _leftover_cgroups(again.pid), "the run after it left cgroups behind"
+
 
 
 # ----------------------------------------------------------------------------- 7. memory over the tree
@@ -288,7 +295,17 @@ def test_memory_is_limited_over_the_whole_tree(monkeypatch):
 
 # ----------------------------------------------------------------------------- 8, 11, 14. inside the worker
 PROBE = r"""
-import ctypes, errno, fcntl, gc, os, sys, threading
+import os, sys
+# First, before this cell imports anything: what the worker inherited from its template.
+modules = sorted(sys.modules)
+descriptors = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        descriptors[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # the one os.listdir used, closed again
+        pass
+
+import ctypes, errno, fcntl, gc, threading
 import torch
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -366,7 +383,8 @@ def probe(request):
         sub._worker()
         assert not sub.cell_errors, sub.cell_errors
         yield request.param, {name: sub.get(name) for name in
-                              ("syscalls", "works", "cmdlines", "environ", "configs", "config_values", "course", "imports")}
+                              ("syscalls", "works", "cmdlines", "environ", "configs", "config_values", "course", "imports",
+                               "modules", "descriptors")}
 
 
 @pytest.mark.slow
@@ -406,6 +424,48 @@ def test_every_installed_copy_of_the_course_is_hidden(probe):
         assert found["course"], "the venv's course files should be visible (and masked)"
     for path, content in found["course"].items():
         assert content in ("", []), (path, content)
+
+
+@pytest.mark.slow
+def test_the_template_imported_nothing_of_the_course(probe):
+    """Workers are forked from a template that imported torch once: no module of the course (the
+    library, its helpers, the grader, the checks, the tests) is in a learner's ``sys.modules``; the
+    wire format is there as a module of its own, loaded from its source text."""
+    _, found = probe
+    course = [m for m in found["modules"] if m.split(".")[0] in ("attnlab", "autograder", "tests", "_grading", "conftest")
+              or m.startswith(("test_", "_checks"))]
+    assert not course, course
+    assert "torch" in found["modules"] and "protocol" in found["modules"], "the template should have imported torch"
+
+
+@pytest.mark.slow
+def test_a_worker_holds_only_its_own_pipes(probe):
+    """No descriptor of the grader, the template or another worker reaches the learner's process:
+    /dev/null as stdin, its output pipe (1, 2), its reply pipe (3) and its request pipe (4)."""
+    _, found = probe
+    descriptors = {int(fd): target for fd, target in found["descriptors"].items()}
+    assert descriptors.pop(0) == "/dev/null", descriptors
+    assert sorted(descriptors) == [1, 2, 3, 4], descriptors
+    assert all(target.startswith("pipe:") for target in descriptors.values()), descriptors
+    assert descriptors[1] == descriptors[2] != descriptors[3] != descriptors[4]
+
+
+@pytest.mark.slow
+def test_a_template_is_not_used_again_after_a_worker_misbehaved():
+    """A worker that dies (here: os._exit while the notebook runs) retires the template that forked
+    it; the next worker comes from a fresh one. A well-behaved worker leaves the template in use.
+    (A retired template is closed once no worker of it is open: the probe fixture may hold one.)"""
+    honest = [{"index": 1, "source": "def f():\n    return 1\n"}]
+    with Worker(honest, FAST) as w:
+        assert w.call("f") == 1
+        first = w._template
+    with Worker(honest, FAST) as w:
+        assert w._template is first
+    with Worker([{"index": 1, "source": "import os\nos._exit(3)"}], FAST) as w:
+        assert w.dead and "exit code 3" in w.dead and w._template is first
+    assert first.retired
+    with Worker(honest, FAST) as w:
+        assert w.call("f") == 1 and w._template is not first
 
 
 def test_hiding_finds_non_editable_copies_in_site_folders(tmp_path):

@@ -6,6 +6,7 @@
 - ``selfcheck``    the learners' self-checks inside the exercise notebooks;
 - ``compare``      the one tensor comparison behind the self-checks and the grader's checks;
 - ``diagrams``     the book's diagrams, drawn as SVG, every word from ``book/diagrams/labels.en.yml``;
+- ``setup_cell``   the exercise notebooks' first cell's marker (light: the grader imports it);
 - ``release``      builds the source notebooks and the nbgrader release (``python -m attnlab.course.release``).
 
 The library never imports this subpackage.

@@ -253,7 +253,7 @@ def add_grading(nb, assignment: str, root: str = ROOT) -> None:
 # course from the repository address of `_config.yml` pinned to the release tag `v<version>`; with
 # no address configured it says what to do. Never a bare package name: nobody publishes ours, and
 # a squatter's package would run for every learner. The grader never runs it (its metadata, below).
-SETUP_METADATA = {"course": {"setup": True}, "tags": ["course-setup"]}
+from .setup_cell import SETUP_METADATA, is_setup_cell  # noqa: E402,F401 - the marker, light for the grader
 SETUP_SOURCE = """\
 # Setup: run this cell first. It installs the course library `attnlab` when it is missing (on Colab,
 # say) from the course's repository at its release tag; where the course is installed, it does nothing.
@@ -298,12 +298,6 @@ def setup_cell(address: str):
     cell.pop("id", None)  # the notebooks are nbformat 4.4, without cell ids
     cell.metadata.update(copy.deepcopy(SETUP_METADATA))
     return cell
-
-
-def is_setup_cell(cell) -> bool:
-    """The setup cell, known by its metadata (the grader skips it: autograder.grading.submission)."""
-    meta = cell.get("metadata", {})
-    return isinstance(meta, dict) and isinstance(meta.get("course"), dict) and meta["course"].get("setup") is True
 
 
 def notebook_text(nb) -> str:

@@ -1,16 +1,35 @@
-"""Run one assignment's checks against one submission: the trusted side of grading."""
+"""Run one assignment's checks against one submission: the trusted side of grading.
+
+``grade`` grades one notebook in this process. ``grade_each`` grades several: one after another in
+this process with one job, else in that many grading processes (``python -c POOL_BOOT``), each
+importing torch and the checks once and grading one notebook at a time, so that no two submissions
+ever share a process's global state (the RNG that some checks seed, torch's settings) at the same
+time. A grading process that dies costs only the notebook it was grading: that one is graded again
+in a fresh process, and after a second death recorded as an internal error (not cached, so the next
+run grades it again); the batch goes on. Ctrl-C or a caller that stops early stops them all (SIGTERM,
+so that each closes its worker; SIGKILL after a grace period); they die with the grader in any case
+(parent-death signal, and the end of their task pipe).
+"""
 from __future__ import annotations
 
+import collections
+import json
 import os
+import selectors
+import signal
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+
+import torch
 
 from autograder import checks
 from autograder.protocol import Limits
 
+from . import sandbox
 from .sandbox import sandbox_mode
 from .submission import Submission
 
@@ -105,22 +124,188 @@ def crashed(assignment: str, notebook: str, details: str) -> GradeResult:
 
 def grade_each(assignment: str, notebooks: dict[str, str], jobs: int | None = None, limits: Limits | None = None,
                mode: str | None = None) -> Iterator[tuple[str, GradeResult]]:
-    """Grade several notebooks ``{name: path}`` in parallel (threads, each driving one worker process
-    at a time); yield ``(name, result)`` as each finishes, so that a caller can save it at once.
+    """Grade several notebooks ``{name: path}``, ``jobs`` at a time (default: one per core), each in a
+    grading process of its own (see the module docstring); yield ``(name, result)`` as each
+    finishes, so that a caller can save it at once.
 
     The one way to grade several notebooks: the CLI and the tests use it alike."""
     checks.load(assignment)  # fail early, once, on an unknown assignment
     mode = mode or sandbox_mode()
-    jobs = max(1, jobs or min(len(notebooks), os.cpu_count() or 1))
-    with ThreadPoolExecutor(jobs) as pool:
-        futures = {pool.submit(grade, assignment, notebook, limits, mode): key for key, notebook in notebooks.items()}
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(notebooks)))
+    if jobs == 1:  # one at a time: this process is the one grading process
+        sandbox.Template.prewarm()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # see serve_tasks
         try:
-            for future in as_completed(futures):
+            for key, notebook in notebooks.items():
                 try:
-                    result = future.result()
+                    result = grade(assignment, notebook, limits, mode)
                 except Exception:  # noqa: BLE001 - a bug of the grader on this notebook: its grade only
-                    result = crashed(assignment, notebooks[futures[future]], traceback.format_exc(limit=-3))
-                yield futures[future], result
-        finally:  # the caller stopped early (an error, Ctrl-C): start no more workers
-            for future in futures:
-                future.cancel()
+                    result = crashed(assignment, notebook, traceback.format_exc(limit=-3))
+                yield key, result
+        finally:
+            torch.set_num_threads(threads)
+        return
+    yield from _grade_in_processes(assignment, notebooks, jobs, limits, mode)
+
+
+# ------------------------------------------------------------------------------ grading processes
+# The whole command line of a grading process after the interpreter: its configuration comes as the
+# first line of its stdin, each task as one more line; each result goes out as one line of stdout.
+POOL_BOOT = """import json, sys
+boot = json.loads(sys.stdin.readline())
+sys.path[:] = boot["path"]
+from autograder.grading.runner import serve_tasks
+serve_tasks(boot)
+"""
+MAX_TRIES = 2  # a notebook whose grading process died twice is recorded as an internal error
+STOP_GRACE_S = 10.0  # after SIGTERM, the time a grading process gets to close its worker
+
+
+def serve_tasks(boot: dict) -> None:
+    """The main of a grading process: grade each notebook sent on stdin, one JSON line out for each."""
+    sandbox.die_with_parent(boot["parent"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader decides what a Ctrl-C stops
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # unwinds: the worker being used is closed
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # whatever else is printed goes to stderr, never into a result
+    sandbox.Template.prewarm()  # its import of torch overlaps ours
+    # One thread for the reference computations: a process per core already, and torch's threads
+    # waiting for each other on a busy machine made a submission take several times longer.
+    torch.set_num_threads(1)
+    assignment, mode = boot["assignment"], boot["mode"]
+    limits = Limits(**boot["limits"]) if boot["limits"] is not None else None
+    checks.load(assignment)
+    for line in sys.stdin:
+        task = json.loads(line)
+        try:
+            result = grade(assignment, task["notebook"], limits, mode)
+        except Exception:  # noqa: BLE001 - a bug of the grader on this notebook: its grade only
+            result = crashed(assignment, task["notebook"], traceback.format_exc(limit=-3))
+        out.write(json.dumps({"index": task["index"], "result": result.to_dict()}) + "\n")
+        out.flush()
+    # No tasks left: close the template and any cgroup still busy, and skip the interpreter's slow
+    # teardown of torch (the grader waits for this exit).
+    sandbox.Template.shutdown()
+    sandbox.Cgroup.retry_pending(5.0)
+    out.close()
+    os._exit(0)
+
+
+class _GradingProcess:
+    """The grader's handle on one grading process: at most one task at a time."""
+
+    def __init__(self, boot: dict):
+        self.proc = sandbox.start_process([sys.executable, "-c", POOL_BOOT], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, start_new_session=True)
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.task: int | None = None
+        self.buffer = b""
+        self.ended = False
+        self._write(boot)
+
+    def _write(self, message: dict) -> None:
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:  # it died: its stdout ends too, which the loop sees
+            pass
+
+    def send(self, index: int, notebook: str) -> None:
+        self.task = index
+        self._write({"index": index, "notebook": notebook})
+
+    def read(self) -> list[dict]:
+        """The results that arrived (``ended`` once its stdout closed: it exited or died)."""
+        try:
+            chunk = os.read(self.fd, 1 << 20)
+        except BlockingIOError:
+            return []
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.ended = True
+        *lines, self.buffer = (self.buffer + chunk).split(b"\n")
+        results = []
+        for line in lines:
+            try:
+                message = json.loads(line)
+                results.append({"index": int(message["index"]), "result": GradeResult.from_dict(message["result"])})
+            except (ValueError, KeyError, TypeError):  # never sent by serve_tasks: treat it as a death
+                self.ended = True
+        return results
+
+    def stop(self) -> None:
+        """Ask it to finish (end of its tasks); interrupt it if it is grading."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if self.task is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+
+def _grade_in_processes(assignment: str, notebooks: dict[str, str], jobs: int, limits: Limits | None,
+                        mode: str) -> Iterator[tuple[str, GradeResult]]:
+    keys = list(notebooks)
+    todo = collections.deque(range(len(keys)))
+    tries = collections.Counter()
+    boot = {"path": sys.path, "parent": os.getpid(), "assignment": assignment, "mode": mode,
+            "limits": asdict(limits) if limits is not None else None}
+    selector = selectors.DefaultSelector()
+    running: list[_GradingProcess] = []
+
+    def start() -> None:
+        process = _GradingProcess(boot)
+        selector.register(process.fd, selectors.EVENT_READ, process)
+        running.append(process)
+
+    try:
+        for _ in range(jobs):
+            start()
+        while todo or any(p.task is not None for p in running):
+            for process in running:
+                if process.task is None and todo:
+                    index = todo.popleft()
+                    process.send(index, notebooks[keys[index]])
+            finished: list[tuple[str, GradeResult]] = []
+            for key, _ in selector.select():
+                process = key.data
+                for message in process.read():
+                    if message["index"] == process.task:
+                        process.task = None
+                        finished.append((keys[message["index"]], message["result"]))
+                if process.ended:
+                    selector.unregister(process.fd)
+                    running.remove(process)
+                    process.stop()
+                    process.proc.wait()
+                    if process.task is not None:  # it died grading this notebook
+                        tries[process.task] += 1
+                        if tries[process.task] < MAX_TRIES:
+                            todo.appendleft(process.task)
+                        else:
+                            key = keys[process.task]
+                            finished.append((key, crashed(assignment, notebooks[key],
+                                                          f"its grading process died {MAX_TRIES} times "
+                                                          f"(exit code {process.proc.returncode})")))
+                    if todo and len(running) < jobs:
+                        start()
+            for process in running:  # give out the next notebooks before the caller saves these results
+                if process.task is None and todo:
+                    index = todo.popleft()
+                    process.send(index, notebooks[keys[index]])
+            yield from finished
+    finally:  # done, Ctrl-C, or the caller stopped early: no grading process outlives this
+        for process in running:
+            process.stop()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process in running:
+            try:
+                process.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.proc.kill()
+                process.proc.wait()
+            process.proc.stdout.close()
+        selector.close()

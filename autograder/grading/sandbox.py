@@ -4,29 +4,39 @@ Isolation, strongest first (``sandbox_mode()`` picks the best that works on this
 ``mode_guarantees(mode)`` says in one line what each guarantees; ``autograder/grading/README.md``
 says it at length):
 
-``root``   the grader runs as root: ``unshare --mount --net --pid --ipc --uts --cgroup`` and the
-           worker pivots into a minimal read-only root (system, interpreter, venv only; every
+``root``   the grader runs as root: the worker enters new mount, network, pid, ipc, uts and cgroup
+           namespaces and pivots into a minimal read-only root (system, interpreter, venv only; every
            installed copy of the course masked), then its learner process switches to a random
            unprivileged uid. It cannot read the repository, the solutions, the checks, other
            submissions or the gradebook, cannot write anywhere but its own tmpfs, has no network,
            and ``RLIMIT_NPROC`` holds.
-``user``   the grader is an ordinary user: the same, inside a user namespace
-           (``unshare --user --map-root-user``), with every capability dropped; ``RLIMIT_NPROC``
-           is set inside that namespace, where (Linux >= 5.14) it counts only this worker's tree.
+``user``   the grader is an ordinary user: the same, inside a user namespace (root inside mapped
+           to the grader's uid, as ``unshare --user --map-root-user``), with every capability
+           dropped; ``RLIMIT_NPROC`` is set inside that namespace, where (Linux >= 5.14) it counts
+           only this worker's tree.
 ``none``   namespaces are not available: a fresh temporary folder, a scrubbed environment,
            ``python -I -S``, the resource limits, and (as root) an unprivileged uid. The worker could
-           then still read world-readable files: prefer a machine where ``unshare`` works.
+           then still read world-readable files: prefer a machine where namespaces work.
+
+**Started from a template.** Each grading process starts one ``Template`` (``worker.template_main``:
+``python -I -S -B -c BOOT`` that imports torch once, never runs learner code and imports nothing of
+the course) and asks it to fork each worker; the forked child enters the worker's cgroup, limits
+and namespaces itself (see ``worker.py``). A worker then starts in milliseconds instead of the
+second an import of torch takes. A template is not used again after a worker it forked died,
+timed out or broke the protocol.
 
 In every mode:
 
-- **Its tree dies with it, by construction.** The worker's first process (``worker.run_init``) is
-  pid 1 of its pid namespace: killing it kills every process of the namespace, ``setsid()`` or
-  not. It dies when the grader dies (a parent-death signal from ``unshare --kill-child``, which it
-  never loses because it never changes its credentials, and the hang-up of the grader's end of the
-  request pipe). Where the machine offers a cgroup (v1 ``pids``/``memory``/``freezer``, or v2 with
-  ``cgroup.kill``), each worker also gets its own, created before the worker starts and removed by
-  this side after freezing and killing what is in it; cgroups left by a grader killed with -9 are
-  cleaned up by the next one.
+- **Its tree dies with it, by construction.** The worker's init is pid 1 of its pid namespace:
+  killing it (through a pidfd, never a pid that could be recycled) kills every process of the
+  namespace, ``setsid()`` or not. It dies when the grader dies: the template dies with the grader
+  (parent-death signal, and the hang-up of its socket), the worker's keeper with the template
+  (parent-death signal) and with the hang-up of its status socket, init with its keeper
+  (parent-death signal, never lost as init never changes its credentials) and with the hang-up of
+  the request pipe. Where the machine offers a cgroup (v1 ``pids``/``memory``/``freezer``, or v2
+  with ``cgroup.kill``), each worker also gets its own, created before the worker starts and
+  removed by this side after freezing and killing what is in it; cgroups left by a grader killed
+  with -9 are cleaned up by the next one.
 - **Limits over the tree:** the cgroup's memory and process limits bound all of the worker's
   processes together; per-process ``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_FSIZE``,
   ``RLIMIT_CORE=0``, ``RLIMIT_NOFILE`` and ``RLIMIT_NPROC`` always apply too.
@@ -34,36 +44,44 @@ In every mode:
   worker that stops reading (or shrinks its pipe) is killed when the call's time is up.
 - **Nothing about the host on its command line or in its environment:** the command line is
   ``python -I -S -B -c BOOT``; the configuration, ``worker.py`` and ``protocol.py`` travel
-  through the request pipe. (The interpreter's own path, the venv's, is visible: the worker
+  through a pipe and a socket. (The interpreter's own path, the venv's, is visible: the worker
   runs it.)
+- **No descriptor of the grader, the template or another worker:** the forked child keeps its own
+  four pipe ends at fixed numbers and closes every other descriptor (``close_range``).
 - **A seccomp filter** (``worker.seccomp_program``, x86_64 and aarch64) denies what a notebook
   never needs: new namespaces, mount, bpf, io_uring, ptrace, keyctl, kexec, modules and the like.
 - **Replies are read as untrusted data:** every message is checked field by field; one that is
   malformed is the learner's doing (their code shares the process that writes it), reported to
   them in plain words, never as an internal error.
 
-Why our own ``unshare`` + ``pivot_root`` sequence and not bubblewrap: the whole sandbox is the ~120
-lines of ``worker.build_root``/``drop_privileges``/``seccomp_program`` plus this file, all
-readable Python; and a forked, pre-warmed worker template (the scaling issue: import torch once,
-fork per submission) needs the child to enter its namespaces itself, which a tool that execs a
-fresh program cannot do for an already running process. Bubblewrap (``--die-with-parent``,
-``--new-session``, ``--seccomp``) would give the same properties at the price of one more
-package and an exec per worker.
+Why our own namespaces + ``pivot_root`` sequence and not bubblewrap: the whole sandbox is the ~200
+lines of ``worker.be_born``/``build_root``/``drop_privileges``/``seccomp_program`` plus this file,
+all readable Python; and the forked template needs the child to enter its namespaces itself, which
+a tool that execs a fresh program cannot do for an already running process. Bubblewrap
+(``--die-with-parent``, ``--new-session``, ``--seccomp``) would give the same properties at the
+price of one more package and an import of torch per worker.
+
+Linux >= 5.3 (pidfds); the descriptors are closed with ``close_range`` where Linux >= 5.9 has it.
 """
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import ctypes
 import functools
 import importlib.util
 import itertools
 import json
 import os
+import queue
 import random
 import re
 import resource
+import secrets
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -84,10 +102,10 @@ SIGNAL_NAMES = {
     signal.SIGABRT: "an abort", signal.SIGBUS: "a bus error", signal.SIGFPE: "a floating-point trap",
 }
 PR_SET_PDEATHSIG = 1
-LIBC = ctypes.CDLL(None)  # loaded here: a forked child (the preexec) must not call dlopen
+LIBC = ctypes.CDLL(None)
 
-# The worker's whole command line after the interpreter: it reads a 4-byte length and that many
-# bytes of JSON from stdin ({"worker": source, "protocol": source, "config": {...}}) and runs the worker.
+# The template's whole command line after the interpreter: it reads a 4-byte length and that many
+# bytes of JSON from stdin ({"worker": source, "protocol": source, "config": {...}}) and runs worker.py.
 BOOT = """import os, json
 def read(n):
     data = b''
@@ -262,27 +280,248 @@ def _hidden(binds: list[str], site_dirs: list[str] | None = None) -> list[str]:
     return hide
 
 
-def _unshare_cmd(mode: str) -> list[str]:
-    # --kill-child: SIGKILL to the worker's init when unshare dies (unshare dies with the grader).
-    base = ["unshare", "--mount", "--net", "--pid", "--ipc", "--uts", "--cgroup", "--fork", "--kill-child"]
-    return base + (["--user", "--map-root-user"] if mode == "user" else []) + ["--"]
-
-
-def _command(mode: str) -> list[str]:
-    cmd = [sys.executable, "-I", "-S", "-B", "-c", BOOT]
-    return cmd if mode == "none" else _unshare_cmd(mode) + cmd
-
-
 @functools.lru_cache(maxsize=None)
 def _sources() -> tuple[str, str]:
     with open(WORKER_SCRIPT, encoding="utf-8") as w, open(PROTOCOL_SCRIPT, encoding="utf-8") as p:
         return w.read(), p.read()
 
 
-def _payload(cfg: dict) -> bytes:
-    worker, proto = _sources()
-    data = json.dumps({"worker": worker, "protocol": proto, "config": cfg}).encode()
-    return len(data).to_bytes(4, "big") + data
+def die_with_parent(parent: int) -> None:
+    """In a process started by ``start_process``: SIGKILL when the grader dies; exit if it already has."""
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+# The kernel sends the parent-death signal when the *thread* that started a process ends: the
+# grader's long-lived helpers (templates, grading processes) are started by one thread that lives
+# as long as this process, whichever thread asks for them.
+_spawner: tuple[int, queue.Queue] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn_loop(requests: queue.Queue) -> None:
+    while True:
+        args, kwargs, done = requests.get()
+        try:
+            done.set_result(subprocess.Popen(args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - the caller's to handle
+            done.set_exception(exc)
+
+
+def start_process(args: list[str], **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen(args, **kwargs)`` from this process's spawner thread."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():  # none yet, or a forked copy of this process
+            _spawner = (os.getpid(), queue.Queue())
+            threading.Thread(target=_spawn_loop, args=(_spawner[1],), name="autograder-spawner", daemon=True).start()
+        requests = _spawner[1]
+    done: concurrent.futures.Future = concurrent.futures.Future()
+    requests.put((args, kwargs, done))
+    return done.result()
+
+
+def _exited(pidfd: int, seconds: float) -> bool:
+    """Whether the process of ``pidfd`` has ended, waiting up to ``seconds``."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(max(0, int(seconds * 1000))))
+
+
+def _kill_pidfd(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class TemplateError(OSError):
+    """The template could not start or fork a worker: the grader's problem, never the learner's."""
+
+
+class TemplateTimeout(TemplateError):
+    """A worker was not up within its boot time (a busy machine, a template still importing torch)."""
+
+
+BIRTH_S = 5.0  # the least time a birth conversation gets: one cut short leaves the template unusable
+
+
+class Template:
+    """A pre-warmed worker template (``worker.template_main``), one per grading process: it imports
+    torch once and forks each worker on request. It is started from the spawner thread, dies with
+    this process, and is closed once retired (after a worker it forked misbehaved) and unused."""
+
+    _current: "Template | None" = None
+    _lock = threading.Lock()  # guards _current and every template's users and retired
+
+    def __init__(self, light: bool = False, boot_s: float = Limits.boot_s):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        cfg = {"parent": os.getpid(), "socket": theirs.fileno(), "path": list(_layout()[2]), "light": light}
+        worker, proto = _sources()
+        data = json.dumps({"worker": worker, "protocol": proto, "config": cfg}).encode()
+        try:
+            self.proc = start_process([sys.executable, "-I", "-S", "-B", "-c", BOOT], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_base_env(), cwd="/",
+                                      pass_fds=(theirs.fileno(),), start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        self.lock = threading.Lock()  # one conversation with the template at a time
+        self.users, self.retired, self.ready, self.closed = 0, False, False, False
+        self.error: str | None = None
+        self.give_up = time.monotonic() + boot_s  # not ready by then: killed
+        try:
+            os.set_blocking(self.proc.stdin.fileno(), False)
+            protocol.write_bytes(self.proc.stdin.fileno(), len(data).to_bytes(4, "big") + data, time.monotonic() + boot_s)
+        except (OSError, TimeoutError) as exc:
+            self.error = f"the worker template could not read its configuration ({type(exc).__name__})"
+        finally:
+            self.proc.stdin.close()
+
+    # ------------------------------------------------------------------ the one of this process
+    @classmethod
+    def acquire(cls, deadline: float) -> "Template":
+        """This process's template, started if need be and ready; release it with ``release``."""
+        with cls._lock:
+            template = cls._current
+            if template is None or template.retired or template.proc.poll() is not None:
+                if template is not None:
+                    template._retire_locked()
+                template = cls._current = cls()
+            template.users += 1
+        try:
+            template.wait_ready(deadline)
+        except BaseException:
+            template.release()  # one that failed was retired; one still starting stays for the next worker
+            raise
+        return template
+
+    @classmethod
+    def prewarm(cls) -> None:
+        """Start this process's template now, without waiting for it: its import of torch overlaps
+        whatever the grader does until its first worker."""
+        with cls._lock:
+            if cls._current is None:
+                cls._current = cls()
+
+    @classmethod
+    def shutdown(cls) -> None:
+        """At exit: close this process's template (it would also die with the process)."""
+        with cls._lock:
+            template, cls._current = cls._current, None
+        if template is not None:
+            template.retire()
+
+    def release(self) -> None:
+        with Template._lock:
+            self.users -= 1
+            close = self.retired and self.users == 0
+        if close:
+            self.close()
+
+    def retire(self) -> None:
+        """Fork no more workers from this template; close it once no worker of it is in use."""
+        with Template._lock:
+            close = self._retire_locked()
+        if close:
+            self.close()
+
+    def _retire_locked(self) -> bool:
+        self.retired = True
+        if Template._current is self:
+            Template._current = None
+        return self.users == 0
+
+    @property
+    def died(self) -> bool:
+        """The template ended without being closed: its workers were killed for the grader's reasons."""
+        return not self.closed and self.proc.poll() is not None
+
+    # ------------------------------------------------------------------ talking to it
+    def wait_ready(self, deadline: float) -> None:
+        """Wait until the template has imported torch. Past ``deadline``, TemplateTimeout: the template
+        goes on starting for the next worker, unless it failed or is not ready by ``give_up``: then it
+        is killed and not used again."""
+        with self.lock:
+            if self.ready:
+                return
+            if self.error is None:
+                try:
+                    self.sock.settimeout(max(0.001, min(deadline, self.give_up) - time.monotonic()))
+                    if self.sock.recv(64) == b'{"ready": true}':
+                        self.ready = True
+                        self.proc.stderr.close()
+                        return
+                    self.error = "the worker template stopped while it started"
+                except TimeoutError:
+                    if time.monotonic() < self.give_up:
+                        raise TemplateTimeout("the worker template is still starting") from None
+                    self.error = "the worker template did not start in time"
+                except OSError as exc:
+                    self.error = f"the worker template could not start ({exc})"
+            self._kill()
+            try:
+                os.set_blocking(self.proc.stderr.fileno(), False)
+                why = self.proc.stderr.read(4000) or b""
+            except (OSError, ValueError):
+                why = b""
+            last = why.decode("utf-8", "replace").strip().splitlines()[-1:]  # the exception's own line
+            why = clean_text(last[0], 300) if last else ""
+            raise TemplateError(self.error + (f": {why}" if why else ""))
+
+    def spawn(self, cfg: dict, fds: list[int], deadline: float) -> tuple[int, int]:
+        """Fork a worker with ``cfg`` and the worker's ends of its pipes; (its pid, a pidfd of it)."""
+        data = json.dumps(cfg).encode()
+        with self.lock:
+            if time.monotonic() > deadline:
+                raise TemplateTimeout("no time left to start the worker")
+            try:
+                self.sock.settimeout(max(BIRTH_S, deadline - time.monotonic()))
+                socket.send_fds(self.sock, [data], fds)
+                reply, received, _, _ = socket.recv_fds(self.sock, 4096, 1)
+            except OSError as exc:  # TimeoutError too: the template is stuck or gone
+                self._kill()
+                raise TemplateError(f"the worker template did not answer ({type(exc).__name__})") from None
+        try:
+            message = json.loads(reply) if reply else {}
+        except ValueError:
+            message = {}
+        if isinstance(message.get("pid"), int) and len(received) == 1:
+            return message["pid"], received[0]
+        for fd in received:
+            os.close(fd)
+        if not reply:
+            self._kill()
+            raise TemplateError("the worker template stopped")
+        raise TemplateError(f"the worker template could not fork a worker ({clean_text(message.get('error', reply), 300)})")
+
+    def _kill(self) -> None:
+        """A template that failed is not asked again; it is closed when its last user releases it."""
+        with Template._lock:
+            self._retire_locked()
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Hang up (the template exits) and reap it."""
+        self.closed = True
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr and not self.proc.stderr.closed:
+            self.proc.stderr.close()
+
+
+atexit.register(Template.shutdown)
 
 
 SECCOMP_ARCHES = ("x86_64", "aarch64")
@@ -298,26 +537,38 @@ def sandbox_mode() -> str:
     forced = os.environ.get("AUTOGRADER_SANDBOX")
     if forced in ("root", "user", "none"):
         return forced
-    if not shutil.which("unshare"):
-        return "none"
-    for mode in (["root"] if os.geteuid() == 0 else []) + ["user"]:
-        tmp = tempfile.mkdtemp(prefix="agw-probe-")
-        try:
-            os.chmod(tmp, 0o755)
-            os.mkdir(os.path.join(tmp, "root"))
-            cfg = _config(mode, os.path.join(tmp, "root"), "/sandbox", -1, Limits())
-            cfg.update(probe=True, probe_path=WORKER_SCRIPT)
-            out = subprocess.run(_command(mode), input=_payload(cfg), capture_output=True, timeout=60,
-                                 env=_base_env(), cwd=tmp, start_new_session=True)
-            words = out.stdout.decode(errors="replace").split()
-            if out.returncode == 0 and words[:1] == ["sandbox-ok"]:
+    light = None  # a template without torch: the probe runs no notebook
+    try:
+        for mode in (["root"] if os.geteuid() == 0 else []) + ["user"]:
+            try:
+                light = light or Template(light=True)
+                words = _probe(light, mode)
+            except OSError:
+                continue
+            if words[:1] == ["sandbox-ok"]:
                 _seccomp[mode] = words[1:] == ["seccomp-on"]
                 return mode
-        except (OSError, subprocess.SubprocessError):
-            pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if light is not None:
+            light.retire()
     return "none"
+
+
+def _probe(template: "Template", mode: str) -> list[str]:
+    """The words a probe worker of ``mode`` prints (``sandbox-ok seccomp-on`` where the sandbox holds
+    and hides this file), or none: the same birth, namespaces and root as every worker's."""
+    worker = Worker([], Limits(), mode=mode)
+    deadline = time.monotonic() + 60
+    try:
+        template.wait_ready(deadline)
+        cfg = worker._prepare(cgroup=False)
+        cfg.update(probe=True, probe_path=WORKER_SCRIPT)
+        worker._launch(cfg, deadline, template)
+        code = worker._exit_code(max(0.0, deadline - time.monotonic()))
+        worker._drain.join(max(0.0, deadline - time.monotonic()))
+        return worker.output.split() if code == 0 else []
+    finally:
+        worker.close()
 
 
 def seccomp_enabled(mode: str) -> bool:
@@ -335,8 +586,14 @@ def _layout() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
 def _config(mode: str, root: str, workdir: str, wfd: int, limits: Limits) -> dict:
     binds, hide, path = _layout()
     return {"sandbox": mode, "root": root, "binds": binds, "hide": hide, "path": path,
-            "tmpfs_mb": limits.tmpfs_mb, "uid": random.randint(200_000, 260_000), "nproc": limits.nproc,
+            "tmpfs_mb": limits.tmpfs_mb, "uid": 200_000 + secrets.randbelow(60_000), "nproc": limits.nproc,
             "seccomp": seccomp_enabled(mode), "workdir": workdir, "wfd": wfd}
+
+
+def _rlimits(limits: Limits) -> list[list[int]]:
+    """The per-process limits a worker sets on itself before anything else runs in it."""
+    return [[resource.RLIMIT_AS, limits.memory_mb << 20], [resource.RLIMIT_CPU, limits.cpu_s],
+            [resource.RLIMIT_FSIZE, limits.file_mb << 20], [resource.RLIMIT_CORE, 0], [resource.RLIMIT_NOFILE, 256]]
 
 
 # ------------------------------------------------------------------------------------ cgroups
@@ -407,7 +664,7 @@ class Cgroup:
         try:
             for d in group.dirs:
                 os.mkdir(d)
-            memory, pids = str(limits.memory_mb << 20), str(limits.nproc + 2)  # + unshare and init
+            memory, pids = str(limits.memory_mb << 20), str(limits.nproc + 2)  # + the keeper and init
             if version == 1:
                 pids_dir, memory_dir, _ = group.dirs
                 _write(os.path.join(pids_dir, "pids.max"), pids)
@@ -576,22 +833,30 @@ def mode_guarantees(mode: str) -> str:
 
 # ------------------------------------------------------------------------------------ workers
 class Worker:
-    """One worker process tree running one submission. Use as a context manager."""
+    """One worker process tree running one submission, forked from this process's template. Use as
+    a context manager."""
 
     def __init__(self, cells: list[dict], limits: Limits | None = None, mode: str | None = None):
         self.cells = cells
         self.limits = limits or Limits()
         self.mode = mode or sandbox_mode()
-        self.proc: subprocess.Popen | None = None
         self.cgroup: Cgroup | None = None
         self.cell_errors: list[dict] = []
         self.dead: str | None = None  # why the worker can no longer answer
         self.dead_kind = protocol.DEAD  # protocol.TIMEOUT when it was stopped for running too long
-        self.boot_failed = False  # the grader's fault (overload, broken sandbox), not the learner's
+        self.boot_failed = False  # the grader's fault (overload, broken sandbox, a template that died), not the learner's
         self._output = bytearray()
         self._output_dropped = 0
         self._tmp: str | None = None
-        self._parent = os.getpid()
+        self._template: Template | None = None
+        self._acquired = False  # whether this worker counts as a user of its template
+        self._req = self._rep = self._out = None  # the grader's ends of the pipes
+        self._status: socket.socket | None = None  # the keeper's reports: init's pid, then how it ended
+        self._keeper: int | None = None
+        self._keeper_fd: int | None = None  # pidfds: a kill never reaches a recycled pid
+        self._init_fd: int | None = None
+        self._code: int | None = None  # init's exit code, as the keeper reported it
+        self._drain: threading.Thread | None = None
 
     # ----------------------------------------------------------------- life cycle
     def __enter__(self):
@@ -601,19 +866,86 @@ class Worker:
     def __exit__(self, *exc):
         self.close()
 
-    def _preexec(self):
-        if self.cgroup:  # first: everything the worker will ever start is inside it
-            self.cgroup.join()
-        # Dies with the grader. (The kernel sends it when the *thread* that started the worker ends:
-        # each worker is started, used and closed by one thread of the grader.)
-        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != self._parent:
-            os._exit(1)
-        lim = self.limits
-        limits = [(resource.RLIMIT_AS, lim.memory_mb << 20), (resource.RLIMIT_CPU, lim.cpu_s),
-                  (resource.RLIMIT_FSIZE, lim.file_mb << 20), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 256)]
-        for res, value in limits:
-            resource.setrlimit(res, (value, value))
+    def _prepare(self, cgroup: bool = True) -> dict:
+        """The worker's folder (and cgroup); its configuration."""
+        self._tmp = tempfile.mkdtemp(prefix="agw-")
+        os.chmod(self._tmp, 0o755)
+        root = os.path.join(self._tmp, "root")
+        os.mkdir(root)
+        workdir, env = "/sandbox", {}
+        if self.mode == "none":
+            workdir = os.path.join(self._tmp, "work")
+            os.mkdir(workdir)
+            os.chmod(workdir, 0o777)
+            env = {"HOME": workdir, "TMPDIR": workdir}
+        if cgroup and cgroup_support():
+            self.cgroup = Cgroup.create(self.limits)
+        cfg = _config(self.mode, root, workdir, 3, self.limits)
+        cfg.update(cgroup=self.cgroup.dirs if self.cgroup else [], cwd=self._tmp, rlimits=_rlimits(self.limits), env=env)
+        return cfg
+
+    def _launch(self, cfg: dict, deadline: float, template: "Template | None" = None) -> None:
+        """Have the template fork the worker; hold the grader's ends of its pipes and pidfds of its
+        keeper and init. Raises OSError (TemplateError) when that fails: the grader's problem."""
+        req_r, self._req = os.pipe()
+        self._rep, rep_w = os.pipe()
+        self._out, out_w = os.pipe()
+        self._status, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            if template is None:
+                template = Template.acquire(deadline)
+                self._acquired = True
+            self._template = template
+            self._keeper, self._keeper_fd = template.spawn(cfg, [req_r, rep_w, out_w, theirs.fileno()], deadline)
+        finally:
+            for fd in (req_r, rep_w, out_w):
+                os.close(fd)
+            theirs.close()
+        os.set_blocking(self._req, False)  # every write has a deadline: a worker that stops reading cannot hang us
+        self._drain = threading.Thread(target=self._drain_output, daemon=True)
+        self._drain.start()
+        try:
+            message, fds = self._report(deadline)
+        except TimeoutError:
+            raise TemplateTimeout("the worker did not enter its sandbox in time") from None
+        if len(fds) != 1 or not isinstance(message.get("init"), int):
+            for fd in fds:
+                os.close(fd)
+            self._drain.join(1)
+            last = self.output.strip().splitlines()[-1:]  # the keeper's exception, if it printed one
+            raise TemplateError("the worker's sandbox could not be entered" + (f": {clean_text(last[0], 300)}" if last else ""))
+        self._init_fd = fds[0]
+
+    def _report(self, deadline: float) -> tuple[dict, list[int]]:
+        """The keeper's next message ({} when it ended); TimeoutError past ``deadline``."""
+        if self._status is None or self._status.fileno() < 0:
+            return {}, []
+        try:
+            self._status.settimeout(max(0.001, deadline - time.monotonic()))
+            data, fds, _, _ = socket.recv_fds(self._status, 4096, 1)
+        except TimeoutError:
+            raise
+        except OSError:
+            return {}, []
+        try:
+            message = json.loads(data) if data else {}
+        except ValueError:
+            message = {}
+        return (message if isinstance(message, dict) else {}), fds
+
+    def _exit_code(self, seconds: float) -> int | None:
+        """Init's exit code (128 + n when a signal n killed the learner's process; -n when a signal
+        killed init), waiting up to ``seconds`` for the keeper to report it."""
+        if self._code is None:
+            try:
+                message, fds = self._report(time.monotonic() + seconds)
+            except TimeoutError:
+                return None
+            for fd in fds:
+                os.close(fd)
+            if isinstance(message.get("status"), int):
+                self._code = message["status"]
+        return self._code
 
     def start(self) -> None:
         cells = {c["index"] for c in self.cells}
@@ -622,46 +954,26 @@ class Worker:
             self.dead, self.dead_kind = (f"the notebook's code cells hold {code_bytes >> 20} MB of text, more than the "
                                          f"{protocol.MAX_JSON_BYTES >> 21} MB a grading worker accepts"), protocol.UNREADABLE
             return
-        self._tmp = tempfile.mkdtemp(prefix="agw-")
-        os.chmod(self._tmp, 0o755)
-        root = os.path.join(self._tmp, "root")
-        os.mkdir(root)
-        workdir = "/sandbox"
-        if self.mode == "none":
-            workdir = os.path.join(self._tmp, "work")
-            os.mkdir(workdir)
-            os.chmod(workdir, 0o777)
-        if cgroup_support():
-            self.cgroup = Cgroup.create(self.limits)
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
-        cfg = _config(self.mode, root, workdir, rep_w, self.limits)
-        env = _base_env()
-        if self.mode == "none":
-            env.update(HOME=workdir, TMPDIR=workdir)
-        try:
-            self.proc = subprocess.Popen(
-                _command(self.mode), stdin=req_r, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                cwd=self._tmp, env=env, pass_fds=(rep_w,), start_new_session=True,
-                preexec_fn=self._preexec, close_fds=True)
-        finally:
-            os.close(req_r)
-            os.close(rep_w)
-        os.set_blocking(req_w, False)  # every write has a deadline: a worker that stops reading cannot hang us
-        self._req, self._rep = req_w, rep_r
-        self._drain = threading.Thread(target=self._drain_output, daemon=True)
-        self._drain.start()
         deadline = time.monotonic() + self.limits.boot_s
+        try:
+            self._launch(self._prepare(), deadline)
+        except TemplateTimeout:
+            self.boot_failed = True
+            self._fail(f"the grading worker did not start within {self.limits.boot_s:g} s (not your fault: the machine is overloaded)")
+            return
+        except OSError as exc:  # no worker: the grader's problem
+            self.boot_failed = True
+            self._fail(f"the grading worker could not start (not your fault; tell the course staff): {exc}")
+            return
         current, booted = None, False
         try:
-            protocol.write_bytes(self._req, _payload(cfg), deadline)
             protocol.write_message(self._req, {"op": "run", "cells": self.cells}, deadline=deadline)
             while True:
                 header, _ = protocol.read_message(self._rep, deadline, max_blob=0)
                 if not booted:
                     if header != {"progress": None}:
                         raise protocol.ProtocolError("the worker did not announce itself")
-                    # The notebook's own time starts once the worker is up (torch imported).
+                    # The notebook's own time starts once the learner's process is up.
                     booted, deadline = True, time.monotonic() + self.limits.startup_s
                     continue
                 if "progress" in header:
@@ -686,9 +998,11 @@ class Worker:
 
     def _drain_output(self):
         cap = self.limits.output_kb << 10
-        stream = self.proc.stdout
         while True:
-            chunk = stream.read1(1 << 16) if hasattr(stream, "read1") else stream.read(1 << 16)
+            try:
+                chunk = os.read(self._out, 1 << 16)
+            except OSError:
+                return
             if not chunk:
                 return
             room = cap - len(self._output)
@@ -703,51 +1017,32 @@ class Worker:
             text += f"\n[... {self._output_dropped} more bytes of output dropped]"
         return text
 
-    def _init_pid(self) -> int | None:
-        """The host pid of the worker's init (unshare's only child), or None."""
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as handle:
-                children = handle.read().split()
-            return int(children[0]) if len(children) == 1 else None
-        except (OSError, ValueError):
-            return None
-
     def _kill(self):
-        """Kill the whole tree: init (which takes its pid namespace with it; unshare exits after it),
-        the process group, then whatever is still in the cgroup (frozen, then killed)."""
-        if self.proc and self.proc.poll() is None:
-            init = self._init_pid() if self.mode != "none" else None
+        """Kill the whole tree: init (which takes its pid namespace with it; its keeper then reports
+        and exits), in mode none the process group, then whatever is still in the cgroup (frozen,
+        then killed)."""
+        if self.mode == "none" and self._keeper_fd is not None and not _exited(self._keeper_fd, 0):
             try:
-                if init:
-                    os.kill(init, signal.SIGKILL)
-                else:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.proc:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # what is left of the group (mode none)
+                os.killpg(self._keeper, signal.SIGKILL)  # the keeper's session: init, the learner, their group
             except (ProcessLookupError, PermissionError):
                 pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        if self._init_fd is not None and not _exited(self._init_fd, 0):
+            _kill_pidfd(self._init_fd)
+            _exited(self._init_fd, 5)
+        if self._keeper_fd is not None and not _exited(self._keeper_fd, 5):  # it reports init's end, then exits
+            _kill_pidfd(self._keeper_fd)
+            _exited(self._keeper_fd, 5)
         if self.cgroup and self.cgroup.pids():  # none left when the pid namespace did its work
             self.cgroup.kill()
 
     def _ended(self, when: str, exc: BaseException) -> str:
-        if isinstance(exc, EOFError) and self.proc:
-            try:  # the learner's process ended: let init report how before anything is killed
-                self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
+        if isinstance(exc, EOFError):
+            self._exit_code(2)  # the learner's process ended: let init report how before anything is killed
         self._kill()
-        code = self.proc.returncode if self.proc else None
+        code = self._exit_code(1)
+        if self._template is not None and self._template.died:
+            self.boot_failed = True  # its death killed this worker: not the learner's doing
+            return "the grading worker's template stopped (not your fault; tell the course staff)"
         if isinstance(exc, Malformed):
             return (f"the notebook's process sent the grader {exc} {when}: "
                     "a notebook must not write to the grader's pipes")
@@ -767,14 +1062,29 @@ class Worker:
     def _fail(self, message: str, kind: str = protocol.DEAD) -> None:
         self._kill()
         self.dead, self.dead_kind = message, kind
+        if self._template is not None:
+            self._template.retire()  # a template is not used again after a worker of it misbehaved
 
     def close(self) -> None:
         self._kill()
-        for fd in ("_req", "_rep"):
-            try:
-                os.close(getattr(self, fd))
-            except (AttributeError, OSError):
-                pass
+        for fd in (self._req, self._rep, self._init_fd, self._keeper_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._req = self._rep = self._init_fd = self._keeper_fd = None
+        if self._status is not None:
+            self._status.close()
+        if self._out is not None:
+            if self._drain is not None:
+                self._drain.join(1)  # every writer is dead: the output ends
+            if self._drain is None or not self._drain.is_alive():  # else a detached survivor holds it (mode none)
+                os.close(self._out)
+            self._out = None
+        if self._acquired:
+            self._acquired = False
+            self._template.release()
         if self.cgroup:
             self.cgroup.remove()
             self.cgroup = None

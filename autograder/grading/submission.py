@@ -18,16 +18,15 @@ so one bad function costs only the tests that use it.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import stat
 
-import nbformat
-
 # The release's first cell installs the course where it is missing (Colab): it is never sent to a
 # worker, which has no network and must install nothing. (A learner who marks a cell of their own
 # so only keeps their own code from running.)
-from attnlab.course.release import is_setup_cell
+from attnlab.course.setup_cell import is_setup_cell
 
 from .. import protocol
 from ..protocol import Limits, StudentError
@@ -41,8 +40,11 @@ class SubmissionUnreadable(Exception):
     """The notebook file is missing or is not a notebook."""
 
 
-def read_notebook(path: str) -> nbformat.NotebookNode:
-    """Read a submitted notebook with a size cap, never through a link; plain-words errors."""
+def read_notebook(path: str) -> dict:
+    """Read a submitted notebook with a size cap, never through a link; plain-words errors.
+
+    A notebook in today's format (4) is plain JSON; an older one is converted by nbformat, which is
+    imported only then (its import, through jsonschema, costs a grading process as much as torch's)."""
     name = os.path.basename(path)
     try:  # O_NOFOLLOW: a link is not the learner's notebook; O_NONBLOCK: a FIFO cannot stall us
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -59,7 +61,11 @@ def read_notebook(path: str) -> nbformat.NotebookNode:
     if len(data) > MAX_NOTEBOOK_BYTES:
         raise SubmissionUnreadable(f"{name} is more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        nb = json.loads(data.decode("utf-8"))
+        if not isinstance(nb, dict) or nb.get("nbformat") != 4:
+            import nbformat
+
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - json, encoding and nbformat errors alike
         raise SubmissionUnreadable(f"{name} is not a readable Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
@@ -152,7 +158,7 @@ class Submission:
         try:
             self.worker.start()
         except OSError as exc:  # cannot even start a process: the grader's problem
-            self.worker.dead, self.worker.boot_failed = f"the grading worker could not start ({exc})", True
+            self.worker.dead, self.worker.boot_failed = f"the grading worker could not start (not your fault; tell the course staff): {exc}", True
         if self.worker.dead:
             self.fatal, self.fatal_kind = self.worker.dead, self.worker.dead_kind
             self.infrastructure_error = self.worker.boot_failed

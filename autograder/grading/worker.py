@@ -1,21 +1,33 @@
-"""The untrusted side: a fresh process tree that runs one learner's notebook and answers calls.
+"""The untrusted side: a template that forks one process tree per learner's notebook, and what runs in it.
 
-Started by ``autograder.grading.sandbox.Worker``, usually inside new mount, network, pid, ipc, uts
-and cgroup namespaces (``unshare``). Its command line holds no configuration: a ten-line boot
-program (``sandbox.BOOT``) reads this file's source, ``protocol.py``'s source and the
-configuration from the request pipe and runs ``main``. Two processes follow:
+Started by ``autograder.grading.sandbox``; its command line holds no configuration: a ten-line boot
+program (``sandbox.BOOT``) reads this file's source, ``protocol.py``'s source and the configuration
+from a pipe and runs ``main``. Four kinds of process follow:
 
-**init** (pid 1 of the pid namespace) loads the protocol (and torch), then
+**the template** (one per grading process, ``template_main``) imports torch and numpy once, then
+waits for birth requests on a socket from the grader: a worker's configuration and the worker's
+ends of its pipes. It never runs learner code, never enters a namespace, stays single-threaded and
+forks each worker; it dies with the grader (a parent-death signal, and the hang-up of the socket).
+The grader stops using it after any worker it forked misbehaved.
+
+**the keeper** (the forked child, ``be_born`` then ``keep``) stands where ``unshare --fork
+--kill-child`` used to: it joins the worker's cgroup first, takes the pipes at fixed numbers and
+closes every other descriptor, sets the resource limits, enters new mount, network, pid, ipc, uts
+and cgroup namespaces (and a user namespace in user mode) itself, forks init, tells the grader
+init's pid (with a pidfd, so that a kill can never reach a recycled pid) and, when init ends, how.
+It dies with the template (parent-death signal) and kills init when the grader hangs up.
+
+**init** (pid 1 of the new pid namespace) has a parent-death signal on the keeper, which it never
+loses because it never changes its credentials, and
 
 1. builds a new root file system from a tmpfs holding read-only bind mounts of only what Python
    and PyTorch need (the system, the interpreter, the virtual environment), with every installed
    copy of the course (reference, checks, the distribution's metadata) masked, then ``pivot_root``s
    into it and detaches the old root, so the solutions, hidden tests, other submissions and the
    gradebook are simply not there;
-2. forks the learner's process and waits for it. It never changes its credentials, so the
-   parent-death signal that ``unshare --kill-child`` gave it survives, and it also exits when the
-   grader's end of the request pipe closes: when the grader dies, init dies, and the kernel kills
-   every process of the namespace with it, whatever they did (``setsid``, double forks).
+2. forks the learner's process and waits for it. It also exits when the grader's end of the
+   request pipe closes: when the grader dies, init dies, and the kernel kills every process of the
+   namespace with it, whatever they did (``setsid``, double forks).
 
 **the learner's process** drops privileges (as host root: a random unprivileged uid, so
 ``RLIMIT_NPROC`` holds and no file outside is writable; in a user namespace: every capability,
@@ -26,17 +38,22 @@ function, instantiate a class, call a method of a kept object, read a variable. 
 data, a failure named by one of the error kinds of ``protocol`` (an exception of the learner's by
 its type names too). Nothing here decides a score.
 
-This file imports nothing from the project; it receives ``protocol.py`` as source text.
+This file imports nothing from the project; it receives ``protocol.py`` as source text. Nothing of
+the course is imported into the template, so nothing of it is in a learner's ``sys.modules``.
 """
 from __future__ import annotations
 
 import builtins
 import contextlib
 import ctypes
+import fcntl
+import gc
 import json
 import os
+import resource
 import select
 import signal
+import socket
 import struct
 import sys
 import traceback
@@ -195,8 +212,6 @@ def build_root(cfg: dict) -> None:
 
 def drop_privileges(cfg: dict) -> None:
     """Give up every privilege, then re-arm the parent-death signal (a uid change clears it)."""
-    import resource
-
     libc = _libc()
     parent = os.getppid()
     if cfg["sandbox"] == "root" or (cfg["sandbox"] == "none" and os.getuid() == 0 and cfg.get("uid")):
@@ -278,8 +293,7 @@ def run_init(cfg: dict, learner) -> None:
     with contextlib.suppress(OSError):
         os.close(cfg["wfd"])  # the replies are the learner process's alone
     poller = select.poll()
-    if not cfg.get("probe"):
-        poller.register(0, 0)  # no events asked: poll still reports the hang-up of the grader's end
+    poller.register(0, 0)  # no events asked: poll still reports the hang-up of the grader's end
     poller.register(wake_r, select.POLLIN)
     while True:
         for fd, events in poller.poll():
@@ -410,9 +424,56 @@ def learner_main(cfg: dict) -> None:
 LEARNER_CONFIG = ("sandbox", "uid", "nproc", "seccomp", "workdir", "wfd", "probe", "probe_path")
 
 
-def main(boot: dict | None) -> None:
-    if boot is None:
-        raise SystemExit("worker.py is started by autograder.grading.sandbox.Worker, with its configuration on stdin")
+def become_init(cfg: dict) -> None:
+    """Init of the worker's pid namespace: the sandbox, then the learner's process (never returns)."""
+    if cfg["sandbox"] in ("root", "user"):
+        build_root(cfg)
+    for key in [k for k in cfg if k not in LEARNER_CONFIG]:
+        del cfg[key]  # in place: the learner's process keeps no host path
+    run_init(cfg, lambda: learner_main(cfg))
+
+
+# ---------------------------------------------------------------------------------- the template
+MAX_BIRTH_BYTES = 1 << 16  # a birth request: one worker's configuration, as JSON
+BIRTH_FDS = 4  # with it, the worker's ends of its pipes: requests, replies, output, status
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x02000000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+NAMESPACES = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+SYS_CLOSE_RANGE = 436  # the same number on x86_64 and aarch64 (Linux >= 5.9)
+
+
+def _die_with(libc, parent: int) -> None:
+    """SIGKILL when ``parent`` dies; exit now if it already has."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _close_from(first: int) -> None:
+    """Close every descriptor numbered ``first`` or more."""
+    if _libc().syscall(SYS_CLOSE_RANGE, ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0)) != 0:
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) >= first:
+                with contextlib.suppress(OSError):
+                    os.close(int(name))
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _reap() -> None:
+    """Reap the template's children that ended (the keepers); the grader waits on them with pidfds."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def template_main(boot: dict) -> None:
     cfg = boot["config"]
     sys.path[:] = cfg["path"]  # python -S: no .pth file of the venv ran (an editable install's finder names the checkout)
     import site  # with -S, importing it runs nothing; add the builtins a notebook may use (exit, quit, help)
@@ -420,13 +481,154 @@ def main(boot: dict | None) -> None:
     site.setquit()
     site.setcopyright()
     site.sethelper()
-    if not cfg.get("probe"):
-        load_protocol(boot["protocol"])  # and torch, once, before the fork
-    if cfg["sandbox"] in ("root", "user"):
-        build_root(cfg)
-    for key in [k for k in cfg if k not in LEARNER_CONFIG]:
-        del cfg[key]  # in place (the boot program holds it too): the learner's process keeps no host path
-    run_init(cfg, lambda: learner_main(cfg))
+    libc = _libc()
+    _die_with(libc, cfg["parent"])  # the grader's death is the template's (and, through theirs, its workers')
+    sock = socket.socket(fileno=cfg["socket"])
+    if not cfg.get("light"):  # a light template (sandbox_mode's probe) runs no notebook: no torch
+        load_protocol(boot["protocol"])  # and torch
+        with contextlib.suppress(ImportError):
+            import numpy  # noqa: F401 - torch may not have imported it yet
+    boot.clear()  # the boot program holds it too: no host path stays in what workers inherit
+    cfg.clear()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # an import error went to the grader's pipe; from here on nothing is printed
+        os.dup2(null, fd)
+    os.close(null)
+    gc.collect()
+    gc.freeze()  # the imported objects: a worker's garbage collector then leaves their pages shared
+    sock.send(b'{"ready": true}')
+    try:
+        serve_births(sock)
+    finally:
+        _reap()
+        os._exit(0)
+
+
+def serve_births(sock: socket.socket) -> None:
+    """Fork one worker per request; answer ``{"pid": N}`` with a pidfd of it, or ``{"error": "..."}``.
+    Returns when the grader closes its end."""
+    template = os.getpid()
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    while True:
+        _reap()
+        if not poller.poll(1000):
+            continue
+        box = [socket.recv_fds(sock, MAX_BIRTH_BYTES, BIRTH_FDS)]  # [(data, fds, flags, address)]
+        if not box[0][0]:
+            return  # the grader is gone
+        problem = None
+        if box[0][2] & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(box[0][1]) != BIRTH_FDS:
+            problem = "a malformed birth request"
+        elif _threads() != 1:  # a fork copies one thread: a lock another one held would stay locked
+            problem = "the template is not single-threaded"
+        if problem is None:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:
+                sock.detach()  # the descriptor is closed with the others; the object must not close a reused number
+                try:
+                    be_born(box, template)
+                except BaseException:  # noqa: BLE001 - say why on the worker's output, which the grader shows
+                    with contextlib.suppress(BaseException):
+                        traceback.print_exc()
+                        sys.stderr.flush()
+                finally:
+                    os._exit(1)
+        for fd in box[0][1]:
+            os.close(fd)
+        box.clear()
+        if problem is None:
+            try:
+                pidfd = os.pidfd_open(pid)  # not reaped yet, so it is this child's: no race with a recycled pid
+            except OSError as exc:
+                os.kill(pid, signal.SIGKILL)
+                problem = f"pidfd_open: {exc}"
+        if problem is not None:
+            sock.send(json.dumps({"error": problem}).encode())
+            continue
+        socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
+        os.close(pidfd)
+
+
+def be_born(box: list, template: int) -> None:
+    """A worker, just forked from the template: enter its cgroup, limits and namespaces, fork init
+    (pid 1 of the new pid namespace) and keep it (never returns)."""
+    data, fds, _, _ = box.pop()
+    cfg = json.loads(data)
+    del data
+    libc = _libc()
+    for folder in cfg.pop("cgroup"):  # first: everything the worker will ever start is inside it
+        with open(os.path.join(folder, "cgroup.procs"), "w") as handle:
+            handle.write(str(os.getpid()))
+    _die_with(libc, template)
+    # The grader's ends at fixed numbers (requests 0, output 1 and 2, replies 3, status 4), and
+    # nothing else of the template's: its socket and anything a library opened are closed.
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds]
+    for target, fd in zip((0, 3, 1, 4), moved):
+        os.dup2(fd, target)
+    os.dup2(1, 2)
+    _close_from(5)
+    os.setsid()
+    for limit, value in cfg.pop("rlimits"):
+        resource.setrlimit(limit, (value, value))
+    os.chdir(cfg.pop("cwd"))
+    os.environ.update(cfg.pop("env"))
+    mode = cfg["sandbox"]
+    if mode in ("root", "user"):
+        uid, gid = os.getuid(), os.getgid()
+        _check(libc.unshare(NAMESPACES | (CLONE_NEWUSER if mode == "user" else 0)), "unshare")
+        if mode == "user":  # root inside, the grader's own uid outside (unshare --map-root-user)
+            for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as handle:
+                    handle.write(text)
+        _die_with(libc, template)  # again: a change of credentials may have cleared it
+    alive_r, alive_w = os.pipe()  # init's parent is outside its pid namespace (getppid() is 0 there)
+    init = os.fork()
+    if init == 0:
+        os.close(alive_w)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # what unshare --kill-child did: init dies with its keeper
+        poller = select.poll()
+        poller.register(alive_r, select.POLLIN)
+        if poller.poll(0):  # the keeper is already gone: the signal will never come
+            os._exit(1)
+        os.close(alive_r)
+        os.close(4)  # the status socket is the keeper's
+        become_init(cfg)
+    os.close(alive_r)  # alive_w stays open as long as the keeper lives
+    cfg.clear()
+    keep(init)
+
+
+def keep(init: int) -> None:
+    """Report init (its pid and a pidfd) on the status socket, then how it ended; kill it if the
+    grader hangs up. Never returns."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2, 3):  # the pipes are init's: the grader sees their end when the worker ends
+        os.dup2(null, fd)
+    os.close(null)
+    status = socket.socket(fileno=4)
+    pidfd = os.pidfd_open(init)
+    with contextlib.suppress(OSError):
+        socket.send_fds(status, [json.dumps({"init": init}).encode()], [pidfd])
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(status, select.POLLIN)  # the grader never writes: an event is its hang-up
+    events = dict(poller.poll())
+    if pidfd not in events:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    _, wait_status = os.waitpid(init, 0)
+    with contextlib.suppress(OSError):
+        status.send(json.dumps({"status": os.waitstatus_to_exitcode(wait_status)}).encode())
+    os._exit(0)
+
+
+def main(boot: dict | None) -> None:
+    if boot is None:
+        raise SystemExit("worker.py is started by autograder.grading.sandbox.Template, with its configuration on stdin")
+    template_main(boot)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ The test names are the nbgrader grade_ids of the notebook's graded cells; POINTS
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -275,6 +276,7 @@ def test_score_variance(submission):
 OVER_SCALED_CHOICES = ("one key", "uniform", "unchanged")
 
 
+@functools.lru_cache(maxsize=None)  # a fixed seed: the same answer for every submission, sampled once per process
 def over_scaled_truth(d_k: int = 1024, n_keys: int = 16, samples: int = 400) -> str:
     """Sampled here: the mean largest weight over 16 keys when the scores are divided by d_k, at
     d_k = 1024, against 1 (one key), 1/16 (uniform) and the same with sqrt(d_k) (unchanged)."""

@@ -130,17 +130,22 @@ def learner_session(exercise, solution, folder: Path, python: Path):
     filled_run = fill_in(exercise, solution)
     work = folder / "work"
     work.mkdir()
-    client = NotebookClient(released_run, timeout=CELL_GUARD_S, km=kernel_of(python, folder), allow_errors=True,
+    km = kernel_of(python, folder)
+    client = NotebookClient(released_run, timeout=CELL_GUARD_S, km=km, allow_errors=True,
                             resources={"metadata": {"path": str(work)}})
-    with client.setup_kernel():
-        for index, cell in enumerate(released_run.cells):
-            client.execute_cell(cell, index)
-        client.nb = filled_run
-        for index, cell in enumerate(filled_run.cells):
-            client.execute_cell(cell, index)
-        probe = nbformat.v4.new_code_cell(WHERE_IS_THE_COURSE)
-        client.nb = nbformat.v4.new_notebook(cells=[probe])
-        client.execute_cell(probe, 0)
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(released_run.cells):
+                client.execute_cell(cell, index)
+            client.nb = filled_run
+            for index, cell in enumerate(filled_run.cells):
+                client.execute_cell(cell, index)
+            probe = nbformat.v4.new_code_cell(WHERE_IS_THE_COURSE)
+            client.nb = nbformat.v4.new_notebook(cells=[probe])
+            client.execute_cell(probe, 0)
+    finally:  # a kernel manager handed to nbclient is the caller's to shut down
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     return released_run, filled_run, text_of(probe)
 
 

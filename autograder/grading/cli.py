@@ -190,13 +190,13 @@ def late_work(args):
     """The late-work policy of ``--deadline`` and its options, with the trusted receipt times
     (``--received`` or ``--exchange-inbound``); None without a deadline. See late.py."""
     if not getattr(args, "deadline", None):
-        for flag in ("grace", "late_penalty", "late_cap", "extensions", "received", "exchange_inbound"):
+        for flag in ("grace", "late_penalty", "per", "late_cap", "extensions", "received", "exchange_inbound"):
             if getattr(args, flag, None):
                 raise UsageError(f"--{flag.replace('_', '-')} needs --deadline (the late-work policy's deadline)")
         return None
     try:
         policy = late.LatePolicy(
-            late.parse_time(args.deadline, "--deadline"), penalty=args.late_penalty, per=args.per,
+            late.parse_time(args.deadline, "--deadline"), penalty=args.late_penalty or "10%", per=args.per or "day",
             grace=late.parse_duration(args.grace, "--grace") if args.grace else late.dt.timedelta(0),
             cap=args.late_cap, extensions=late.read_extensions(args.extensions) if args.extensions else {})
         if args.received:
@@ -217,9 +217,9 @@ def add_late_options(parser) -> None:
     group = parser.add_argument_group("late work (see autograder/grading/late.py)")
     group.add_argument("--deadline", help="the deadline, ISO 8601 with a time zone: 2026-12-01T17:00+01:00")
     group.add_argument("--grace", help="a grace period after it: 15m, 1h")
-    group.add_argument("--late-penalty", default="10%", help="per started hour or day: points (2) or percent of the "
+    group.add_argument("--late-penalty", help="per started hour or day: points (2) or percent of the "
                        "maximum (10%%; the default)")
-    group.add_argument("--per", default="day", choices=("hour", "day"), help="the unit the penalty counts (default: day)")
+    group.add_argument("--per", choices=("hour", "day"), help="the unit the penalty counts (default: day)")
     group.add_argument("--late-cap", help="the most a submission can lose: points or percent (default: all of it)")
     group.add_argument("--extensions", help="a CSV student,extension (e.g. alice,2d): per-student extra time")
     group.add_argument("--received", help="a CSV student,received (ISO 8601) of when the course received each "

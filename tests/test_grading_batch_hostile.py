@@ -258,10 +258,10 @@ def test_a_failure_while_saving_one_student_is_that_students_note_and_exit_1(tmp
     (handins / "cat.ipynb").write_text("{}")
     real_render = feedback.render
 
-    def render(student, result, note=None):
+    def render(student, result, note=None, lateness=None):
         if student == "ben":
             raise OSError("disk full")
-        return real_render(student, result, note)
+        return real_render(student, result, note, lateness)
 
     def grade(*args):
         raise RuntimeError("a bug of the grader")

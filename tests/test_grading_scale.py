@@ -383,9 +383,9 @@ time.sleep(3)
     recorded: dict[str, int] = {}
     real_record = GradebookWriter.record
 
-    def record(self, student, result):
+    def record(self, student, result, lateness=None):
         recorded[student] = recorded.get(student, 0) + 1
-        return real_record(self, student, result)
+        return real_record(self, student, result, lateness)
 
     monkeypatch.setattr(GradebookWriter, "record", record)
     killer = threading.Thread(target=kill_the_sleepers_worker, daemon=True)

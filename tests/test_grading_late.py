@@ -155,6 +155,24 @@ def test_export_writes_the_final_scores_for_canvas_and_moodle(late_class):
     assert moodle[0] == ["Email address", "ps02_attention"] and ["b@x.org", f"{full - 6:g}"] in moodle
 
 
+@pytest.mark.slow
+def test_a_policy_given_later_reaches_the_cached_students_feedback(late_class):
+    """Grading again with a stricter policy grades nothing again (the notebooks did not change) but
+    every page, the CSV and the gradebook follow the new policy."""
+    import csv as csv_module
+
+    from autograder.grading.cli import main
+
+    code = main(["grade", "--assignment", "ps02_attention", "--course", str(late_class), "--quiet",
+                 "--deadline", "2026-12-01T17:00Z", "--late-penalty", "3", "--per", "hour",
+                 "--received", str(late_class / "received.csv"), str(late_class / "handins")])
+    assert code == 0
+    rows = {r["student"]: r for r in csv_module.DictReader(open(late_class / "grades_ps02_attention.csv"))}
+    assert float(rows["bob"]["late_penalty"]) == 9 and float(rows["carol"]["late_penalty"]) > 0  # no extension now
+    page = (late_class / "feedback" / "bob" / "ps02_attention" / "ps02_attention.html").read_text()
+    assert "late penalty 9 point(s)" in page
+
+
 def test_late_options_without_a_deadline_are_a_usage_error(tmp_path):
     from autograder.grading.cli import main
 

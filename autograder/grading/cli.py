@@ -152,7 +152,7 @@ def grade_and_record(args, module: ModuleType, where: schedule.Scheduler, record
     # Cached students too: their gradebook rows may predate a lost database.
     for student, (job, result, complete) in work.cached.items():
         if complete:
-            recorder.keep(student, result)
+            recorder.keep(student, result, job.note)
         else:
             save(job, result)
     recorder.finish()

@@ -125,11 +125,17 @@ class Recorder:
             except OSError:
                 pass
 
-    def keep(self, student: str, result: GradeResult) -> None:
-        """A cached grade: written into the gradebook again (it may predate a lost database)."""
+    def keep(self, student: str, result: GradeResult, note: str | None = None) -> None:
+        """A cached grade: written into the gradebook again (it may predate a lost database). Under a
+        late-work policy its feedback page is written again too, so that it says what the policy costs."""
         self.results[student] = clean_result(result)
         try:
-            self.gradebook.record(student, result, self._lateness(student, result))
+            lateness = self._lateness(student, result)
+            self.gradebook.record(student, result, lateness)
+            if self.late is not None:
+                folder = os.path.join(self.course, "feedback", file_name(student), self.assignment)
+                atomic_write(os.path.join(folder, self.assignment + ".html"),
+                             feedback.render(student, result, note, lateness))
         except Exception as exc:  # noqa: BLE001 - as in save()
             self.problems[student] = f"internal error while saving this grade ({type(exc).__name__}): run again"
 

@@ -9,8 +9,7 @@ norm and an output layer tied to the embedding. One objective trains it, next-to
 """
 from __future__ import annotations
 
-import functools
-import math
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -18,32 +17,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .decoding import _attending_with
+from .encoder_only import EncoderStack, StackConfig
 from .multihead import KVCache
-from .positional import LearnedPositionalEmbedding, PositionalEncoding
 from .sampling import sample_next
 from .tokens import PAD_ID
-from .transformer import EncoderLayer, causal_mask
+from .transformer import causal_mask
 
 
 @dataclass
-class DecoderOnlyConfig:
-    vocab_size: int
-    d_model: int = 128
-    num_heads: int = 4
-    num_layers: int = 4
-    d_ff: int = 512
-    max_len: int = 256
-    dropout: float = 0.1
-    positional: str = "learned"  # "learned" as GPT-2, or "sinusoidal"
-    norm_first: bool = True  # pre-norm, as GPT-2 and most decoder-only models
+class DecoderOnlyConfig(StackConfig):
     tie_embeddings: bool = True  # the output layer shares the embedding matrix (Press and Wolf, 2017)
-    pad_id: int = PAD_ID
-
-    def __post_init__(self):
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
-        if self.positional not in ("learned", "sinusoidal"):
-            raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
 
 
 def causal_lm_loss(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
@@ -56,36 +39,21 @@ def causal_lm_loss(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int = PAD
     return F.cross_entropy(predicted.reshape(-1, predicted.size(-1)), targets.reshape(-1), ignore_index=pad_id)
 
 
-class DecoderOnlyLM(nn.Module):
+class DecoderOnlyLM(EncoderStack):
     """tokens (B, L) -> next-token logits (B, L, V); padding is assumed at the end of each row."""
 
     def __init__(self, config: DecoderOnlyConfig):
-        super().__init__()
-        c = self.config = config
-        self.embed = nn.Embedding(c.vocab_size, c.d_model, padding_idx=c.pad_id)
-        if c.positional == "learned":
-            self.pos = LearnedPositionalEmbedding(c.d_model, c.max_len, c.dropout)
-        else:
-            self.pos = PositionalEncoding(c.d_model, c.max_len, c.dropout)
-        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first)
-                                    for _ in range(c.num_layers))
-        self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
-        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
-        if c.tie_embeddings:
+        super().__init__(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
             self.lm_head.weight = self.embed.weight
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         L = tokens.size(1)
         if L > self.config.max_len:
             raise ValueError(f"sequence of {L} tokens is longer than max_len={self.config.max_len}")
-        x = self.pos(self.embed(tokens) * math.sqrt(self.config.d_model))  # (B, L, d_model)
-        mask = causal_mask(L, device=tokens.device)  # (L, L): padding sits after the real tokens
-        for layer in self.layers:
-            x = layer(x, mask)
-        return self.lm_head(self.norm(x))  # (B, L, V)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        # (L, L) causal mask: padding sits after the real tokens, so no query before it sees it
+        return self.lm_head(self.encode(tokens, causal_mask(L, device=tokens.device)))  # (B, L, V)
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, max_new_tokens: int, noise: torch.Tensor | None = None,
@@ -134,12 +102,11 @@ class CachedLM:
 
     def feed(self, tokens: torch.Tensor) -> torch.Tensor:
         m, n = self.model, tokens.size(1)
-        pos = functools.partial(m.pos, offset=self.t)
-        x = pos(m.embed(tokens) * math.sqrt(m.config.d_model))  # (B, n, d_model)
         # Query i (position t + i) may see the t cached keys and the new keys up to itself.
         mask = torch.ones(n, self.t + n, dtype=torch.bool, device=tokens.device).tril(diagonal=self.t)
-        for layer, cache in zip(m.layers, self.caches):
-            with _attending_with(layer.self_attn, cache):
-                x = layer(x, mask)
+        with contextlib.ExitStack() as caches:
+            for layer, cache in zip(m.layers, self.caches):
+                caches.enter_context(_attending_with(layer.self_attn, cache))
+            x = m.encode(tokens, mask, offset=self.t)  # (B, n, d_model)
         self.t += n
-        return m.lm_head(m.norm(x))[:, -1]  # (B, V)
+        return m.lm_head(x)[:, -1]  # (B, V)

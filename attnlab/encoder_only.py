@@ -60,31 +60,31 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class EncoderOnlyConfig:
+class StackConfig:
+    """What every stack of the library's encoder layers needs: a decoder-only or an encoder-only model."""
     vocab_size: int
-    num_classes: int = 2
     d_model: int = 128
     num_heads: int = 4
     num_layers: int = 4
     d_ff: int = 512
     max_len: int = 256
     dropout: float = 0.1
-    positional: str = "learned"  # "learned" as BERT, or "sinusoidal"
-    norm_first: bool = True
-    pooling: str = "first"  # "first": the vector of the first token ([CLS]); "mean": over the non-padding tokens
+    positional: str = "learned"  # "learned" as GPT-2 and BERT, or "sinusoidal"
+    norm_first: bool = True  # pre-norm, as most models since GPT-2
     pad_id: int = PAD_ID
 
     def __post_init__(self):
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
-        if self.pooling not in ("first", "mean"):
-            raise ValueError(f"pooling must be 'first' or 'mean', got {self.pooling!r}")
+        if self.positional not in ("learned", "sinusoidal"):
+            raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
 
 
-class EncoderOnlyModel(nn.Module):
-    """tokens (B, L) -> contextual vectors (B, L, d_model); ``mlm_logits`` and ``classify`` on top."""
+class EncoderStack(nn.Module):
+    """Token embedding (scaled by sqrt(d_model)), positions, N :class:`EncoderLayer` and, for pre-norm,
+    a final LayerNorm: the body both one-stack models share; the mask decides what each token sees."""
 
-    def __init__(self, config: EncoderOnlyConfig):
+    def __init__(self, config: StackConfig):
         super().__init__()
         c = self.config = config
         self.embed = nn.Embedding(c.vocab_size, c.d_model, padding_idx=c.pad_id)
@@ -93,16 +93,42 @@ class EncoderOnlyModel(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first)
                                     for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+
+    def encode(self, tokens: torch.Tensor, mask: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """tokens (B, L) -> contextual vectors (B, L, d_model) under ``mask`` (True = may attend);
+        ``offset``: the position of the first token (incremental decoding feeds the later ones alone)."""
+        x = self.pos(self.embed(tokens) * math.sqrt(self.config.d_model), offset=offset)  # (B, L, d_model)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.norm(x)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@dataclass
+class EncoderOnlyConfig(StackConfig):
+    num_classes: int = 2
+    pooling: str = "first"  # "first": the vector of the first token ([CLS]); "mean": over the non-padding tokens
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.pooling not in ("first", "mean"):
+            raise ValueError(f"pooling must be 'first' or 'mean', got {self.pooling!r}")
+
+
+class EncoderOnlyModel(EncoderStack):
+    """tokens (B, L) -> contextual vectors (B, L, d_model); ``mlm_logits`` and ``classify`` on top."""
+
+    def __init__(self, config: EncoderOnlyConfig):
+        super().__init__(config)
+        c = config
         self.mlm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.mlm_head.weight = self.embed.weight  # tied, as BERT's
         self.classifier = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.d_model, c.num_classes))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.pos(self.embed(tokens) * math.sqrt(self.config.d_model))  # (B, L, d_model)
-        mask = padding_mask(tokens, self.config.pad_id)  # (B, 1, 1, L): no key is padding
-        for layer in self.layers:
-            x = layer(x, mask)
-        return self.norm(x)
+        return self.encode(tokens, padding_mask(tokens, self.config.pad_id))  # (B, 1, 1, L): no key is padding
 
     def mlm_logits(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.mlm_head(self(tokens))  # (B, L, V)
@@ -116,6 +142,3 @@ class EncoderOnlyModel(nn.Module):
 
     def classify(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self(tokens), tokens))  # (B, num_classes)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

@@ -41,6 +41,25 @@ def with_cells(nb, replace: dict[str, str] | None = None, append: list[str] = ()
     return nb
 
 
+def detaching_cell(marker: str, main_loops: bool) -> str:
+    """A cell that leaves a looping grandchild in a session of its own; the main process loops too if asked.
+    Every process of it carries ``marker`` as its name (find them with ``processes_named``)."""
+    return f"""
+import ctypes, os, time
+ctypes.CDLL(None).prctl(15, b"{marker}", 0, 0, 0)  # PR_SET_NAME: children inherit the name
+child = os.fork()
+if child == 0:
+    os.setsid()
+    if os.fork() == 0:
+        while True:
+            time.sleep(0.05)
+    os._exit(0)
+os.waitpid(child, 0)  # the go-between is gone: the grandchild is nobody's child but init's
+while {main_loops}:
+    time.sleep(0.05)
+"""
+
+
 def write(nb, path) -> str:
     os.makedirs(os.path.dirname(str(path)), exist_ok=True)
     nbformat.write(nb, str(path))

@@ -23,8 +23,8 @@ import tracemalloc
 import pytest
 import torch
 
-from _grading import (ROOT, SANDBOX_MODES, alive, descendants, processes_named, require_cgroup, require_sandbox,
-                      solved_notebook, with_cells, write)
+from _grading import (ROOT, SANDBOX_MODES, alive, descendants, detaching_cell, processes_named, require_cgroup,
+                      require_sandbox, solved_notebook, with_cells, write)
 from autograder import checks, protocol
 from autograder.grading import sandbox, worker
 from autograder.grading.runner import grade, grade_each
@@ -156,29 +156,11 @@ def _leftover_cgroups(owner: int) -> list[str]:
             for name in os.listdir(parent) if name.split("-")[2:3] == [str(owner)]]
 
 
-def _detaching(marker: str, main_loops: bool) -> str:
-    """A cell that leaves a looping grandchild in a session of its own; the main process loops too if asked."""
-    return f"""
-import ctypes, os, time
-ctypes.CDLL(None).prctl(15, b"{marker}", 0, 0, 0)  # PR_SET_NAME: children inherit the name
-child = os.fork()
-if child == 0:
-    os.setsid()
-    if os.fork() == 0:
-        while True:
-            time.sleep(0.05)
-    os._exit(0)
-os.waitpid(child, 0)  # the go-between is gone: the grandchild is nobody's child but init's
-while {main_loops}:
-    time.sleep(0.05)
-"""
-
-
 @pytest.mark.slow
 def test_a_detached_looping_child_dies_with_its_worker():
     require_sandbox("user")
     marker = f"agiso{random.randrange(16 ** 8):08x}"
-    with Submission([{"index": 1, "source": _detaching(marker, False) + "\ndef f():\n    return 1\n"}], FAST) as sub:
+    with Submission([{"index": 1, "source": detaching_cell(marker, False) + "\ndef f():\n    return 1\n"}], FAST) as sub:
         assert sub.call("f") == 1
         assert len(processes_named(marker)) == 2, "the detached grandchild should be running now"
     assert not processes_named(marker)
@@ -204,7 +186,7 @@ def test_no_worker_survives_the_grader_killed_with_sigkill(tmp_path, mode, cgrou
     marker = f"agkill{random.randrange(16 ** 8):08x}"
     submitted = tmp_path / "handins"
     write(solved_notebook("ps02_attention"), submitted / "honest" / "ps02_attention.ipynb")
-    write(with_cells(solved_notebook("ps02_attention"), append=[_detaching(marker, True)]),
+    write(with_cells(solved_notebook("ps02_attention"), append=[detaching_cell(marker, True)]),
           submitted / "mallory" / "ps02_attention.ipynb")
     env = dict(os.environ, AUTOGRADER_SANDBOX=mode, AUTOGRADER_CGROUP="1" if cgroups else "0")
     command = [sys.executable, "-m", "autograder", "grade", "--assignment", "ps02_attention", str(submitted),

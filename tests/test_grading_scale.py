@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from _grading import ROOT, processes_named, require_sandbox, solved_notebook, with_cells, write
+from _grading import ROOT, detaching_cell, processes_named, require_sandbox, solved_notebook, with_cells, write
 from autograder import checks
 from autograder.grading import cli, collect, remote, sandbox
 from autograder.grading.cache import checks_fingerprint
@@ -347,19 +347,7 @@ def test_a_dask_worker_killed_mid_run_loses_nothing(cluster, tmp_path, monkeypat
     require_sandbox("user")
     local, client = cluster
     marker = f"agkilled{random.randrange(16 ** 6):06x}"
-    sleeper = f"""
-import ctypes, os, time
-ctypes.CDLL(None).prctl(15, b"{marker}", 0, 0, 0)
-child = os.fork()
-if child == 0:
-    os.setsid()
-    if os.fork() == 0:
-        while True:
-            time.sleep(0.05)
-    os._exit(0)
-os.waitpid(child, 0)
-time.sleep(3)
-"""
+    sleeper = detaching_cell(marker, main_loops=False) + "time.sleep(3)\n"  # the main sleeps, then ends
     handins = tmp_path / "handins"
     write(solved_notebook(ASSIGNMENT), handins / "ann.ipynb")
     write(with_cells(solved_notebook(ASSIGNMENT), append=[sleeper]), handins / "sleeper.ipynb")

@@ -24,7 +24,7 @@ import nbformat
 import pytest
 import yaml
 
-from browser import Browser, StaticServer, find_chromium  # tools/browser.py (tests/conftest.py puts tools/ on the path)
+from browser import SETTLE_STEPS, Browser, StaticServer, find_chromium  # tools/browser.py (tests/conftest.py puts tools/ on the path)
 from attnlab.course import diagrams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +40,9 @@ LOCAL_SCHEMES = ("data:", "blob:", "about:")
 LAUNCH_HOSTS = ("mybinder.org", "colab.research.google.com", "deepnote.com")
 PLACEHOLDER = re.compile(r"example\.(com|org|net|edu)|your[-_]?(org|name|user)|<you>|USERNAME|localhost", re.I)
 
-# Run in the page after its load event: wait for MathJax's first typeset, load lazy images, then
-# report what a reader would see. (The 60 s race is a hang guard, not a performance limit.)
-INSPECT_JS = r"""
-(async () => {
-  const guard = ms => new Promise(resolve => setTimeout(resolve, ms));
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await Promise.race([MathJax.startup.promise, guard(60000)]);
-  }
-  const images = [...document.images];
-  images.forEach(img => { img.loading = "eager"; });
-  await Promise.race([Promise.all(images.map(img => img.decode().catch(() => null))), guard(60000)]);
+# Run in the page after its load event: wait until it has settled (MathJax typeset, images loaded:
+# browser.SETTLE_STEPS, shared with the PDF printer), then report what a reader would see.
+INSPECT_JS = "\n(async () => {" + SETTLE_STEPS + r"""
   const math = [...document.querySelectorAll(".math")];
   const raw = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);

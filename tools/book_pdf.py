@@ -22,26 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from browser import Browser, StaticServer, find_chromium
+from browser import SETTLE_JS, Browser, StaticServer, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "_build" / "pdf" / "attention-from-scratch.pdf"
 # A4 with 15 mm margins (inches, as the protocol takes them).
 PAGE = dict(paperWidth=8.27, paperHeight=11.69, marginTop=0.59, marginBottom=0.59, marginLeft=0.59,
             marginRight=0.59, printBackground=True, displayHeaderFooter=False)
-# Wait for MathJax's first typeset and every image, then report whether the page is ready.
-SETTLE_JS = r"""
-(async () => {
-  const guard = ms => new Promise(resolve => setTimeout(resolve, ms));
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await Promise.race([MathJax.startup.promise, guard(60000)]);
-  }
-  const images = [...document.images];
-  images.forEach(img => { img.loading = "eager"; });
-  await Promise.race([Promise.all(images.map(img => img.decode().catch(() => null))), guard(60000)]);
-  return true;
-})()
-"""
 
 
 def pages_in_order(root: Path = ROOT) -> list[tuple[str, str]]:

@@ -35,6 +35,19 @@ from system import find_or_install  # tools/system.py
 
 # Candidates, first found wins; $CHROMIUM overrides.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# JavaScript statements that wait, in a page after its load event, until what a reader would see is
+# there: MathJax's first typeset, and every image loaded (lazy ones made eager). The 60 s races are
+# hang guards, not performance limits. Used by the browser tests and by the PDF printer.
+SETTLE_STEPS = r"""
+  const guard = ms => new Promise(resolve => setTimeout(resolve, ms));
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await Promise.race([MathJax.startup.promise, guard(60000)]);
+  }
+  const images = [...document.images];
+  images.forEach(img => { img.loading = "eager"; });
+  await Promise.race([Promise.all(images.map(img => img.decode().catch(() => null))), guard(60000)]);
+"""
+SETTLE_JS = "(async () => {" + SETTLE_STEPS + "  return true;\n})()"
 # Hang guards only (a page that never loads must not block the run forever), not performance limits.
 LOAD_GUARD_S = 120
 PROTOCOL_GUARD_S = 120

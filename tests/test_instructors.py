@@ -276,7 +276,7 @@ def _check_not_failed_by_mutant(d):
 
 
 def _swap_deadlines(d):
-    weeks = d["PACING"]["10-week course"]
+    weeks = d["PACING"]["13-week course"]
     weeks[5]["due"], weeks[6]["due"] = weeks[6]["due"], weeks[5]["due"]  # ps07 before ps06, which it carries
 
 
@@ -296,11 +296,11 @@ BREAKAGES = {
     "a check that no objective assesses": (objective_problems, _unassessed_check),
     "an objective naming another assignment's check": (objective_problems, lambda d: d["OBJECTIVES"]["ch01"][0][1].append(
         "test_masked_softmax")),
-    "a chapter missing from a plan": (pacing_problems, lambda d: d["PACING"]["4-week module"][0]["chapters"].remove("ch01")),
-    "a chapter twice in a plan": (pacing_problems, lambda d: d["PACING"]["4-week module"][1]["chapters"].append("ch01")),
-    "an assignment twice in a plan": (pacing_problems, lambda d: d["PACING"]["10-week course"][9]["due"].append(
+    "a chapter missing from a plan": (pacing_problems, lambda d: d["PACING"]["6-week module"][0]["chapters"].remove("ch01")),
+    "a chapter twice in a plan": (pacing_problems, lambda d: d["PACING"]["6-week module"][1]["chapters"].append("ch01")),
+    "an assignment twice in a plan": (pacing_problems, lambda d: d["PACING"]["13-week course"][9]["due"].append(
         ("ps01_rnn_limits", "end"))),
-    "an assignment missing from a plan": (pacing_problems, lambda d: d["PACING"]["10-week course"][9].__setitem__("due", [])),
+    "an assignment missing from a plan": (pacing_problems, lambda d: d["PACING"]["13-week course"][9].__setitem__("due", [])),
     "an exercise due before one whose answers it carries": (pacing_problems, _swap_deadlines),
     "a prerequisite that comes later": (prerequisite_problems, lambda d: d["PREREQUISITES"]["ch02"].append("ch04")),
     "an exercise's hours on a chapter without one": (hours_problems, lambda d: d["HOURS"].__setitem__("ch00", (1.0, 2.0))),

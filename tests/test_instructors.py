@@ -323,3 +323,12 @@ def test_a_misspelt_grade_id_in_the_page_fails(tmp_path, the_course):
     page.write_text(text.replace('["test_causal_order"]', '["test_casual_order"]'), encoding="utf-8")
     problems = misconception_problems(page_data(page), the_course)
     assert any("test_casual_order" in problem for problem in problems), problems
+
+
+def test_the_intro_states_the_hours_of_the_plan(data):
+    """The landing page's "About N hours in all" is the sum of the page's HOURS, rounded."""
+    intro = (ROOT / "book" / "intro.md").read_text(encoding="utf-8")
+    stated = re.search(r"About (\d+) hours in all", intro)
+    assert stated, "book/intro.md should say 'About N hours in all' (N = the sum of HOURS in book/instructors.md)"
+    total = sum(sum(hours) for hours in data["HOURS"].values())
+    assert int(stated.group(1)) == round(total), f"book/intro.md says {stated.group(1)} hours, HOURS sums to {total:g}"

@@ -107,14 +107,18 @@ class ModernDecoderLayer(nn.Module):
                  dropout: float = 0.0, eps: float = 1e-6):
         super().__init__()
         self.attn_norm = RMSNorm(d_model, eps)
-        # self_attn, as in EncoderLayer: the KV-cached decoding of attnlab.decoder_only finds it by that name
-        self.self_attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads or num_heads, dropout=dropout,
-                                               bias=False, rotary=True)
+        self.attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads or num_heads, dropout=dropout,
+                                          bias=False, rotary=True)
         self.ffn_norm = RMSNorm(d_model, eps)
         self.ffn = SwiGLU(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
 
+    @property
+    def self_attn(self) -> GroupedQueryAttention:
+        """The attention under EncoderLayer's name for it: the KV-cached feed of attnlab.decoder_only finds it so."""
+        return self.attn
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
         h = self.attn_norm(x)
-        x = x + self.dropout(self.self_attn(h, h, h, mask, cache=cache)[0])
+        x = x + self.dropout(self.attn(h, h, h, mask, cache=cache)[0])
         return x + self.dropout(self.ffn(self.ffn_norm(x)))

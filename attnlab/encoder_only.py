@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .modern import ModernDecoderLayer, RMSNorm
 from .positional import LearnedPositionalEmbedding, PositionalEncoding
 from .tokens import PAD_ID
 from .transformer import EncoderLayer, padding_mask
@@ -69,30 +70,64 @@ class StackConfig:
     d_ff: int = 512
     max_len: int = 256
     dropout: float = 0.1
-    positional: str = "learned"  # "learned" as GPT-2 and BERT, or "sinusoidal"
+    positional: str = "learned"  # "learned" as GPT-2 and BERT, "sinusoidal", or "rotary" (inside attention, nothing added)
     norm_first: bool = True  # pre-norm, as most models since GPT-2
     pad_id: int = PAD_ID
+    # "vaswani": transformer.EncoderLayer (LayerNorm, ReLU FFN, biases), as in 2017;
+    # "llama": modern.ModernDecoderLayer (pre-norm RMSNorm, SwiGLU, rotary, no biases), as in LLaMA
+    block: str = "vaswani"
+    num_kv_heads: int | None = None  # "llama" only: key/value heads (None = num_heads; fewer = grouped-query)
 
     def __post_init__(self):
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by num_heads ({self.num_heads})")
-        if self.positional not in ("learned", "sinusoidal"):
-            raise ValueError(f"positional must be 'learned' or 'sinusoidal', got {self.positional!r}")
+        if self.positional not in ("learned", "sinusoidal", "rotary"):
+            raise ValueError(f"positional must be 'learned', 'sinusoidal' or 'rotary', got {self.positional!r}")
+        if self.block not in ("vaswani", "llama"):
+            raise ValueError(f"block must be 'vaswani' or 'llama', got {self.block!r}")
+        if self.block == "llama" and (self.positional != "rotary" or not self.norm_first):
+            raise ValueError("block='llama' is pre-norm with rotary positions: set positional='rotary' and norm_first=True")
+        if self.block == "vaswani" and self.num_kv_heads not in (None, self.num_heads):
+            raise ValueError("num_kv_heads (grouped-query attention) needs block='llama'")
+
+
+class _NoPositions(nn.Module):
+    """Rotary positions act inside attention: nothing is added to the embeddings (dropout only)."""
+
+    def __init__(self, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return self.dropout(x)
 
 
 class EncoderStack(nn.Module):
-    """Token embedding (scaled by sqrt(d_model)), positions, N :class:`EncoderLayer` and, for pre-norm,
-    a final LayerNorm: the body both one-stack models share; the mask decides what each token sees."""
+    """Token embedding (scaled by sqrt(d_model)), positions, N layers and, for pre-norm, a final norm:
+    the body both one-stack models share; the mask decides what each token sees.
+
+    The layers are :class:`EncoderLayer` (``block="vaswani"``) or, with the same stack around them,
+    :class:`~attnlab.modern.ModernDecoderLayer` (``block="llama"``, its final norm an RMSNorm): a
+    2017-style and a LLaMA-style model differ in their block only."""
 
     def __init__(self, config: StackConfig):
         super().__init__()
         c = self.config = config
         self.embed = nn.Embedding(c.vocab_size, c.d_model, padding_idx=c.pad_id)
-        self.pos = (LearnedPositionalEmbedding if c.positional == "learned" else PositionalEncoding)(
-            c.d_model, c.max_len, c.dropout)
-        self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first)
-                                    for _ in range(c.num_layers))
-        self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        if c.positional == "rotary":
+            self.pos = _NoPositions(c.dropout)
+        else:
+            self.pos = (LearnedPositionalEmbedding if c.positional == "learned" else PositionalEncoding)(
+                c.d_model, c.max_len, c.dropout)
+        if c.block == "llama":
+            self.layers = nn.ModuleList(ModernDecoderLayer(c.d_model, c.num_heads, c.d_ff, c.num_kv_heads, c.dropout)
+                                        for _ in range(c.num_layers))
+            self.norm = RMSNorm(c.d_model)
+        else:
+            self.layers = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=c.norm_first,
+                                                     rotary=c.positional == "rotary")
+                                        for _ in range(c.num_layers))
+            self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
 
     def encode(self, tokens: torch.Tensor, mask: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """tokens (B, L) -> contextual vectors (B, L, d_model) under ``mask`` (True = may attend);

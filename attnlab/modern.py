@@ -113,6 +113,11 @@ class ModernDecoderLayer(nn.Module):
         self.ffn = SwiGLU(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
 
+    @property
+    def self_attn(self) -> GroupedQueryAttention:
+        """The attention under EncoderLayer's name for it: the KV-cached feed of attnlab.decoder_only finds it so."""
+        return self.attn
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
         h = self.attn_norm(x)
         x = x + self.dropout(self.attn(h, h, h, mask, cache=cache)[0])

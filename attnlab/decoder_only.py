@@ -1,4 +1,4 @@
-"""A decoder-only language model (chapter 9), built from the blocks of chapters 5-7.
+"""A decoder-only language model (chapter 9), built from the blocks of chapters 5-7, and its generation loop.
 
 A GPT-style model is the encoder-decoder's decoder without cross-attention: each layer is
 self-attention under a causal mask and a feed-forward network, which is exactly an
@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .decoding import _attending_with
+from .decoding import _attending_with, trim_after_eos
 from .encoder_only import EncoderStack, StackConfig
 from .multihead import KVCache
 from .sampling import sample_next
@@ -39,6 +39,33 @@ def causal_lm_loss(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int = PAD
     return F.cross_entropy(predicted.reshape(-1, predicted.size(-1)), targets.reshape(-1), ignore_index=pad_id)
 
 
+@torch.no_grad()
+def generate(model, prompt: torch.Tensor, max_new_tokens: int, noise: torch.Tensor | None = None,
+             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+             use_cache: bool = True) -> torch.Tensor:
+    """Continue prompt (B, P) by max_new_tokens tokens; returns (B, P + max_new_tokens), prompt first.
+
+    ``model(tokens (B, n), cache=None, start=0)`` -> logits (B, n, V) of tokens at positions
+    ``start .. start + n - 1``; ``model.new_cache()`` an empty cache, which a call given it extends
+    with the new tokens' keys and values (their queries see every key cached before them).
+    ``noise`` (B, max_new_tokens) uniform in [0, 1): step t draws with ``sample_next(logits, noise[:, t], ...)``;
+    None takes the most probable token (greedy). ``use_cache=True`` runs the prompt once and then each
+    new token alone, at its own position; False runs the whole sequence at every step. Same tokens.
+    """
+    cache = model.new_cache() if use_cache else None
+    out = prompt
+    logits = model(prompt, cache)[:, -1]  # (B, V): what follows the prompt
+    for t in range(max_new_tokens):
+        token = logits.argmax(-1) if noise is None else sample_next(logits, noise[:, t], temperature, top_k, top_p)
+        out = torch.cat([out, token[:, None]], dim=1)  # (B, P + t + 1)
+        if t + 1 < max_new_tokens:  # the last token needs no prediction after it
+            if use_cache:
+                logits = model(token[:, None], cache, start=out.size(1) - 1)[:, -1]  # the new token alone
+            else:
+                logits = model(out)[:, -1]  # the whole sequence again
+    return out
+
+
 class DecoderOnlyLM(EncoderStack):
     """tokens (B, L) -> next-token logits (B, L, V); padding is assumed at the end of each row."""
 
@@ -48,65 +75,58 @@ class DecoderOnlyLM(EncoderStack):
         if config.tie_embeddings:
             self.lm_head.weight = self.embed.weight
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        L = tokens.size(1)
-        if L > self.config.max_len:
-            raise ValueError(f"sequence of {L} tokens is longer than max_len={self.config.max_len}")
-        # (L, L) causal mask: padding sits after the real tokens, so no query before it sees it
-        return self.lm_head(self.encode(tokens, causal_mask(L, device=tokens.device)))  # (B, L, V)
+    def new_cache(self) -> list[KVCache]:
+        """One empty :class:`KVCache` per layer, for ``forward(tokens, cache, start)``."""
+        return [KVCache() for _ in self.layers]
+
+    def forward(self, tokens: torch.Tensor, cache: list[KVCache] | None = None, start: int = 0) -> torch.Tensor:
+        """tokens (B, n) at positions start .. start + n - 1 -> logits (B, n, V).
+
+        With ``cache`` (from :meth:`new_cache`), the layers' attention modules append the new keys and
+        values to it and attend over everything cached: the n queries see the earlier keys and the new
+        keys up to their own (the KV cache of incremental inference)."""
+        n = tokens.size(1)
+        if start + n > self.config.max_len:
+            raise ValueError(f"positions up to {start + n} exceed max_len={self.config.max_len}")
+        if cache is None:
+            # (n, n) causal mask: padding sits after the real tokens, so no query before it sees it
+            return self.lm_head(self.encode(tokens, causal_mask(n, device=tokens.device), offset=start))  # (B, n, V)
+        past = cache[0].length  # keys cached before these tokens
+        # Query i may see the `past` cached keys and the new keys up to itself.
+        mask = torch.ones(n, past + n, dtype=torch.bool, device=tokens.device).tril(diagonal=past)  # (n, past + n)
+        with contextlib.ExitStack() as caches:
+            for layer, layer_cache in zip(self.layers, cache):
+                caches.enter_context(_attending_with(layer.self_attn, layer_cache))
+            return self.lm_head(self.encode(tokens, mask, offset=start))  # (B, n, V)
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, max_new_tokens: int, noise: torch.Tensor | None = None,
                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
                  use_cache: bool = True, eos_id: int | None = None) -> torch.Tensor:
-        """Continue prompt (B, P) by max_new_tokens tokens; returns (B, P + new).
-
-        ``noise`` (B, max_new_tokens) uniform in [0, 1): the sampler's randomness (see
-        :mod:`attnlab.sampling`); None takes the most probable token (greedy). ``use_cache`` feeds
-        one token per step through the layers' KV caches instead of the whole sequence; both give the
-        same tokens. After ``eos_id`` a row is padded.
-        """
+        """:func:`generate` with this model, in eval mode; after ``eos_id`` a row is padded. (B, P + new)."""
         if self.training:
             raise RuntimeError("generate is for inference; call model.eval() first")
         if prompt.size(1) + max_new_tokens > self.config.max_len:
             raise ValueError(f"prompt ({prompt.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds "
                              f"max_len={self.config.max_len}")
-        step = CachedLM(self) if use_cache else None
-        out = prompt
-        logits = step.feed(prompt) if step else self(prompt)[:, -1]  # (B, V)
-        done = torch.zeros(prompt.size(0), dtype=torch.bool, device=prompt.device)
-        for t in range(max_new_tokens):
-            token = logits.argmax(-1) if noise is None else sample_next(logits, noise[:, t], temperature, top_k, top_p)
-            token = token.masked_fill(done, self.config.pad_id)
-            out = torch.cat([out, token[:, None]], dim=1)
-            if eos_id is not None:
-                done |= token == eos_id
-            if t + 1 < max_new_tokens:
-                logits = step.feed(token[:, None]) if step else self(out)[:, -1]
+        out = generate(self, prompt, max_new_tokens, noise, temperature, top_k, top_p, use_cache)
+        if eos_id is not None:
+            P = prompt.size(1)
+            out = torch.cat([prompt, trim_after_eos(out[:, P:], eos_id, self.config.pad_id)], dim=1)
         return out
 
 
 class CachedLM:
-    """Incremental inference with a KV cache per layer: ``feed(tokens (B, n))`` -> logits (B, V) for
-    the position after them, equal to ``model(all tokens fed so far)[:, -1]``.
-
-    The layers are the model's own; as in :class:`attnlab.decoding.IncrementalDecoder`, the caches
-    reach their attention modules through a forward pre-hook. The first call may feed the whole
-    prompt (its causal mask covers the n new tokens; earlier keys are all visible).
-    """
+    """Incremental inference: ``feed(tokens (B, n))`` -> logits (B, V) for the position after them,
+    equal to ``model(all tokens fed so far)[:, -1]``. It holds the model's cache and the position of
+    the next token; the first call may feed the whole prompt."""
 
     def __init__(self, model: DecoderOnlyLM):
         self.model = model
-        self.caches = [KVCache() for _ in model.layers]
+        self.cache = model.new_cache()
         self.t = 0
 
     def feed(self, tokens: torch.Tensor) -> torch.Tensor:
-        m, n = self.model, tokens.size(1)
-        # Query i (position t + i) may see the t cached keys and the new keys up to itself.
-        mask = torch.ones(n, self.t + n, dtype=torch.bool, device=tokens.device).tril(diagonal=self.t)
-        with contextlib.ExitStack() as caches:
-            for layer, cache in zip(m.layers, self.caches):
-                caches.enter_context(_attending_with(layer.self_attn, cache))
-            x = m.encode(tokens, mask, offset=self.t)  # (B, n, d_model)
-        self.t += n
-        return m.lm_head(x)[:, -1]  # (B, V)
+        logits = self.model(tokens, self.cache, start=self.t)[:, -1]  # (B, V)
+        self.t += tokens.size(1)
+        return logits

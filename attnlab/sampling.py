@@ -5,7 +5,8 @@ by inverse-CDF sampling over the vocabulary in index order. The same logits and 
 the same token, so a grader (or a test) can replay a sampler exactly; many draws with fresh noise
 give the distribution's frequencies.
 
-The contract, in the order it is applied to each row of logits (..., V):
+The contract, in the order it is applied to each row of logits (..., V); each step works on the
+renormalised result of the steps before it:
 
 1. temperature T > 0: probabilities ``softmax(logits / T)`` (T < 1 sharpens, T > 1 flattens);
 2. top-k: keep the k most probable tokens; ties at the k-th probability are broken by index (the
@@ -19,11 +20,6 @@ from __future__ import annotations
 import torch
 
 
-def _descending_order(probs: torch.Tensor) -> torch.Tensor:
-    """Indices sorting each row by probability, descending, ties by index (a stable sort)."""
-    return torch.sort(probs, dim=-1, descending=True, stable=True).indices
-
-
 def filter_probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                          top_p: float | None = None) -> torch.Tensor:
     """The distribution a sampler draws from: steps 1-3 of the module's contract, renormalised. (..., V)."""
@@ -33,19 +29,20 @@ def filter_probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: 
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    probs = torch.softmax(logits / temperature, dim=-1)
-    keep = torch.ones_like(probs, dtype=torch.bool)
-    order = _descending_order(probs)  # (..., V)
+    probs = torch.softmax(logits / temperature, dim=-1)  # (..., V)
+    # Rank 0 = most probable; a stable sort keeps tied tokens in index order.
+    order = torch.sort(probs, dim=-1, descending=True, stable=True).indices  # (..., V)
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(probs.size(-1)).expand_as(order))
     if top_k is not None:
-        keep &= rank < top_k
+        probs = probs * (rank < top_k)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
     if top_p is not None:
-        sorted_probs = torch.gather(probs * keep, -1, order)
-        before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # mass of the tokens ranked above
+        sorted_probs = torch.gather(probs, -1, order)
+        before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # the mass of the tokens ranked above
         keep_sorted = before < top_p  # the token that crosses p still has less than p before it
-        keep &= torch.gather(keep_sorted, -1, rank)
-    kept = probs * keep
-    return kept / kept.sum(dim=-1, keepdim=True)
+        probs = probs * torch.gather(keep_sorted, -1, rank)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
 
 
 def sample_next(logits: torch.Tensor, noise: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,

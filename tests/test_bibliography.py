@@ -56,6 +56,10 @@ def test_every_entry_can_be_found(key):
         assert fields.get(required), f"{key}: no {required}"
     assert entry.persons.get("author"), f"{key}: no author"
     doi, eprint = fields.get("doi"), fields.get("eprint")
+    if entry.type == "techreport" and not (doi or eprint):  # a lab's report (GPT, GPT-2): its address
+        assert fields.get("url", "").startswith("https://") and fields.get("institution"), \
+            f"{key}: a technical report without DOI or arXiv identifier needs its institution and an https url"
+        return
     assert doi or eprint, f"{key}: neither a DOI nor an arXiv identifier; a reader cannot find it"
     if doi:
         assert DOI.match(doi), f"{key}: DOI {doi!r} is not of the form 10.NNNN/suffix"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attnlab.decoder_only import CachedLM, DecoderOnlyConfig, DecoderOnlyLM, causal_lm_loss
+from attnlab.decoder_only import CachedLM, DecoderOnlyConfig, DecoderOnlyLM, causal_lm_loss, generate
 from attnlab.transformer import EncoderLayer
 
 TOL = dict(rtol=1e-10, atol=1e-12)
@@ -66,3 +66,29 @@ def test_generation_pads_after_eos():
     out = lm.generate(torch.full((2, 2), 5), 5, eos_id=2)
     assert out[:, 2].tolist() == [2, 2] and (out[:, 3:] == lm.config.pad_id).all()
     assert (lm.generate(torch.full((2, 2), 5), 5) == 2).all(dim=0)[2:].all(), "without eos_id: no padding"
+
+
+def test_forward_with_a_cache_and_start_equals_the_full_pass():
+    lm = model()
+    tokens = torch.randint(3, 13, (2, 9))
+    full = lm(tokens)
+    cache = lm.new_cache()
+    torch.testing.assert_close(lm(tokens[:, :5], cache), full[:, :5], **TOL)
+    for t in range(5, 9):
+        torch.testing.assert_close(lm(tokens[:, t:t + 1], cache, start=t)[:, 0], full[:, t], **TOL)
+    assert cache[0].length == 9
+    forgot = lm.new_cache()
+    lm(tokens[:, :5], forgot)
+    assert not torch.allclose(lm(tokens[:, 5:6], forgot)[:, 0], full[:, 5]), "start=0 for position 5: other logits"
+
+
+def test_generate_function_counts_one_position_per_new_token_with_the_cache():
+    lm = model()
+    calls = []
+    lm.register_forward_pre_hook(lambda module, args: calls.append(args[0].size(1)))
+    prompt = torch.randint(3, 13, (2, 4))
+    cached = generate(lm, prompt, 6, use_cache=True)
+    assert calls == [4] + [1] * 5
+    calls.clear()
+    plain = generate(lm, prompt, 6, use_cache=False)
+    assert calls == [4, 5, 6, 7, 8, 9] and torch.equal(cached, plain)

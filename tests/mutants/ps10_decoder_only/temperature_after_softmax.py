@@ -1,0 +1,31 @@
+# fails: test_temperature test_sample_replay test_sample_frequencies
+# the temperature applied to the probabilities instead of the logits: softmax(logits) / T, and not
+# renormalised (for T > 1 the cumulative sums never reach 1, for T < 1 they pass it early)
+# replaces: sampler
+def filter_probabilities(logits, temperature=1.0, top_k=None, top_p=None):
+    if temperature <= 0:
+        raise ValueError("temperature must be positive")
+    if top_k is not None and top_k < 1:
+        raise ValueError("top_k must be at least 1")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError("top_p must be in (0, 1]")
+    probs = torch.softmax(logits, dim=-1)
+    order = torch.sort(probs, dim=-1, descending=True, stable=True).indices
+    rank = torch.argsort(order, dim=-1)
+    if top_k is not None:
+        probs = probs * (rank < top_k)
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    if top_p is not None:
+        sorted_probs = torch.gather(probs, -1, order)
+        keep = torch.gather(torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p, -1, rank)
+        probs = probs * keep
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs / temperature  # BUG: after the softmax, and the result no longer sums to 1
+
+
+def sample_next(logits, noise, temperature=1.0, top_k=None, top_p=None):
+    probs = filter_probabilities(logits, temperature, top_k, top_p)
+    cdf = torch.cumsum(probs, dim=-1)
+    token = (cdf <= noise.unsqueeze(-1)).sum(dim=-1)
+    last_kept = probs.size(-1) - 1 - torch.argmax(torch.flip(probs > 0, dims=[-1]).int(), dim=-1)
+    return torch.minimum(token, last_kept)

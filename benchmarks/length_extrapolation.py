@@ -195,7 +195,7 @@ def main(argv=None):
                  "argmax of one forward pass), exact_match = the fraction of strings with all n + 1 right (what "
                  "greedy decoding would produce); null = the scheme cannot represent that length (learned "
                  f"positions exist up to the longest training sequence, {2 * a.train_length + 3} tokens). "
-                 f"{a.eval_examples} test strings per length, from a seed of their own (random 16+ digit strings: practically never a training string). Model: {a.layers} "
+                 f"{a.eval_examples} test strings per length, from a seed of their own (random {a.train_length}+ digit strings: practically never a training string). Model: {a.layers} "
                  f"ModernDecoderLayer (d_model {a.d_model}, {a.heads} heads, SwiGLU {a.d_ff}), tied output; "
                  f"AdamW lr {a.lr} with {max(1, a.steps // 20)} warm-up steps, batch {a.batch}, {a.steps} steps, "
                  f"seed {a.seed}, the same data and initial weights for every scheme. t5: 32 buckets, "

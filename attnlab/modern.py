@@ -1,4 +1,4 @@
-"""The modern block (chapter 12): RMSNorm, SwiGLU, ALiBi and a LLaMA-style decoder layer.
+"""The modern block (chapter 12): RMSNorm, SwiGLU, ALiBi, T5's relative bias and a LLaMA-style decoder layer.
 
 What changed between the 2017 block (``transformer.EncoderLayer``) and the blocks of current
 decoder-only models, each a small module here:
@@ -9,6 +9,9 @@ decoder-only models, each a small module here:
   biases; three matrices instead of two, so ``d_ff`` is usually about 8/3 d_model for the same size.
 - **ALiBi** (Press et al., 2022): no position embedding at all; each head adds ``-slope * distance``
   to its scores, with slopes in a geometric sequence.
+- **T5's relative position bias** (Raffel et al., 2020): each head adds a learned scalar per bucket of
+  relative distance to its scores; distances below a threshold get a bucket each, longer ones share
+  log-spaced buckets, and everything from ``max_distance`` on shares the last one.
 - Rotary positions, grouped-query attention, no biases and pre-norm: :class:`ModernDecoderLayer`.
 """
 from __future__ import annotations
@@ -94,6 +97,59 @@ def alibi_bias(num_heads: int, length_q: int, length_k: int | None = None, causa
     return -slopes.view(-1, 1, 1) * distance.to(dtype)
 
 
+def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True, num_buckets: int = 32,
+                             max_distance: int = 128) -> torch.Tensor:
+    """T5's bucket of each relative position ``key_position - query_position`` (long tensor, any shape).
+
+    Bidirectional (an encoder): half the buckets are for keys before the query, half (offset by
+    ``num_buckets // 2``) for keys after it. Causal (a decoder): only distances into the past count;
+    keys after the query all get bucket 0 (the causal mask removes them). Of the n buckets left
+    for one direction, distances 0 .. n/2 - 1 get one bucket each; a distance d >= n/2 gets bucket
+    ``n/2 + floor(log(d / (n/2)) / log(max_distance / (n/2)) * (n - n/2))``, at most n - 1: log-spaced
+    buckets, and every distance from ``max_distance`` on shares the last. Computed in float32 as in
+    the T5 code (Mesh TensorFlow) and Hugging Face's ``T5Attention._relative_position_bucket``.
+    """
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets = buckets + (relative_position > 0).long() * num_buckets  # keys after the query
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)  # how far into the past; future keys -> 0
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    # distance.clamp(min=1): log(0) never reaches the result (is_small picks those), but keeps it finite
+    log_ratio = torch.log(distance.clamp(min=1).float() / max_exact) / math.log(max_distance / max_exact)
+    if_large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(is_small, distance, if_large)
+
+
+class RelativePositionBias(nn.Module):
+    """T5's relative position bias (Raffel et al., 2020): a learned scalar per bucket and head.
+
+    ``forward(length_q, length_k)`` returns the bias added to the scores, (num_heads, Lq, Lk):
+    ``bias[h, i, j] = embedding.weight[relative_position_bucket(j - i), h]``, with the queries the last
+    Lq of the Lk positions (as :func:`alibi_bias`). T5 computes it once, in the first layer, and every
+    layer adds the same bias; it has no other position information. ``bidirectional=False`` for a
+    decoder. The scalars start at 0: an untrained model has no position information at all.
+    """
+
+    def __init__(self, num_heads: int, num_buckets: int = 32, max_distance: int = 128, bidirectional: bool = True):
+        super().__init__()
+        self.num_heads, self.num_buckets = num_heads, num_buckets
+        self.max_distance, self.bidirectional = max_distance, bidirectional
+        self.embedding = nn.Embedding(num_buckets, num_heads)
+        nn.init.zeros_(self.embedding.weight)
+
+    def forward(self, length_q: int, length_k: int | None = None) -> torch.Tensor:
+        length_k = length_q if length_k is None else length_k
+        device = self.embedding.weight.device
+        i = torch.arange(length_k - length_q, length_k, device=device).unsqueeze(1)  # query positions (Lq, 1)
+        j = torch.arange(length_k, device=device).unsqueeze(0)  # key positions (1, Lk)
+        buckets = relative_position_bucket(j - i, self.bidirectional, self.num_buckets, self.max_distance)  # (Lq, Lk)
+        return self.embedding(buckets).permute(2, 0, 1)  # (Lq, Lk, h) -> (h, Lq, Lk)
+
+
 class ModernDecoderLayer(nn.Module):
     """A LLaMA-style layer: pre-norm with RMSNorm, grouped-query self-attention with rotary
     positions and no biases, then a SwiGLU feed-forward network.
@@ -101,14 +157,17 @@ class ModernDecoderLayer(nn.Module):
         x = x + Attention(RMSNorm(x));  x = x + SwiGLU(RMSNorm(x))
 
     x (B, L, d_model); mask boolean, broadcastable to (B, num_heads, L, L) (the causal mask, for a decoder).
+    To compare position schemes: ``rotary=False`` leaves the queries and keys unrotated, and ``bias``
+    (float, broadcastable to (B, num_heads, L, L): :func:`alibi_bias`, :class:`RelativePositionBias`)
+    is added to the attention scores.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, num_kv_heads: int | None = None,
-                 dropout: float = 0.0, eps: float = 1e-6):
+                 dropout: float = 0.0, eps: float = 1e-6, rotary: bool = True):
         super().__init__()
         self.attn_norm = RMSNorm(d_model, eps)
         self.attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads or num_heads, dropout=dropout,
-                                          bias=False, rotary=True)
+                                          bias=False, rotary=rotary)
         self.ffn_norm = RMSNorm(d_model, eps)
         self.ffn = SwiGLU(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
@@ -118,7 +177,8 @@ class ModernDecoderLayer(nn.Module):
         """The attention under EncoderLayer's name for it: the KV-cached feed of attnlab.decoder_only finds it so."""
         return self.attn
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache=None,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         h = self.attn_norm(x)
-        x = x + self.dropout(self.attn(h, h, h, mask, cache=cache)[0])
+        x = x + self.dropout(self.attn(h, h, h, mask, cache=cache, bias=bias)[0])
         return x + self.dropout(self.ffn(self.ffn_norm(x)))

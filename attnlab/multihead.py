@@ -149,7 +149,10 @@ class GroupedQueryAttention(MultiHeadAttention):
     ``num_kv_heads * d_head`` dimensions only, so a :class:`KVCache` holds ``num_heads / num_kv_heads``
     times fewer values per token; each key/value head is repeated for its group just before the
     scores (``repeat_interleave``, as ``F.scaled_dot_product_attention(..., enable_gqa=True)`` does).
-    Same inputs, outputs and mask convention as :class:`MultiHeadAttention`.
+    Same inputs, outputs and mask convention as :class:`MultiHeadAttention`. ``bias`` (float,
+    broadcastable to (B, num_heads, Lq, Lk); ALiBi or T5's relative bias, :mod:`attnlab.modern`) is added
+    to the scaled scores; the fused ``F.scaled_dot_product_attention`` adds it (as a float ``attn_mask``),
+    so the weights are then not returned (``None``).
     """
 
     def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -168,7 +171,7 @@ class GroupedQueryAttention(MultiHeadAttention):
         B, L, _ = x.shape
         return x.view(B, L, self.num_kv_heads, self.d_head).transpose(1, 2)  # (B, h_kv, L, d_head)
 
-    def forward(self, query, key, value, mask=None, cache=None):
+    def forward(self, query, key, value, mask=None, cache=None, bias=None):
         check_mask(mask)
         for name, t in (("query", query), ("key", key), ("value", value)):
             if t.dim() != 3 or t.size(-1) != self.d_model:
@@ -189,8 +192,13 @@ class GroupedQueryAttention(MultiHeadAttention):
         k = k.repeat_interleave(group, dim=1)  # (B, h, Lk, d_head): head i uses kv head i // group
         v = v.repeat_interleave(group, dim=1)
         p = self.dropout if self.training else 0.0
-        if self.use_sdpa:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Lq, d_head)
+        if self.use_sdpa or bias is not None:
+            attn_mask = mask
+            if bias is not None:  # a float attn_mask is added to the scores; masked keys get the lowest float
+                attn_mask = bias.to(q.dtype)
+                if mask is not None:
+                    attn_mask = torch.where(mask, attn_mask, torch.finfo(q.dtype).min)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # (B, h, Lq, d_head)
             if mask is not None:
                 out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
             weights = None

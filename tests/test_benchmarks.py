@@ -73,3 +73,76 @@ def test_grading_goals_compare_the_marginal_cost_with_both_references():
     assert met["met"]
     assert not goals({**medians, "ours_jobs1_marginal_s": 1.0})["met"]  # 0.2 of a bare execution
     assert not goals({**medians, "ours_jobs2_marginal_s": 0.4})["met"]  # two jobs only 1.25 times one
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCHEMES = ["sinusoidal", "learned", "rotary", "alibi", "t5"]
+
+
+def run_script(name, argv):
+    old = sys.argv
+    sys.argv = [str(BENCHMARKS / name), *argv]
+    try:
+        return runpy.run_path(str(BENCHMARKS / name), run_name="__main__")
+    finally:
+        sys.argv = old
+
+
+def check_length_extrapolation(data):
+    """The schema chapter 12 reads: accuracy per factor, null where the scheme has no position for it."""
+    assert isinstance(data["command"], str) and isinstance(data["torch"], str) and isinstance(data["note"], str)
+    assert isinstance(data["task"], str) and isinstance(data["train_length"], int)
+    assert data["factors"] == [1, 2, 4, 8] and list(data["runs"]) == SCHEMES
+    for scheme, run in data["runs"].items():
+        assert len(run["accuracy"]) == 4
+        for acc, em in zip(run["accuracy"], run["exact_match"]):
+            assert (acc is None) == (em is None)
+            assert acc is None or (isinstance(acc, float) and 0.0 <= em <= acc <= 1.0)
+        expected_nulls = [False, True, True, True] if scheme == "learned" else [False] * 4
+        assert [a is None for a in run["accuracy"]] == expected_nulls, scheme
+
+
+def check_scaling_law(data):
+    """The schema chapter 12 reads: several sizes, several step counts each, C = 6 N D."""
+    assert isinstance(data["command"], str) and isinstance(data["torch"], str) and "6" in data["note"]
+    points = data["points"]
+    keys = {"d_model": int, "layers": int, "parameters": int, "steps": int, "flops": float, "loss": float}
+    for p in points:
+        assert all(isinstance(p[k], t) for k, t in keys.items()), p
+        assert p["flops"] == 6 * p["parameters"] * p["tokens"] and p["loss"] > 0
+    sizes = {(p["d_model"], p["layers"]) for p in points}
+    for size in sizes:
+        run = [p for p in points if (p["d_model"], p["layers"]) == size]
+        assert [p["steps"] for p in run] == sorted({p["steps"] for p in run}), "one point per step count, in order"
+        assert len({p["parameters"] for p in run}) == 1 and len(run) >= 2
+    return sizes
+
+
+def test_length_extrapolation_smoke_run(tmp_path):
+    out = tmp_path / "le.json"
+    run_script("length_extrapolation.py", ["--steps", "2", "--train-length", "3", "--d-model", "16", "--d-ff", "32",
+                                           "--eval-examples", "4", "--out", str(out)])
+    check_length_extrapolation(json.loads(out.read_text()))
+
+
+def test_scaling_law_smoke_run(tmp_path):
+    pytest.importorskip("babel")
+    out = tmp_path / "sl.json"
+    run_script("scaling_law.py", ["--sizes", "16x1", "32x1", "--steps", "2", "--checkpoints", "2",
+                                  "--train-lines", "40", "--valid-lines", "8", "--out", str(out)])
+    assert check_scaling_law(json.loads(out.read_text())) == {(16, 1), (32, 1)}
+
+
+def test_committed_results_of_chapter_12():
+    """The committed runs: every scheme learned the copy at the training length, and the scaling study
+    has at least 4 sizes with 4 step counts each, the longest run of each size the lowest of its losses."""
+    results = BENCHMARKS / "results"
+    length = json.loads((results / "length_extrapolation.json").read_text())
+    check_length_extrapolation(length)
+    assert all(run["accuracy"][0] > 0.5 for run in length["runs"].values())
+    scaling = json.loads((results / "scaling_law.json").read_text())
+    sizes = check_scaling_law(scaling)
+    assert len(sizes) >= 4
+    for size in sizes:
+        run = [p for p in scaling["points"] if (p["d_model"], p["layers"]) == size]
+        assert len(run) >= 4 and run[-1]["loss"] == min(p["loss"] for p in run)

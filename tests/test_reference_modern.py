@@ -1,9 +1,12 @@
 """The modern block's parts (attnlab/modern.py) against PyTorch's built-ins and the papers' formulas.
 
 float64; RMSNorm equals ``torch.nn.RMSNorm`` (rtol=1e-12, atol=1e-14); SwiGLU is
-``W_2 (silu(W_1 x) * W_3 x)``; ALiBi's slopes are the papers' geometric sequences.
+``W_2 (silu(W_1 x) * W_3 x)``; ALiBi's slopes are the papers' geometric sequences; T5's buckets are a
+hand-computed table and the formula of the T5 paper and code, and a score bias is added to the scores.
 """
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -11,7 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attnlab import causal_mask
-from attnlab.modern import ModernDecoderLayer, RMSNorm, SwiGLU, alibi_bias, alibi_slopes
+from attnlab.modern import (ModernDecoderLayer, RelativePositionBias, RMSNorm, SwiGLU, alibi_bias, alibi_slopes,
+                            relative_position_bucket)
+from attnlab.multihead import GroupedQueryAttention
 
 TOL = dict(rtol=1e-12, atol=1e-14)
 
@@ -73,3 +78,121 @@ def test_modern_decoder_layer_is_causal_and_pre_norm():
     d, kv = 16, 2 * 4
     assert params == 2 * d * d + 2 * d * kv + 3 * d * 24 + 2 * d  # q, o, k, v (grouped), SwiGLU, 2 norms
     assert torch.isfinite(out).all()
+
+
+# T5's defaults (32 buckets, max_distance 128), worked out by hand from the formula
+# n/2 + floor(log(d / (n/2)) / log(128 / (n/2)) * (n - n/2)), n the buckets of one direction.
+CAUSAL_BUCKETS = {  # distance into the past -> bucket; n = 32: distances 0..15 exact, then log(d/16)/log(8)*16
+    0: 0, 1: 1, 5: 5, 15: 15, 16: 16, 17: 16, 20: 17, 23: 18, 32: 21, 45: 23, 64: 26, 90: 29, 127: 31, 128: 31,
+    500: 31,
+}
+BIDIRECTIONAL_BUCKETS = {  # key - query -> bucket; n = 16 per side: 0..7 exact, then 8 + log(d/8)/log(16)*8
+    0: 0, -1: 1, -7: 7, -8: 8, -11: 8, -16: 10, -22: 10, -32: 12, -45: 12, -64: 14, -127: 15, -128: 15, -1000: 15,
+    1: 17, 7: 23, 8: 24, 16: 26, 32: 28, 64: 30, 127: 31, 1000: 31,  # keys after the query: 16 + the same
+}
+
+
+def test_t5_buckets_are_the_hand_computed_table():
+    past = torch.tensor(list(CAUSAL_BUCKETS))
+    assert relative_position_bucket(-past, bidirectional=False).tolist() == list(CAUSAL_BUCKETS.values())
+    assert relative_position_bucket(past, bidirectional=False).tolist() == [0] * len(past), "future keys: bucket 0"
+    rel = torch.tensor(list(BIDIRECTIONAL_BUCKETS))
+    assert relative_position_bucket(rel, bidirectional=True).tolist() == list(BIDIRECTIONAL_BUCKETS.values())
+
+
+def t5_bucket_formula(rel: int, bidirectional: bool, num_buckets: int, max_distance: int) -> int:
+    """One relative position's bucket in plain Python (float64), as the T5 paper's code computes it."""
+    offset = 0
+    if bidirectional:
+        num_buckets //= 2
+        offset, distance = (num_buckets if rel > 0 else 0), abs(rel)
+    else:
+        distance = max(-rel, 0)
+    max_exact = num_buckets // 2
+    if distance < max_exact:
+        return offset + distance
+    large = max_exact + int(math.log(distance / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact))
+    return offset + min(large, num_buckets - 1)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_buckets,max_distance", [(32, 128), (8, 20), (16, 64)])
+def test_t5_buckets_follow_the_formula(bidirectional, num_buckets, max_distance):
+    rel = torch.arange(-300, 301)
+    got = relative_position_bucket(rel, bidirectional, num_buckets, max_distance)
+    assert got.tolist() == [t5_bucket_formula(r, bidirectional, num_buckets, max_distance) for r in rel.tolist()]
+    assert got.min() == 0 and got.max() == num_buckets - 1, "every bucket is used, none beyond"
+    if bidirectional:  # keys before the query use the lower half, keys after it the upper half
+        assert (got[rel < 0] < num_buckets // 2).all() and (got[rel > 0] >= num_buckets // 2).all()
+
+
+def test_relative_position_bias_looks_up_one_scalar_per_bucket_and_head():
+    torch.manual_seed(0)
+    rpb = RelativePositionBias(num_heads=3, num_buckets=8, max_distance=20, bidirectional=False).double()
+    assert torch.count_nonzero(rpb.embedding.weight) == 0, "starts as no bias at all"
+    with torch.no_grad():
+        rpb.embedding.weight.normal_()
+    bias = rpb(6)
+    assert bias.shape == (3, 6, 6)
+    weight = rpb.embedding.weight  # (num_buckets, num_heads)
+    for h in range(3):
+        for i in range(6):
+            for j in range(6):
+                expected = weight[t5_bucket_formula(j - i, False, 8, 20), h]
+                assert bias[h, i, j] == expected
+                if j > i:  # causal: a future key is bucket 0, the same as distance 0
+                    assert bias[h, i, j] == bias[h, i, i]
+    torch.testing.assert_close(rpb(1, 6), bias[:, -1:], **TOL)  # decoding with a cache: the last query
+    # 8 causal buckets, max_distance 20: distances 0..3 exact, then log-spaced, 14 and beyond in the last
+    long = rpb(25)[0, -1].flip(0)  # head 0, the last query; long[d] = the bias at distance d
+    buckets = [0, 1, 2, 3, 4, 4, 5, 5, 5, 6, 6, 6, 6, 6] + [7] * 11
+    torch.testing.assert_close(long, weight[buckets, 0], **TOL)
+    both = RelativePositionBias(3, 8, 20, bidirectional=True).double()
+    with torch.no_grad():
+        both.embedding.weight.copy_(weight)
+    b = both(6)
+    # 4 buckets a side: distances 0, 1 exact, 2..19 log-spaced into 2 and 3; keys after the query add 4
+    assert b[1, 0, 1] == weight[4 + 1, 1] and b[1, 0, 3] == weight[4 + 2, 1], "after the query: the upper half"
+    assert b[1, 1, 0] == weight[1, 1] and b[1, 3, 0] == weight[2, 1], "before the query: the lower half"
+    # trained like any embedding: only the buckets in use get a gradient
+    rpb(3).sum().backward()
+    used = rpb.embedding.weight.grad.abs().sum(1) > 0
+    assert used.tolist() == [True, True, True, False, False, False, False, False]
+
+
+def test_a_score_bias_is_added_to_the_scaled_scores():
+    torch.manual_seed(0)
+    attn = GroupedQueryAttention(8, 4, 2, bias=False).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    mask = causal_mask(5)
+    bias = alibi_bias(4, 5, dtype=torch.float64)  # (h, L, L)
+    out, weights = attn(x, x, x, mask, bias=bias)
+    assert weights is None
+    q = attn.split_heads(attn.w_q(x))  # (B, h, L, d_head)
+    k = attn.split_kv_heads(attn.w_k(x)).repeat_interleave(2, dim=1)
+    v = attn.split_kv_heads(attn.w_v(x)).repeat_interleave(2, dim=1)
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(2) + bias).masked_fill(~mask, -math.inf)
+    expected = attn.w_o(attn.merge_heads(torch.softmax(scores, -1) @ v))
+    torch.testing.assert_close(out, expected, **TOL)
+    torch.testing.assert_close(attn(x, x, x, mask, bias=torch.zeros(4, 5, 5, dtype=torch.float64))[0],
+                               attn(x, x, x, mask)[0], **TOL)
+
+
+@pytest.mark.parametrize("scheme", ["alibi", "t5"])
+def test_modern_layer_without_rotary_takes_a_bias_and_stays_causal(scheme):
+    torch.manual_seed(0)
+    layer = ModernDecoderLayer(16, 4, 24, rotary=False).double().eval()
+    assert not layer.attn.rotary
+    if scheme == "alibi":
+        bias = alibi_bias(4, 6, dtype=torch.float64)
+    else:
+        rpb = RelativePositionBias(4, 8, 20, bidirectional=False).double()
+        with torch.no_grad():
+            rpb.embedding.weight.normal_()
+        bias = rpb(6)
+    x = torch.randn(2, 6, 16, dtype=torch.float64)
+    out = layer(x, causal_mask(6), bias=bias)
+    assert not torch.allclose(out, layer(x, causal_mask(6))), "the bias changes the output"
+    changed = x.clone()
+    changed[:, 4:] += 1.0
+    torch.testing.assert_close(layer(changed, causal_mask(6), bias=bias)[:, :4], out[:, :4], **TOL)

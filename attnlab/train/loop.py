@@ -791,7 +791,8 @@ def train(state: TrainState, args, train_ds, splits: dict, out: Path, rank: int,
             state.cpu_seconds += time.process_time() - c0
             state.metrics["history"].append({
                 "step": state.step, "loss": round(loss_value, 5), "lr": state.scheduler.get_last_lr()[0],
-                "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(state.train_seconds, 3),
+                "tokens": n_tokens, "tokens_per_s": round(n_tokens / dt, 1),
+                "train_seconds": round(state.train_seconds, 3),
                 "cpu_seconds": round(state.cpu_seconds, 3)})
             if bar is not None:
                 bar.update(1)

@@ -282,10 +282,6 @@ class PairDataset(Dataset):
     def lengths(self) -> list[int]:
         return [max(len(s), len(t)) for s, t in zip(self.src, self.tgt)]
 
-    @staticmethod
-    def collate(items):
-        return collate_pairs(items)
-
 
 # A decoder-only model reads a pair as one sequence, ``source <sep> target <eos>``. Its separator is BOS,
 # the token that starts the encoder-decoder's target: the source ids followed by PairDataset's target ids

@@ -40,6 +40,18 @@ class TransformerConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
+def init_parameters(model: nn.Module, embeddings, d_model: int) -> None:
+    """The course's initialisation: Xavier-uniform for every weight matrix whose name does not say
+    ``embed``, then N(0, 1/d_model) for the token ``embeddings`` (so that, scaled by sqrt(d_model), a
+    token's vector has entries of variance 1). The Transformer's; the training CLI gives it to the
+    one-stack models too (attnlab.train.loop)."""
+    for name, p in model.named_parameters():
+        if p.dim() > 1 and "embed" not in name:
+            nn.init.xavier_uniform_(p)
+    for emb in embeddings:
+        nn.init.normal_(emb.weight, std=d_model ** -0.5)
+
+
 def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     """(B, L) token ids -> (B, 1, 1, L) boolean, True where the key is a real token."""
     return (tokens != pad_id)[:, None, None, :]
@@ -202,11 +214,7 @@ class Transformer(nn.Module):
                 self.src_embed.weight = self.tgt_embed.weight
 
     def reset_parameters(self):
-        for name, p in self.named_parameters():
-            if p.dim() > 1 and "embed" not in name:
-                nn.init.xavier_uniform_(p)
-        for emb in (self.src_embed, self.tgt_embed):
-            nn.init.normal_(emb.weight, std=self.config.d_model ** -0.5)
+        init_parameters(self, (self.src_embed, self.tgt_embed), self.config.d_model)
 
     def _check_tokens(self, name, tokens, vocab_size):
         if tokens.dim() != 2:

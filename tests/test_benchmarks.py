@@ -146,3 +146,49 @@ def test_committed_results_of_chapter_12():
     for size in sizes:
         run = [p for p in scaling["points"] if (p["d_model"], p["layers"]) == size]
         assert len(run) >= 4 and run[-1]["loss"] == min(p["loss"] for p in run)
+
+
+FAMILIES = Path(__file__).resolve().parents[1] / "benchmarks" / "train_families.py"
+FAMILIES_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "train_families.json"
+RUN_KEYS = {"parameters", "steps", "cpu_seconds", "wall_seconds", "tokens_per_second", "config"}
+
+
+def check_train_families(data: dict) -> None:
+    """The schema that the chapters read: exactly these keys, the two families at equal steps."""
+    assert set(data) == {"command", "torch", "machine", "task", "runs"} and data["task"] == "dates"
+    assert all(isinstance(data[k], str) for k in ("command", "torch", "machine"))
+    runs = data["runs"]
+    assert {"encoder-decoder", "decoder-only"} <= set(runs) <= {"encoder-decoder", "decoder-only", "encoder-only"}
+    for name, r in runs.items():
+        score = "accuracy" if name == "encoder-only" else "exact_match"
+        assert set(r) == RUN_KEYS | {score}, name
+        assert isinstance(r["parameters"], int) and isinstance(r["steps"], int) and isinstance(r["config"], dict)
+        assert all(isinstance(r[k], float) and r[k] > 0 for k in ("cpu_seconds", "wall_seconds", "tokens_per_second"))
+        splits = {"test"} if name == "encoder-only" else {"test", "heldout"}
+        assert set(r[score]) == splits and all(isinstance(v, float) and 0 <= v <= 1 for v in r[score].values())
+    ed, do = runs["encoder-decoder"], runs["decoder-only"]
+    assert ed["steps"] == do["steps"]
+    same = ("batch_size", "lr", "warmup", "weight_decay", "clip", "label_smoothing", "n_train", "tokenizer", "seed")
+    assert all(ed["config"]["training"][k] == do["config"]["training"][k] for k in same)
+
+
+def test_train_families_result_is_committed_in_its_schema():
+    data = json.loads(FAMILIES_JSON.read_text(encoding="utf-8"))
+    check_train_families(data)
+    ed, do = data["runs"]["encoder-decoder"], data["runs"]["decoder-only"]
+    assert abs(ed["parameters"] - do["parameters"]) <= 0.05 * ed["parameters"]  # as near as possible: within 5 %
+
+
+def test_train_families_smoke_run(tmp_path):
+    out = tmp_path / "families.json"
+    old = sys.argv
+    sys.argv = [str(FAMILIES), "--steps", "3", "--n-train", "300", "--encoder-only-steps", "2", "--runs", str(tmp_path),
+                "--out", str(out), "--", "--d-model", "16", "--num-heads", "2", "--d-ff", "32", "--bpe-vocab-size",
+                "120", "--n-valid", "10", "--n-test", "12", "--n-heldout", "8"]
+    try:
+        runpy.run_path(str(FAMILIES), run_name="__main__")
+    finally:
+        sys.argv = old
+    data = json.loads(out.read_text())
+    check_train_families(data)
+    assert data["runs"]["decoder-only"]["steps"] == 3 and data["runs"]["encoder-only"]["steps"] == 2

@@ -18,8 +18,9 @@ from test_train import TINY
 pytestmark = pytest.mark.slow
 
 
-def test_ddp_two_processes_equal_one(tmp_path):
-    args = TINY + ["--steps", "15", "--device", "cpu", "--beam-limit", "0", "--dropout", "0.0"]
+@pytest.mark.parametrize("family", [[], ["--model", "decoder-only", "--shared-vocab"]], ids=["encoder-decoder", "decoder-only"])
+def test_ddp_two_processes_equal_one(tmp_path, family):
+    args = TINY + ["--steps", "15", "--device", "cpu", "--beam-limit", "0", "--dropout", "0.0", *family]
     single = tmp_path / "single"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, "-m", "attnlab.train.loop", *args, "--out", str(single)],

@@ -127,20 +127,28 @@ def date_pairs(n: int, locales: Sequence[str] = DATE_LOCALES, formats: Sequence[
     Locale and format are drawn uniformly. Sources in ``exclude`` and repeated sources are skipped,
     so the pairs are unique and disjoint from ``exclude``.
     """
+    return [(src, date.isoformat()) for src, date, _ in _written_dates(n, locales, formats, seed, exclude)]
+
+
+def _written_dates(n: int, locales: Sequence[str], formats: Sequence[str], seed: int, exclude,
+                   keep=lambda src, date, locale, fmt: True) -> list[tuple[str, datetime.date, str]]:
+    """``n`` distinct (written date, date, locale) triples that ``keep`` accepts: the generator of the
+    dates task (:func:`date_pairs`) and of the locale task (:func:`locale_pairs`)."""
     rng = random.Random(seed)
-    pairs, seen = [], set(exclude)
+    examples, seen = [], set(exclude)
     attempts = 0
-    while len(pairs) < n:
+    while len(examples) < n:
         attempts += 1
         if attempts > 20 * n + 1000:
-            raise DataError(f"could only make {len(pairs)} distinct dates of the {n} asked for")
+            raise DataError(f"could only make {len(examples)} distinct dates of the {n} asked for")
         date = _random_date(rng)
-        src = format_date(date, rng.choice(locales), rng.choice(formats))
-        if src in seen:
+        locale, fmt = rng.choice(locales), rng.choice(formats)
+        src = format_date(date, locale, fmt)
+        if src in seen or not keep(src, date, locale, fmt):
             continue
         seen.add(src)
-        pairs.append((src, date.isoformat()))
-    return pairs
+        examples.append((src, date, locale))
+    return examples
 
 
 def dates_splits(n_train: int = 100_000, n_valid: int = 1000, n_test: int = 2000, n_heldout: int = 1000,
@@ -158,6 +166,52 @@ def dates_splits(n_train: int = 100_000, n_valid: int = 1000, n_test: int = 2000
     train = date_pairs(n_train, locales, seed=seed * 1000 + 3, exclude={s for s, _ in test + valid})
     heldout = date_pairs(n_heldout, heldout_locales, seed=seed * 1000 + 4) if n_heldout else []
     return {"train": train, "valid": valid, "test": test, "heldout": heldout}
+
+
+# The locale task: which training locale wrote a date? (a classification task, for an encoder-only model;
+# its target is the locale's code, so a sequence-to-sequence model can learn it as well).
+LOCALE_LABELS = DATE_LOCALES
+
+
+def _look_alike_locales(locales: Sequence[str], formats: Sequence[str]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(locale, format) -> the other locales that write some date of a probe year (every month, every
+    weekday) exactly alike in that format: e.g. zh and ja write long dates alike (``2026年12月1日``)."""
+    probes = [datetime.date(2001, month, day) for month in range(1, 13) for day in range(1, 8)]
+    alike: dict[tuple[str, str], set[str]] = {(loc, fmt): set() for loc in locales for fmt in formats}
+    for fmt in formats:
+        for date in probes:
+            writers: dict[str, list[str]] = {}
+            for loc in locales:
+                writers.setdefault(format_date(date, loc, fmt), []).append(loc)
+            for group in writers.values():
+                for loc in group:
+                    alike[loc, fmt].update(other for other in group if other != loc)
+    return {key: tuple(sorted(others)) for key, others in alike.items()}
+
+
+def locale_pairs(n: int, locales: Sequence[str] = LOCALE_LABELS, formats: Sequence[str] = DATE_FORMATS,
+                 seed: int = 0, exclude: set[str] | frozenset[str] = frozenset()) -> list[Pair]:
+    """``n`` distinct (written date, locale code) pairs, drawn as :func:`date_pairs` draws its dates.
+
+    A date that another of ``locales`` writes exactly alike in the same format is left out (``1 mai 2026``
+    is French and Romanian), so every source has one right answer and a perfect classifier scores 100 %.
+    """
+    alike = _look_alike_locales(locales, formats)
+
+    def unambiguous(src, date, locale, fmt):
+        return all(format_date(date, other, fmt) != src for other in alike[locale, fmt])
+
+    return [(src, locale) for src, _, locale in _written_dates(n, locales, formats, seed, exclude, unambiguous)]
+
+
+def locale_splits(n_train: int = 100_000, n_valid: int = 1000, n_test: int = 2000, seed: int = 0,
+                  locales: Sequence[str] = LOCALE_LABELS) -> dict[str, list[Pair]]:
+    """Train, valid and test splits of the locale task (no source shared among them); no held-out split:
+    a locale never seen in training is a class the model does not have."""
+    test = locale_pairs(n_test, locales, seed=seed * 1000 + 5)
+    valid = locale_pairs(n_valid, locales, seed=seed * 1000 + 6, exclude={s for s, _ in test})
+    train = locale_pairs(n_train, locales, seed=seed * 1000 + 7, exclude={s for s, _ in test + valid})
+    return {"train": train, "valid": valid, "test": test}
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,6 +281,57 @@ class PairDataset(Dataset):
 
     def lengths(self) -> list[int]:
         return [max(len(s), len(t)) for s, t in zip(self.src, self.tgt)]
+
+
+# A decoder-only model reads a pair as one sequence, ``source <sep> target <eos>``. Its separator is BOS,
+# the token that starts the encoder-decoder's target: the source ids followed by PairDataset's target ids
+# (BOS, target, EOS) are the whole prompt-and-answer, and no vocabulary needs a token of its own for it.
+SEP_ID = BOS_ID
+
+
+class PromptDataset(PairDataset):
+    """A :class:`PairDataset` read by a decoder-only model: item i is the same (source ids, BOS + target
+    ids + EOS); :meth:`collate` joins them into one sequence and marks which positions are predicted."""
+
+    def lengths(self) -> list[int]:
+        return [len(s) + len(t) for s, t in zip(self.src, self.tgt)]
+
+    @staticmethod
+    def collate(items, target_only: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """[(src ids, tgt ids), ...] -> tokens (B, L) = ``source <sep> target <eos>`` and labels (B, L):
+        the tokens where they are to be predicted, ``PAD_ID`` elsewhere (padding, and with
+        ``target_only`` the source and the separator), so that ``causal_lm_loss(logits, labels)`` is
+        the loss on the answer alone."""
+        tokens = pad_batch([s + t for s, t in items])
+        if not target_only:
+            return tokens, tokens
+        return tokens, pad_batch([[PAD_ID] * (len(s) + 1) + t[1:] for s, t in items])
+
+
+class LabelledDataset(Dataset):
+    """Sequences and their classes, for an encoder-only classifier: item i is ([CLS] + source ids, class
+    index). The first token, BOS, plays BERT's [CLS]: the model classifies from its vector."""
+
+    def __init__(self, pairs: Sequence[Pair], vocab, labels):
+        if not pairs:
+            raise DataError("empty corpus: no pairs to make a dataset from")
+        self.pairs = list(pairs)
+        self.src = [[BOS_ID] + vocab.encode(s) for s, _ in pairs]
+        self.labels = [labels.encode(t) for _, t in pairs]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        return self.src[i], self.labels[i]
+
+    def lengths(self) -> list[int]:
+        return [len(s) for s in self.src]
+
+    @staticmethod
+    def collate(items) -> tuple[torch.Tensor, torch.Tensor]:
+        """[(ids, class), ...] -> tokens (B, L) padded with ``PAD_ID``, classes (B,)."""
+        return pad_batch([s for s, _ in items]), torch.tensor([c for _, c in items], dtype=torch.long)
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> torch.Tensor:

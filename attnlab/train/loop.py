@@ -7,6 +7,12 @@ trains with it: the loss is ``label_smoothed_cross_entropy``, the optimiser and 
 ``train_step`` plus what a real run adds (autocast / GradScaler, data parallelism, torch.compile).
 Checkpoints resume exactly; evaluation uses greedy and beam search; metrics go to JSON and a plot.
 
+Three model families train in the same loop (``--model``): the encoder-decoder ``Transformer`` (the
+default), the decoder-only ``DecoderOnlyLM`` (chapter 9) on the same tasks written as one sequence
+``source <sep> target <eos>``, and the encoder-only ``EncoderOnlyModel`` (chapter 10) as a classifier
+(``--task locale``). What differs between them (data, model, loss, evaluation) is a small adapter,
+``Family``, one per model; the loop, its steps, checkpoints and clock are the same for all three.
+
 Data-parallel training: ``torchrun --nproc_per_node N -m attnlab.train ...`` (NCCL on
 GPUs, gloo on CPU). Every process builds the same global batch and keeps its rows ``rank::N``; each
 process's loss is scaled by its share of the global batch's target tokens, so the averaged gradient
@@ -17,6 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
+import itertools
 import json
 import math
 import os
@@ -32,13 +40,17 @@ import numpy as np
 import torch
 
 from . import data as D
-from .tokenizers import build_vocab, vocab_from_dict
+from .tokenizers import Labels, build_vocab, vocab_from_dict
+from ..decoder_only import DecoderOnlyConfig, DecoderOnlyLM, causal_lm_loss
 from ..decoding import beam_search, greedy_decode
+from ..encoder_only import EncoderOnlyConfig, EncoderOnlyModel
 from ..objectives import label_smoothed_cross_entropy, make_optimizer
 from ..tokens import BOS_ID, EOS_ID, PAD_ID
-from ..transformer import POSITIONAL_KINDS, Transformer, TransformerConfig
+from ..transformer import POSITIONAL_KINDS, Transformer, TransformerConfig, init_parameters
 
-TASKS = ("copy", "reverse", "sort", "dates", "tsv")
+TASKS = ("copy", "reverse", "sort", "dates", "tsv", "locale")
+CLASSIFICATION_TASKS = ("locale",)  # tasks whose target is one of a few classes (an encoder-only model's)
+MODELS = ("encoder-decoder", "decoder-only", "encoder-only")
 
 # Presets set defaults; any flag given on the command line wins.
 PRESETS = {
@@ -110,7 +122,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m attnlab.train", description=__doc__.splitlines()[0])
     a = p.add_argument
-    a("--task", default="dates", help=f"one of {TASKS}")
+    a("--task", default="dates", help=f"one of {TASKS} (locale: which CLDR locale wrote a date, a classification)")
+    a("--model", default="encoder-decoder", help=f"one of {MODELS}: the model family trained")
     a("--tsv", help="parallel corpus for --task tsv: source<TAB>target per line (split 90/5/5)")
     a("--preset", default="cpu-small", help=f"one of {tuple(PRESETS)}; flags override it")
     a("--device", default="auto", help="cpu, cuda, mps or auto")
@@ -132,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--min-len", type=int, default=1, help="algorithmic tasks: shortest string")
     a("--max-len", type=int, default=12, help="algorithmic tasks: longest string")
     add_model_flags(p)
+    a("--num-layers", type=int, help="layers of a one-stack model, --model decoder-only or encoder-only "
+                                     "(default: --num-encoder-layers + --num-decoder-layers)")
+    a("--lm-loss", choices=("target", "sequence"), default="target",
+      help="--model decoder-only: the loss on the target tokens only (default), or on the whole sequence")
     # optimisation
     a("--batch-size", type=int, help="sentences per global batch")
     a("--lr", type=float, help="peak learning rate, reached at the end of warmup")
@@ -147,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--eval-every", type=float, default=0.0, help="evaluate every N seconds of training (0: only at the end)")
     a("--eval-split", default="valid", help="split for evaluations during training")
     a("--eval-limit", type=int, default=500, help="examples per evaluation during training")
-    a("--beam-size", type=int, default=4)
+    a("--beam-size", type=int, default=4, help="beam search at the end (encoder-decoder only; 0: none)")
     a("--beam-limit", type=int, default=200, help="examples decoded with beam search at the end (slow)")
     a("--ckpt-every", type=int, default=0, help="write a checkpoint every N steps (0: at the end only)")
     a("--no-progress", action="store_true", help="no tqdm bar")
@@ -166,6 +183,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         raise TrainError(f"unknown task {args.task!r}; choose one of {TASKS} (a TSV corpus: --task tsv --tsv FILE)")
     if args.task == "tsv" and not args.tsv:
         raise TrainError("--task tsv needs --tsv FILE (source<TAB>target per line)")
+    if args.model not in FAMILIES:
+        raise TrainError(f"unknown model {args.model!r}; choose one of {MODELS}")
+    FAMILIES[args.model].check(args)
     return args
 
 
@@ -193,6 +213,8 @@ def load_splits(args) -> dict[str, list[D.Pair]]:
                 "test": mk(args.n_test, args.seed * 10 + 3)}
     if args.task == "dates":
         return D.dates_splits(args.n_train, args.n_valid, args.n_test, args.n_heldout, seed=args.seed)
+    if args.task == "locale":
+        return D.locale_splits(args.n_train, args.n_valid, args.n_test, seed=args.seed)
     return D.split_pairs(D.read_tsv(args.tsv), seed=args.seed)
 
 
@@ -204,9 +226,14 @@ def build_vocabs(args, train: list[D.Pair]):
     return build_vocab(args.tokenizer, srcs, args.bpe_vocab_size), build_vocab(args.tokenizer, tgts, args.bpe_vocab_size)
 
 
+def model_flags(args) -> dict:
+    """The model flags that are set (by the command line or the preset)."""
+    return {f.name: getattr(args, f.name) for f in model_fields() if getattr(args, f.name, None) is not None}
+
+
 def model_config(args, src_vocab, tgt_vocab, max_len: int) -> TransformerConfig:
     """The config of ``args``' model flags (those left unset keep the dataclass default) and of the data."""
-    flags = {f.name: getattr(args, f.name) for f in model_fields() if getattr(args, f.name, None) is not None}
+    flags = model_flags(args)
     try:
         return TransformerConfig(src_vocab_size=len(src_vocab), tgt_vocab_size=len(tgt_vocab), max_len=max_len,
                                  pad_id=PAD_ID, use_sdpa=args.sdpa, **flags)
@@ -227,6 +254,213 @@ def check_same_config(path, saved: dict, now: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Model families: what an encoder-decoder, a decoder-only and an encoder-only model do differently
+# ------------------------------------------------------------------------------------------------
+
+class Family:
+    """The encoder-decoder ``Transformer``: the loop's questions about a model family, answered for it.
+
+    A batch is a pair of tensors (inputs, targets). The loop asks a family for its vocabularies, its
+    dataset (whose ``lengths`` bucket the batches and size the positions), its config and model, the
+    module that DDP and torch.compile wrap (its forward gives the logits that are trained), the loss of
+    the logits, the number of predictions in a batch (each process's share of the loss is counted in
+    them) and the final evaluation. Here: inputs = src (B, S), targets = BOS + target + EOS (B, T + 1);
+    the decoder reads targets[:, :-1] and predicts targets[:, 1:] (teacher forcing).
+    """
+    name = "encoder-decoder"
+    metric = "exact_match"  # the headline of an evaluation
+
+    def check(self, args) -> None:
+        """Raise a one-line ``TrainError`` for an option this family cannot honour."""
+
+    def vocabs(self, args, train: list[D.Pair]):
+        return build_vocabs(args, train)
+
+    def dataset(self, pairs, src_vocab, tgt_vocab):
+        return D.PairDataset(pairs, src_vocab, tgt_vocab)
+
+    def collate(self, args):
+        return D.collate_pairs
+
+    def config(self, args, src_vocab, tgt_vocab, max_len: int):
+        return model_config(args, src_vocab, tgt_vocab, max_len)
+
+    def model(self, config) -> torch.nn.Module:
+        return Transformer(config)
+
+    def trainable(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model
+
+    def forward(self, train_model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return train_model(inputs, targets[:, :-1])  # (B, T, V)
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+        return label_smoothed_cross_entropy(logits, targets[:, 1:], PAD_ID, smoothing)
+
+    def count(self, targets: torch.Tensor) -> int:
+        return int(targets[:, 1:].ne(PAD_ID).sum())  # the target tokens predicted
+
+    def evaluate(self, model, pairs, src_vocab, tgt_vocab, device) -> dict:
+        """The headline evaluation (greedy), also run during training."""
+        return evaluate(model, pairs, src_vocab, tgt_vocab, device)
+
+    def final(self, model, pairs, src_vocab, tgt_vocab, device, args) -> dict:
+        bleu = args.task == "tsv"
+        out = {"greedy": evaluate(model, pairs, src_vocab, tgt_vocab, device, bleu=bleu)}
+        if args.beam_size and args.beam_limit:
+            out["beam"] = evaluate(model, pairs[: args.beam_limit], src_vocab, tgt_vocab, device,
+                                   beam_size=args.beam_size, bleu=bleu)
+        return out
+
+
+def stack_config(cls, args, vocab_size: int, max_len: int, **fields):
+    """A one-stack model's config (``DecoderOnlyConfig``, ``EncoderOnlyConfig``) from the model flags that
+    it has (d_model, num_heads, d_ff, dropout, positional, norm_first, ...) and ``--num-layers``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    flags = {k: v for k, v in model_flags(args).items() if k in names}
+    layers = args.num_layers or (args.num_encoder_layers or 6) + (args.num_decoder_layers or 6)
+    try:
+        return cls(vocab_size=vocab_size, num_layers=layers, max_len=max_len, pad_id=PAD_ID, **flags, **fields)
+    except ValueError as e:  # StackConfig.__post_init__: e.g. positional "rotary", which the stacks lack
+        raise TrainError(f"bad model options for --model {args.model}: {e}") from None
+
+
+def one_stack(model):
+    """A one-stack model initialised as the encoder-decoder is (``init_parameters``: Xavier matrices,
+    embeddings of std 1/sqrt(d_model)), so that a comparison of the families is one of architectures, not
+    of initialisations. (PyTorch's default N(0, 1) embedding, tied to the output layer, starts a
+    decoder-only model at a loss many times log V, and it learns far more slowly from there.)"""
+    init_parameters(model, (model.embed,), model.config.d_model)
+    return model
+
+
+def check_one_stack(args) -> None:
+    if args.sdpa:
+        raise TrainError(f"--sdpa is an option of --model encoder-decoder; drop it for --model {args.model} "
+                         "(its layers use the explicit attention path)")
+
+
+class DecoderOnly(Family):
+    """``DecoderOnlyLM`` on a sequence-to-sequence task written as one sequence ``source <sep> target <eos>``
+    (the separator is BOS: ``D.SEP_ID``), in one vocabulary for both sides.
+
+    inputs = that sequence (B, L); targets = the labels (B, L) of ``D.PromptDataset.collate``: by default
+    (``--lm-loss target``) the target tokens and EOS, padding elsewhere, so ``causal_lm_loss`` trains on
+    the answer only. That is the fair comparison with the encoder-decoder, whose loss is on the same
+    tokens: the source is given, not predicted, and learning to predict it (``--lm-loss sequence``, the
+    loss of a language model pre-trained on plain text) would spend capacity and steps on guessing
+    random dates, which the task never asks for. Evaluation continues ``source <sep>`` greedily with the
+    KV cache (``DecoderOnlyLM.generate``); the library has no beam search for it, so ``--beam-size`` is
+    not used.
+    """
+    name = "decoder-only"
+
+    def check(self, args) -> None:
+        check_one_stack(args)
+        if not args.shared_vocab:
+            raise TrainError("--model decoder-only reads source and target as one sequence in one vocabulary; "
+                             "use --shared-vocab")
+
+    def vocabs(self, args, train):
+        vocab = build_vocab(args.tokenizer, [s for s, _ in train] + [t for _, t in train], args.bpe_vocab_size)
+        return vocab, vocab
+
+    def dataset(self, pairs, src_vocab, tgt_vocab):
+        return D.PromptDataset(pairs, src_vocab, tgt_vocab)
+
+    def collate(self, args):
+        return functools.partial(D.PromptDataset.collate, target_only=args.lm_loss == "target")
+
+    def config(self, args, src_vocab, tgt_vocab, max_len: int):
+        return stack_config(DecoderOnlyConfig, args, len(src_vocab), max_len)
+
+    def model(self, config) -> torch.nn.Module:
+        return one_stack(DecoderOnlyLM(config))
+
+    def forward(self, train_model, inputs, targets):
+        return train_model(inputs)  # (B, L, V)
+
+    def loss(self, logits, targets, smoothing):
+        if smoothing:  # causal_lm_loss's shift, with the loop's label smoothing
+            return label_smoothed_cross_entropy(logits[:, :-1], targets[:, 1:], PAD_ID, smoothing)
+        return causal_lm_loss(logits, targets, PAD_ID)
+
+    def evaluate(self, model, pairs, src_vocab, tgt_vocab, device):
+        return evaluate_lm(model, pairs, src_vocab, device)
+
+    def final(self, model, pairs, src_vocab, tgt_vocab, device, args):
+        return {"greedy": evaluate_lm(model, pairs, src_vocab, device, bleu=args.task == "tsv")}
+
+
+class _Classify(torch.nn.Module):
+    """What DDP and torch.compile wrap for an encoder-only model: its forward is the model's ``classify``
+    (DDP synchronises the gradients of a module's forward only)."""
+
+    def __init__(self, model: EncoderOnlyModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(tokens)
+
+
+class EncoderOnly(Family):
+    """``EncoderOnlyModel`` as a classifier, trained from scratch with the classification head (no
+    masked-language-model pre-training): which CLDR locale wrote a date (``--task locale``).
+
+    inputs = [CLS] + source (B, L), [CLS] being BOS and the pooled token; targets = class indices (B,).
+    Evaluation: accuracy of the most probable class.
+    """
+    name = "encoder-only"
+    metric = "accuracy"
+
+    def check(self, args) -> None:
+        if args.task not in CLASSIFICATION_TASKS:
+            raise TrainError(f"--model encoder-only classifies, and --task {args.task} is a sequence-to-sequence "
+                             f"task: use --task {' or '.join(CLASSIFICATION_TASKS)}, or --model encoder-decoder "
+                             f"or decoder-only for --task {args.task}")
+        check_one_stack(args)
+
+    def vocabs(self, args, train):
+        return build_vocab(args.tokenizer, [s for s, _ in train], args.bpe_vocab_size), Labels(D.LOCALE_LABELS)
+
+    def dataset(self, pairs, src_vocab, tgt_vocab):
+        return D.LabelledDataset(pairs, src_vocab, tgt_vocab)
+
+    def collate(self, args):
+        return D.LabelledDataset.collate
+
+    def config(self, args, src_vocab, tgt_vocab, max_len: int):
+        return stack_config(EncoderOnlyConfig, args, len(src_vocab), max_len, num_classes=len(tgt_vocab))
+
+    def model(self, config):
+        return one_stack(EncoderOnlyModel(config))
+
+    def trainable(self, model):
+        return _Classify(model)
+
+    def forward(self, train_model, inputs, targets):
+        return train_model(inputs)  # (B, num_classes)
+
+    def loss(self, logits, targets, smoothing):
+        # the taught loss, each sequence one prediction; no class index is padding
+        return label_smoothed_cross_entropy(logits[:, None], targets[:, None], -1, smoothing)
+
+    def count(self, targets):
+        return targets.numel()  # one prediction per sequence
+
+    def evaluate(self, model, pairs, src_vocab, tgt_vocab, device):
+        return evaluate_classifier(model, pairs, src_vocab, tgt_vocab, device)
+
+    def final(self, model, pairs, src_vocab, tgt_vocab, device, args):
+        return {"classify": evaluate_classifier(model, pairs, src_vocab, tgt_vocab, device)}
+
+
+FAMILIES = {f.name: f for f in (Family(), DecoderOnly(), EncoderOnly())}
+assert tuple(FAMILIES) == MODELS
+
+
+# ------------------------------------------------------------------------------------------------
 # The training state and its checkpoints
 # ------------------------------------------------------------------------------------------------
 
@@ -234,7 +468,7 @@ def check_same_config(path, saved: dict, now: dict) -> None:
 class TrainState:
     """What the loop advances and a checkpoint holds. The RNG states are global (Python, numpy, torch):
     ``save_checkpoint`` reads them when it writes, ``restore_state`` sets them back."""
-    model: Transformer
+    model: torch.nn.Module  # the family's: a Transformer, DecoderOnlyLM or EncoderOnlyModel
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
@@ -247,20 +481,24 @@ class TrainState:
     train_seconds: float = 0.0  # wall-clock seconds spent in training steps (not evaluation)
     cpu_seconds: float = 0.0  # this process's CPU seconds in training steps
     metrics: dict = field(default_factory=dict)  # args, config, ..., "history" (one row per step), "evals"
+    family: Family = FAMILIES["encoder-decoder"]
 
     @property
-    def config(self) -> TransformerConfig:
+    def config(self):
         return self.model.config
 
 
-def new_state(args, config: TransformerConfig, src_vocab, tgt_vocab, device: torch.device, world: int) -> TrainState:
-    """A fresh model (initialised from the global torch RNG), the taught optimiser and schedule, a GradScaler."""
-    model = Transformer(config).to(device)
+def new_state(args, config, src_vocab, tgt_vocab, device: torch.device, world: int) -> TrainState:
+    """A fresh model of ``--model``'s family (initialised from the global torch RNG), the taught optimiser and
+    schedule, a GradScaler."""
+    family = FAMILIES[args.model]
+    model = family.model(config).to(device)
     optimizer, scheduler = make_optimizer(model, args.lr, args.warmup, args.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=args.amp == "fp16")
-    metrics = {"args": vars(args), "config": asdict(config), "device": str(device), "world_size": world,
-               "history": [], "evals": []}
-    return TrainState(model, optimizer, scheduler, scaler, src_vocab, tgt_vocab, device, metrics=metrics)
+    metrics = {"args": vars(args), "model": family.name, "config": asdict(config), "device": str(device),
+               "world_size": world, "history": [], "evals": []}
+    return TrainState(model, optimizer, scheduler, scaler, src_vocab, tgt_vocab, device, metrics=metrics,
+                      family=family)
 
 
 def rng_state() -> dict:
@@ -336,16 +574,21 @@ def train_batch(state: TrainState, train_model, src: torch.Tensor, tgt: torch.Te
     - autocast around the forward pass (the loss is computed in float32), and for fp16 a GradScaler that
       multiplies the loss before backward (small fp16 gradients underflow to 0 otherwise) and divides the
       gradients back before they are clipped;
-    - ``train_model`` may be ``state.model`` wrapped by DDP or torch.compile; clipping acts on the parameters.
+    - ``train_model`` may be ``state.model`` wrapped by DDP or torch.compile; clipping acts on the parameters;
+    - the model family (``--model``, ``state.family``) turns the batch into logits and a loss: the
+      encoder-decoder's as above; for a decoder-only model src is ``source <sep> target <eos>`` (B, L) and
+      tgt its labels (B, L), for an encoder-only classifier src is [CLS] + source and tgt the classes (B,).
     """
-    n_tokens = int(tgt[:, 1:].ne(PAD_ID).sum())  # over the global batch, counted on the CPU (no GPU sync)
+    family = state.family  # the encoder-decoder's steps are written out in the comments
+    n_tokens = family.count(tgt)  # int(tgt[:, 1:].ne(PAD_ID).sum()) over the global batch, on the CPU (no GPU sync)
     src, tgt = src[rank::world], tgt[rank::world]
-    share = world * int(tgt[:, 1:].ne(PAD_ID).sum()) / n_tokens
+    share = world * family.count(tgt) / n_tokens
     src, tgt = src.to(state.device, non_blocking=True), tgt.to(state.device, non_blocking=True)
     state.model.train()
     with autocast():
-        logits = train_model(src, tgt[:, :-1])  # (B, T, V)
-    loss = label_smoothed_cross_entropy(logits.float(), tgt[:, 1:], PAD_ID, args.label_smoothing) * share
+        logits = family.forward(train_model, src, tgt)  # train_model(src, tgt[:, :-1]): (B, T, V)
+    # label_smoothed_cross_entropy(logits, tgt[:, 1:], PAD_ID, smoothing), in float32
+    loss = family.loss(logits.float(), tgt, args.label_smoothing) * share
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()
     if args.clip:
@@ -370,8 +613,7 @@ def evaluate(model, pairs, src_vocab, tgt_vocab, device, beam_size: int = 0, bat
     """Exact match, token accuracy (and BLEU) of greedy (``beam_size`` 0) or beam-search outputs."""
     if not pairs:
         return {}
-    exact = tok_right = tok_total = 0
-    hyps = []
+    rows = []
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         src = D.pad_batch([src_vocab.encode(s) for s, _ in chunk]).to(device)
@@ -382,12 +624,51 @@ def evaluate(model, pairs, src_vocab, tgt_vocab, device, beam_size: int = 0, bat
             out = beam_search(model, src, BOS_ID, EOS_ID, n, beam_size=beam_size, use_cache=True)
         else:
             out = greedy_decode(model, src, BOS_ID, EOS_ID, n, use_cache=True)
-        for row, ref, (_, tgt) in zip(out.tolist(), refs, chunk):
-            text = tgt_vocab.decode(row)
-            hyps.append(text)
-            exact += text == tgt
-            tok_right += sum(a == b for a, b in zip(row, ref))
-            tok_total += len(ref)
+        rows += out.tolist()
+    return score_outputs(pairs, rows, tgt_vocab, bleu)
+
+
+@torch.no_grad()
+def evaluate_lm(model: DecoderOnlyLM, pairs, vocab, device, batch_size: int = 256, max_new: int | None = None,
+                bleu: bool = False) -> dict:
+    """Exact match, token accuracy (and BLEU) of a decoder-only model's greedy answers, as ``evaluate``'s.
+
+    Each prompt ``source <sep>`` is continued by ``model.generate`` (KV cache) until EOS. Prompts of one
+    length share a batch: the model expects padding at the end of a row only, never inside a prompt.
+    """
+    if not pairs:
+        return {}
+    model.eval()
+    prompts = [vocab.encode(s) + [D.SEP_ID] for s, _ in pairs]
+    rows: list[list[int]] = [[] for _ in pairs]  # a prompt too long for max_len gets the empty answer
+    by_length = sorted(range(len(pairs)), key=lambda i: len(prompts[i]))
+    for length, same in itertools.groupby(by_length, key=lambda i: len(prompts[i])):
+        same = list(same)
+        for start in range(0, len(same), batch_size):
+            chunk = same[start:start + batch_size]
+            n = max_new or max(len(vocab.encode(pairs[i][1])) for i in chunk) + 11  # + EOS, as evaluate's
+            n = min(n, model.config.max_len - length)
+            if n <= 0:
+                continue
+            out = model.generate(torch.tensor([prompts[i] for i in chunk], device=device), n, use_cache=True,
+                                 eos_id=EOS_ID)
+            for i, row in zip(chunk, out[:, length:].tolist()):
+                rows[i] = row
+    return score_outputs(pairs, rows, vocab, bleu)
+
+
+def score_outputs(pairs, rows: list[list[int]], tgt_vocab, bleu: bool = False) -> dict:
+    """Exact match of the decoded texts, token accuracy of the ids (against target + EOS), BLEU if asked,
+    and the first five examples."""
+    exact = tok_right = tok_total = 0
+    hyps = []
+    for row, (_, tgt) in zip(rows, pairs):
+        ref = tgt_vocab.encode(tgt, add_eos=True)
+        text = tgt_vocab.decode(row)
+        hyps.append(text)
+        exact += text == tgt
+        tok_right += sum(a == b for a, b in zip(row, ref))
+        tok_total += len(ref)
     result = {"n": len(pairs), "exact_match": exact / len(pairs), "token_accuracy": tok_right / tok_total}
     if bleu:
         import sacrebleu
@@ -395,6 +676,23 @@ def evaluate(model, pairs, src_vocab, tgt_vocab, device, beam_size: int = 0, bat
         result["bleu"] = sacrebleu.corpus_bleu(hyps, [[t for _, t in pairs]]).score
     result["examples"] = [{"source": s, "target": t, "output": h} for (s, t), h in list(zip(pairs, hyps))[:5]]
     return result
+
+
+@torch.no_grad()
+def evaluate_classifier(model: EncoderOnlyModel, pairs, vocab, labels: Labels, device, batch_size: int = 256) -> dict:
+    """Accuracy of an encoder-only classifier's most probable class, and the first five examples."""
+    if not pairs:
+        return {}
+    model.eval()
+    data = D.LabelledDataset(pairs, vocab, labels)
+    predicted = []
+    for start in range(0, len(data), batch_size):
+        tokens, _ = data.collate([data[i] for i in range(start, min(start + batch_size, len(data)))])
+        predicted += model.classify(tokens.to(device)).argmax(-1).tolist()
+    right = sum(p == c for p, c in zip(predicted, data.labels))
+    return {"n": len(pairs), "accuracy": right / len(pairs),
+            "examples": [{"source": s, "target": t, "output": labels.decode(p)}
+                         for (s, t), p in list(zip(pairs, predicted))[:5]]}
 
 
 def save_plot(metrics: dict, path: Path) -> None:
@@ -408,9 +706,11 @@ def save_plot(metrics: dict, path: Path) -> None:
     ax[0].plot([r["step"] for r in h], [r["loss"] for r in h])
     ax[0].set(xlabel="step", ylabel="training loss (per token)", yscale="log", title="loss")
     ev = metrics["evals"]
+    family = FAMILIES[metrics["model"]]
     if ev:
-        ax[1].plot([e["clock_seconds"] for e in ev], [100 * e["exact_match"] for e in ev], marker="o")
-    ax[1].set(xlabel=f"training seconds ({metrics['args']['clock']} clock)", ylabel="exact match (%)", title=f"greedy, {metrics['args']['eval_split']}")
+        ax[1].plot([e["clock_seconds"] for e in ev], [100 * e[family.metric] for e in ev], marker="o")
+    ax[1].set(xlabel=f"training seconds ({metrics['args']['clock']} clock)",
+              ylabel=f"{family.metric.replace('_', ' ')} (%)", title=f"{family.name}, {metrics['args']['eval_split']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -439,9 +739,9 @@ def setup_process(args) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
-def wrap_for_training(model: Transformer, args, device: torch.device, world: int):
-    """The module the steps call: DDP around the model with several processes, then torch.compile if asked.
-    Evaluation and checkpoints use the plain model."""
+def wrap_for_training(model: torch.nn.Module, args, device: torch.device, world: int):
+    """The module the steps call: DDP around the model (the family's ``trainable``) with several processes,
+    then torch.compile if asked. Evaluation and checkpoints use the plain model."""
     train_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -452,12 +752,12 @@ def wrap_for_training(model: Transformer, args, device: torch.device, world: int
     return train_model
 
 
-def train(state: TrainState, args, train_ds: D.PairDataset, splits: dict, out: Path, rank: int, world: int) -> None:
+def train(state: TrainState, args, train_ds, splits: dict, out: Path, rank: int, world: int) -> None:
     """Steps until ``--steps`` or ``--time-budget``; evaluates every ``--eval-every`` seconds of the clock
     and checkpoints every ``--ckpt-every`` steps. Resumes mid-epoch: the batches of an epoch depend only on
     the seed and the epoch, so skipping the first ``state.batch_in_epoch`` continues where the run stopped."""
     is_main = rank == 0
-    train_model = wrap_for_training(state.model, args, state.device, world)
+    train_model = wrap_for_training(state.family.trainable(state.model), args, state.device, world)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
     autocast = (lambda: torch.autocast(state.device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
 
@@ -479,7 +779,7 @@ def train(state: TrainState, args, train_ds: D.PairDataset, splits: dict, out: P
         batches = sampler.batches()[state.batch_in_epoch:]
         # Its own generator: a DataLoader iterator draws a seed from the global RNG otherwise, which
         # would shift dropout masks after a resume.
-        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=D.collate_pairs,
+        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches, collate_fn=state.family.collate(args),
                                              generator=torch.Generator())
         for src, tgt in loader:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -491,7 +791,8 @@ def train(state: TrainState, args, train_ds: D.PairDataset, splits: dict, out: P
             state.cpu_seconds += time.process_time() - c0
             state.metrics["history"].append({
                 "step": state.step, "loss": round(loss_value, 5), "lr": state.scheduler.get_last_lr()[0],
-                "tokens_per_s": round(n_tokens / dt, 1), "train_seconds": round(state.train_seconds, 3),
+                "tokens": n_tokens, "tokens_per_s": round(n_tokens / dt, 1),
+                "train_seconds": round(state.train_seconds, 3),
                 "cpu_seconds": round(state.cpu_seconds, 3)})
             if bar is not None:
                 bar.update(1)
@@ -517,32 +818,27 @@ def train(state: TrainState, args, train_ds: D.PairDataset, splits: dict, out: P
 
 def evaluate_during_training(state: TrainState, args, splits: dict, clock_seconds: float, is_main: bool,
                              world: int, bar=None) -> None:
-    """Greedy exact match on ``--eval-limit`` pairs of ``--eval-split``, appended to ``metrics["evals"]``."""
+    """Greedy exact match (a classifier's accuracy) on ``--eval-limit`` pairs of ``--eval-split``, appended to
+    ``metrics["evals"]``."""
     if is_main:
-        r = evaluate(state.model, splits[args.eval_split][: args.eval_limit], state.src_vocab, state.tgt_vocab,
-                     state.device)
+        family = state.family
+        r = family.evaluate(state.model, splits[args.eval_split][: args.eval_limit], state.src_vocab,
+                            state.tgt_vocab, state.device)
         state.metrics["evals"].append({"step": state.step, "train_seconds": round(state.train_seconds, 2),
                                        "cpu_seconds": round(state.cpu_seconds, 2),
                                        "clock_seconds": round(clock_seconds, 2),
-                                       "exact_match": r["exact_match"], "token_accuracy": r["token_accuracy"]})
-        (bar.write if bar is not None else print)(
-            f"step {state.step}  {clock_seconds:.0f}s  {args.eval_split} exact match {r['exact_match']:.4f}")
+                                       **{k: r[k] for k in ("exact_match", "token_accuracy", "accuracy") if k in r}})
+        (bar.write if bar is not None else print)(f"step {state.step}  {clock_seconds:.0f}s  {args.eval_split} "
+                                                  f"{family.metric.replace('_', ' ')} {r[family.metric]:.4f}")
     if world > 1:
         torch.distributed.barrier()
 
 
 def final_evaluation(state: TrainState, args, splits: dict) -> dict:
-    """Greedy (and, on the first ``--beam-limit`` pairs, beam search) on the test and held-out splits."""
-    bleu = args.task == "tsv"
-    final = {}
-    for name in ("test", "heldout"):
-        if splits.get(name):
-            final[name] = {"greedy": evaluate(state.model, splits[name], state.src_vocab, state.tgt_vocab,
-                                              state.device, bleu=bleu)}
-            if args.beam_size and args.beam_limit:
-                final[name]["beam"] = evaluate(state.model, splits[name][: args.beam_limit], state.src_vocab,
-                                               state.tgt_vocab, state.device, beam_size=args.beam_size, bleu=bleu)
-    return final
+    """On the test and held-out splits: greedy (and, for the encoder-decoder, beam search on the first
+    ``--beam-limit`` pairs) or a classifier's accuracy, as the family's ``final`` says."""
+    return {name: state.family.final(state.model, splits[name], state.src_vocab, state.tgt_vocab, state.device, args)
+            for name in ("test", "heldout") if splits.get(name)}
 
 
 def run(args) -> dict:
@@ -551,16 +847,20 @@ def run(args) -> dict:
     out = Path(args.out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
+    family = FAMILIES[args.model]
     ckpt = load_checkpoint(args.resume) if args.resume else None
+    if ckpt is not None and ckpt["args"].get("model", "encoder-decoder") != family.name:
+        raise TrainError(f"checkpoint {args.resume} is of --model {ckpt['args'].get('model', 'encoder-decoder')} "
+                         f"(now {family.name}); pass that --model, or drop --resume")
     seed_everything(args.seed)
     splits = load_splits(args)
     if ckpt is not None:
         src_vocab, tgt_vocab = vocab_from_dict(ckpt["vocab"]["src"]), vocab_from_dict(ckpt["vocab"]["tgt"])
     else:
-        src_vocab, tgt_vocab = build_vocabs(args, splits["train"])
-    train_ds = D.PairDataset(splits["train"], src_vocab, tgt_vocab)
-    longest = max(max(len(s), len(t)) for s, t in zip(train_ds.src, train_ds.tgt))
-    config = model_config(args, src_vocab, tgt_vocab, max_len=max(64, 2 * longest))
+        src_vocab, tgt_vocab = family.vocabs(args, splits["train"])
+    train_ds = family.dataset(splits["train"], src_vocab, tgt_vocab)
+    longest = max(train_ds.lengths())  # the encoder-decoder's longer side, a decoder-only model's whole sequence
+    config = family.config(args, src_vocab, tgt_vocab, max_len=max(64, 2 * longest))
     if ckpt is not None:
         check_same_config(args.resume, ckpt["config"], asdict(config))
     state = new_state(args, config, src_vocab, tgt_vocab, device, world)
@@ -594,9 +894,10 @@ def main(argv=None) -> dict:
     finally:
         torch.set_num_threads(threads)  # --threads must not leak into a caller's process (tests, notebooks)
     if "final" in metrics:
-        t = metrics["final"].get("test", {}).get("greedy", {})
-        print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; test exact match "
-              f"{t.get('exact_match', float('nan')):.4f}; wrote {Path(args.out) / 'metrics.json'}")
+        metric = FAMILIES[args.model].metric
+        t = next(iter(metrics["final"].get("test", {}).values()), {})  # greedy, or a classifier's
+        print(f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s; test {metric.replace('_', ' ')} "
+              f"{t.get(metric, float('nan')):.4f}; wrote {Path(args.out) / 'metrics.json'}")
     return metrics
 
 

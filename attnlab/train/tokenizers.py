@@ -107,8 +107,36 @@ class BPEVocab:
         return {"kind": self.kind, "tokenizer": self.tokenizer.to_str()}
 
 
+class Labels:
+    """The classes of a classification task (an encoder-only model's "target vocabulary"): name <-> index."""
+
+    kind = "labels"
+
+    def __init__(self, names: Sequence[str]):
+        self.names = list(names)
+        self.index = {name: i for i, name in enumerate(self.names)}
+        if len(self.index) != len(self.names):
+            raise DataError("class names must be unique")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def encode(self, name: str) -> int:
+        if name not in self.index:
+            raise DataError(f"unknown class {name!r}; the classes are {self.names}")
+        return self.index[name]
+
+    def decode(self, index: int) -> str:
+        return self.names[int(index)]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "names": self.names}
+
+
 def vocab_from_dict(d: dict):
-    """The vocabulary that ``to_dict`` wrote (as a checkpoint stores it)."""
+    """The vocabulary (or class list) that ``to_dict`` wrote (as a checkpoint stores it)."""
+    if d.get("kind") == "labels":
+        return Labels(d["names"])
     if d.get("kind") == "char":
         return CharVocab(d["symbols"])
     if d.get("kind") == "bpe":

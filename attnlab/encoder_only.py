@@ -29,7 +29,7 @@ IGNORE = -100  # the label of a position that is not predicted (F.cross_entropy'
 
 def mlm_mask(tokens: torch.Tensor, noise: torch.Tensor, mask_id: int, vocab_size: int, special_ids,
              first_ordinary: int, rate: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, labels) for masked-language modelling under the module's contract.
+    """(inputs, labels) for masked-language modelling, under the masking contract stated above.
 
     tokens (B, L) long; noise (B, L, 3) uniform in [0, 1); special_ids: the ids never chosen (padding
     included). inputs (B, L): tokens with the chosen positions replaced as the contract says;

@@ -693,7 +693,7 @@ def families(c: Canvas):
     """Encoder-decoder, decoder-only and encoder-only side by side, bottom to top, with their masks."""
     h, step, top_y = 0.36, 0.5, 3.25
     # encoder-decoder: two stacks, the encoder's output is the memory of the cross-attention
-    ex, dx, w = 0.9, 2.75, 1.4
+    ex, dx, w = 0.85, 2.65, 1.4
     c.text("ed_source", ex, 0.25, color=TEXT)
     c.text("ed_target", dx, 0.25, color=TEXT)
     e_embed = c.box("ed_src_embed", ex, 0.8, w, h, "embed")
@@ -719,7 +719,7 @@ def families(c: Canvas):
     c.text("ed_title", (ex + dx) / 2, 5.3, color=TEXT, fontweight="bold")
 
     # decoder-only: one stack, causal mask, next token
-    ox, w = 4.7, 1.7
+    ox, w = 4.55, 1.7
     c.text("do_tokens", ox, 0.25, color=TEXT)
     o_embed = c.box("do_embed", ox, 0.8, w, h, "embed")
     c.group(ox - w / 2 - 0.08, 1.25, ox + w / 2 + 0.08, 2.35)
@@ -733,7 +733,7 @@ def families(c: Canvas):
     c.text("do_title", ox, 5.3, color=TEXT, fontweight="bold")
 
     # encoder-only: one stack, full mask (padding aside), MLM head and a pooled classification head
-    nx, w = 7.25, 2.5
+    nx, w = 6.95, 2.4
     c.text("eo_tokens", nx, 0.25, color=TEXT)
     n_embed = c.box("eo_embed", nx, 0.8, w, h, "embed")
     c.group(nx - w / 2 - 0.08, 1.25, nx + w / 2 + 0.08, 2.35)
@@ -751,4 +751,4 @@ def families(c: Canvas):
     c.text("eo_title", nx, 5.3, color=TEXT, fontweight="bold")
 
 
-DIAGRAMS["families"] = Diagram(families, (8.65, 5.6), "fig-three-families", "ch10_encoder_only")
+DIAGRAMS["families"] = Diagram(families, (8.3, 5.6), "fig-three-families", "ch10_encoder_only")

@@ -7,7 +7,7 @@ from .attention import AdditiveAttention, SelfAttention, masked_softmax, scaled_
 from .decoding import beam_search, greedy_decode, length_penalty_gnmt, trim_after_eos
 from .decoder_only import DecoderOnlyConfig, DecoderOnlyLM, causal_lm_loss
 from .efficient import tiled_attention
-from .encoder_only import EncoderOnlyConfig, EncoderOnlyModel, mlm_loss, mlm_mask
+from .encoder_only import ClassificationHead, EncoderOnlyConfig, EncoderOnlyModel, mlm_loss, mlm_mask
 from .modern import RMSNorm, SwiGLU, alibi_slopes
 from .multihead import GroupedQueryAttention, KVCache, MultiHeadAttention
 from .objectives import inverse_sqrt_lambda, label_smoothed_cross_entropy, make_optimizer, train_step
@@ -37,7 +37,7 @@ __all__ = [
     "GroupedQueryAttention", "KVCache", "MultiHeadAttention", "tiled_attention",
     "RMSNorm", "SwiGLU", "alibi_slopes",
     "DecoderOnlyConfig", "DecoderOnlyLM", "causal_lm_loss", "sample_next",
-    "EncoderOnlyConfig", "EncoderOnlyModel", "mlm_loss", "mlm_mask",
+    "ClassificationHead", "EncoderOnlyConfig", "EncoderOnlyModel", "mlm_loss", "mlm_mask",
     "inverse_sqrt_lambda", "label_smoothed_cross_entropy", "make_optimizer", "train_step",
     "LearnedPositionalEmbedding", "PositionalEncoding", "RotaryEmbedding", "apply_rotary",
     "sinusoidal_positional_encoding",

@@ -30,7 +30,7 @@ IGNORE = -100  # the label of a position that is not predicted (F.cross_entropy'
 
 def mlm_mask(tokens: torch.Tensor, noise: torch.Tensor, mask_id: int, vocab_size: int, special_ids,
              first_ordinary: int, rate: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, labels) for masked-language modelling under the module's contract.
+    """(inputs, labels) for masked-language modelling, under the masking contract stated above.
 
     tokens (B, L) long; noise (B, L, 3) uniform in [0, 1); special_ids: the ids never chosen (padding
     included). inputs (B, L): tokens with the chosen positions replaced as the contract says;
@@ -152,6 +152,34 @@ class EncoderOnlyConfig(StackConfig):
             raise ValueError(f"pooling must be 'first' or 'mean', got {self.pooling!r}")
 
 
+class ClassificationHead(nn.Module):
+    """Contextual vectors (B, L, d_model) -> class logits (B, num_classes): pool one vector per sequence,
+    then dropout and one linear layer.
+
+    ``pooling="first"`` takes the vector of position 0 (the [CLS] token, as BERT); ``"mean"`` averages
+    the vectors of the positions whose token is not ``pad_id``.
+    """
+
+    def __init__(self, d_model: int, num_classes: int, pooling: str = "first", pad_id: int = PAD_ID,
+                 dropout: float = 0.0):
+        super().__init__()
+        if pooling not in ("first", "mean"):
+            raise ValueError(f"pooling must be 'first' or 'mean', got {pooling!r}")
+        self.pooling, self.pad_id = pooling, pad_id
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(d_model, num_classes)
+
+    def pool(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, d_model), (B, L) -> (B, d_model)."""
+        if self.pooling == "first":
+            return hidden[:, 0]
+        keep = (tokens != self.pad_id).unsqueeze(-1).to(hidden.dtype)  # (B, L, 1): 1 for a real token
+        return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # an all-padding row pools to zeros
+
+    def forward(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.dropout(self.pool(hidden, tokens)))  # (B, num_classes)
+
+
 class EncoderOnlyModel(EncoderStack):
     """tokens (B, L) -> contextual vectors (B, L, d_model); ``mlm_logits`` and ``classify`` on top."""
 
@@ -159,8 +187,21 @@ class EncoderOnlyModel(EncoderStack):
         super().__init__(config)
         c = config
         self.mlm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.head = ClassificationHead(c.d_model, c.num_classes, c.pooling, c.pad_id, c.dropout)
+        self.reset_parameters()
         self.mlm_head.weight = self.embed.weight  # tied, as BERT's
-        self.classifier = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(c.d_model, c.num_classes))
+
+    def reset_parameters(self):
+        """Xavier for the matrices, N(0, 1/d_model) for the embedding, as the Transformer of chapter 7.
+
+        PyTorch's default N(0, 1) embedding, scaled by sqrt(d_model) and tied to the MLM head, would
+        start with logits of standard deviation about d_model and a loss of tens of nats."""
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and "embed" not in name:
+                nn.init.xavier_uniform_(p)
+        nn.init.normal_(self.embed.weight, std=self.config.d_model ** -0.5)
+        with torch.no_grad():
+            self.embed.weight[self.config.pad_id].zero_()  # as nn.Embedding(padding_idx=...) starts
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.encode(tokens, padding_mask(tokens, self.config.pad_id))  # (B, 1, 1, L): no key is padding
@@ -170,10 +211,7 @@ class EncoderOnlyModel(EncoderStack):
 
     def pool(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L, d_model) -> (B, d_model): the first token's vector, or the mean over non-padding tokens."""
-        if self.config.pooling == "first":
-            return hidden[:, 0]
-        keep = (tokens != self.config.pad_id).unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+        return self.head.pool(hidden, tokens)
 
     def classify(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self(tokens), tokens))  # (B, num_classes)
+        return self.head(self(tokens), tokens)  # (B, num_classes)

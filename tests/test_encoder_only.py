@@ -80,3 +80,32 @@ def test_classification_ignores_padding(pooling):
     padded = torch.tensor([[CLS, 7, 8, 9, PAD, PAD]])
     torch.testing.assert_close(model.classify(padded), model.classify(tokens), rtol=1e-10, atol=1e-12)
     assert model.mlm_logits(tokens).shape == (1, 4, V)
+
+
+def test_the_head_pools_the_first_vector_or_the_mean_over_real_tokens():
+    from attnlab.encoder_only import ClassificationHead
+
+    hidden = torch.randn(2, 4, 6, dtype=torch.float64)
+    tokens = torch.tensor([[CLS, 7, 8, PAD], [CLS, 7, PAD, PAD]])
+    head = ClassificationHead(6, 3, pooling="mean").double()
+    expected = torch.stack([hidden[0, :3].mean(0), hidden[1, :2].mean(0)])
+    torch.testing.assert_close(head.pool(hidden, tokens), expected)
+    torch.testing.assert_close(head(hidden, tokens), F.linear(expected, head.linear.weight, head.linear.bias))
+    first = ClassificationHead(6, 3, pooling="first").double()
+    torch.testing.assert_close(first.pool(hidden, tokens), hidden[:, 0])
+    with pytest.raises(ValueError, match="pooling"):
+        ClassificationHead(6, 3, pooling="max")
+
+
+def test_initial_mlm_loss_is_about_that_of_a_uniform_guess():
+    """Embeddings N(0, 1/d_model): tied to the MLM head, the first logits are small, the loss near log V."""
+    import math
+
+    torch.manual_seed(0)
+    model = EncoderOnlyModel(EncoderOnlyConfig(vocab_size=V, d_model=64, num_heads=4, num_layers=2, d_ff=128))
+    tokens, noise = batch()
+    inputs, labels = mlm_mask(tokens, noise.float(), MASK, V, SPECIALS, FIRST, rate=0.5)
+    loss = mlm_loss(model.mlm_logits(inputs), labels).item()
+    assert abs(loss - math.log(V)) < 1.0, loss
+    assert model.mlm_head.weight is model.embed.weight
+    assert not model.embed.weight[PAD].any()

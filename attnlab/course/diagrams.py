@@ -677,3 +677,78 @@ class SVG:
 def show(name: str, labels: str | Path | dict | None = None) -> SVG:
     """Diagram ``name`` for a notebook cell: ``diagrams.show("qkv")`` as the cell's last line."""
     return SVG(render(name, labels))
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 10: the three families of Transformers
+
+def _mask_grid(c: Canvas, x: float, y0: float, causal: bool, n: int = 4, size: float = 0.15) -> Box:
+    """A small self-attention mask centred on x: full (every query sees every key) or causal."""
+    grid = causal_mask(n) if causal else torch.ones(n, n, dtype=torch.bool)
+    yes, no = _light(_BLUE, 0.75), "#FFFFFF"
+    return c.cells(x - n * size / 2, y0, n, n, size, lambda i, j: yes if bool(grid[i, j]) else no)
+
+
+def families(c: Canvas):
+    """Encoder-decoder, decoder-only and encoder-only side by side, bottom to top, with their masks."""
+    h, step, top_y = 0.36, 0.5, 3.25
+    # encoder-decoder: two stacks, the encoder's output is the memory of the cross-attention
+    ex, dx, w = 0.85, 2.65, 1.4
+    c.text("ed_source", ex, 0.25, color=TEXT)
+    c.text("ed_target", dx, 0.25, color=TEXT)
+    e_embed = c.box("ed_src_embed", ex, 0.8, w, h, "embed")
+    d_embed = c.box("ed_tgt_embed", dx, 0.8, w, h, "embed")
+    c.group(ex - w / 2 - 0.08, 1.25, ex + w / 2 + 0.08, 2.35)
+    c.group(dx - w / 2 - 0.08, 1.25, dx + w / 2 + 0.08, 2.85)
+    e_attn = c.box("ed_enc_attn", ex, 1.55, w, h, "attention")
+    e_ffn = c.box("ed_enc_ffn", ex, 1.55 + step, w, h, "ffn")
+    d_attn = c.box("ed_dec_attn", dx, 1.55, w, h, "attention")
+    d_cross = c.box("ed_dec_cross", dx, 1.55 + step, w, h, "attention")
+    d_ffn = c.box("ed_dec_ffn", dx, 1.55 + 2 * step, w, h, "ffn")
+    d_out = c.box("ed_output", dx, top_y, w, h, "output")
+    c.arrow((ex, 0.4), (ex, e_embed.bottom))
+    c.arrow((dx, 0.4), (dx, d_embed.bottom))
+    _vertical(c, ex, e_embed, e_attn, e_ffn)
+    _vertical(c, dx, d_embed, d_attn, d_cross, d_ffn, d_out)
+    gap = (ex + w / 2 + dx - w / 2) / 2
+    c.arrow((ex, e_ffn.top), (ex, 2.6), (gap, 2.6), (gap, d_cross.y), (d_cross.left, d_cross.y))
+    c.text("ed_memory", (ex + gap) / 2 - 0.1, 2.75)
+    c.text("ed_objective", (ex + dx) / 2, 3.95, color=TEXT)
+    _mask_grid(c, ex, 4.35, causal=False)
+    _mask_grid(c, dx, 4.35, causal=True)
+    c.text("ed_title", (ex + dx) / 2, 5.3, color=TEXT, fontweight="bold")
+
+    # decoder-only: one stack, causal mask, next token
+    ox, w = 4.55, 1.7
+    c.text("do_tokens", ox, 0.25, color=TEXT)
+    o_embed = c.box("do_embed", ox, 0.8, w, h, "embed")
+    c.group(ox - w / 2 - 0.08, 1.25, ox + w / 2 + 0.08, 2.35)
+    o_attn = c.box("do_attn", ox, 1.55, w, h, "attention")
+    o_ffn = c.box("do_ffn", ox, 1.55 + step, w, h, "ffn")
+    o_out = c.box("do_output", ox, top_y, w, h, "output")
+    c.arrow((ox, 0.4), (ox, o_embed.bottom))
+    _vertical(c, ox, o_embed, o_attn, o_ffn, o_out)
+    c.text("do_objective", ox, 3.95, color=TEXT)
+    _mask_grid(c, ox, 4.35, causal=True)
+    c.text("do_title", ox, 5.3, color=TEXT, fontweight="bold")
+
+    # encoder-only: one stack, full mask (padding aside), MLM head and a pooled classification head
+    nx, w = 6.95, 2.4
+    c.text("eo_tokens", nx, 0.25, color=TEXT)
+    n_embed = c.box("eo_embed", nx, 0.8, w, h, "embed")
+    c.group(nx - w / 2 - 0.08, 1.25, nx + w / 2 + 0.08, 2.35)
+    n_attn = c.box("eo_attn", nx, 1.55, w, h, "attention")
+    n_ffn = c.box("eo_ffn", nx, 1.55 + step, w, h, "ffn")
+    c.arrow((nx, 0.4), (nx, n_embed.bottom))
+    _vertical(c, nx, n_embed, n_attn, n_ffn)
+    half = (w - 0.1) / 2
+    mlm = c.box("eo_mlm", nx - (half + 0.1) / 2, top_y, half, h, "output")
+    cls = c.box("eo_class", nx + (half + 0.1) / 2, top_y, half, h, "output")
+    c.arrow((mlm.x, n_ffn.top), (mlm.x, mlm.bottom))
+    c.arrow((cls.x, n_ffn.top), (cls.x, cls.bottom))
+    c.text("eo_objective", nx, 3.95, color=TEXT)
+    _mask_grid(c, nx, 4.35, causal=False)
+    c.text("eo_title", nx, 5.3, color=TEXT, fontweight="bold")
+
+
+DIAGRAMS["families"] = Diagram(families, (8.3, 5.6), "fig-three-families", "ch10_encoder_only")

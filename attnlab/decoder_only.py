@@ -74,6 +74,7 @@ class DecoderOnlyLM(EncoderStack):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
             self.lm_head.weight = self.embed.weight
+        self.reset_parameters()
 
     def new_cache(self) -> list[KVCache]:
         """One empty :class:`KVCache` per layer, for ``forward(tokens, cache, start)``."""

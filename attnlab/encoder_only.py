@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .modern import ModernDecoderLayer, RMSNorm
 from .positional import LearnedPositionalEmbedding, PositionalEncoding
 from .tokens import PAD_ID
-from .transformer import EncoderLayer, padding_mask
+from .transformer import EncoderLayer, init_parameters, padding_mask
 
 IGNORE = -100  # the label of a position that is not predicted (F.cross_entropy's ignore_index)
 
@@ -140,6 +140,14 @@ class EncoderStack(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def reset_parameters(self):
+        """The course's initialisation, the Transformer's of chapter 7 (``init_parameters``): Xavier for the
+        matrices, N(0, 1/d_model) for the embedding. A subclass calls it once its heads exist.
+
+        PyTorch's default N(0, 1) embedding, scaled by sqrt(d_model) and tied to an output layer, would
+        start with logits of standard deviation about d_model and a loss of tens of nats."""
+        init_parameters(self, (self.embed,), self.config.d_model)
+
 
 @dataclass
 class EncoderOnlyConfig(StackConfig):
@@ -192,14 +200,7 @@ class EncoderOnlyModel(EncoderStack):
         self.mlm_head.weight = self.embed.weight  # tied, as BERT's
 
     def reset_parameters(self):
-        """Xavier for the matrices, N(0, 1/d_model) for the embedding, as the Transformer of chapter 7.
-
-        PyTorch's default N(0, 1) embedding, scaled by sqrt(d_model) and tied to the MLM head, would
-        start with logits of standard deviation about d_model and a loss of tens of nats."""
-        for name, p in self.named_parameters():
-            if p.dim() > 1 and "embed" not in name:
-                nn.init.xavier_uniform_(p)
-        nn.init.normal_(self.embed.weight, std=self.config.d_model ** -0.5)
+        super().reset_parameters()
         with torch.no_grad():
             self.embed.weight[self.config.pad_id].zero_()  # as nn.Embedding(padding_idx=...) starts
 

@@ -43,8 +43,8 @@ class TransformerConfig:
 def init_parameters(model: nn.Module, embeddings, d_model: int) -> None:
     """The course's initialisation: Xavier-uniform for every weight matrix whose name does not say
     ``embed``, then N(0, 1/d_model) for the token ``embeddings`` (so that, scaled by sqrt(d_model), a
-    token's vector has entries of variance 1). The Transformer's; the training CLI gives it to the
-    one-stack models too (attnlab.train.loop)."""
+    token's vector has entries of variance 1). The Transformer's, and the one-stack models' of
+    ``attnlab.encoder_only`` / ``attnlab.decoder_only``."""
     for name, p in model.named_parameters():
         if p.dim() > 1 and "embed" not in name:
             nn.init.xavier_uniform_(p)

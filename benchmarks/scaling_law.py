@@ -107,9 +107,6 @@ def main(argv=None):
         config = DecoderOnlyConfig(vocab_size=len(vocab), d_model=d_model, num_heads=max(1, d_model // 16),
                                    num_layers=layers, d_ff=4 * d_model, max_len=train.size(1), dropout=0.0)
         model = DecoderOnlyLM(config)
-        # as attnlab.Transformer does: with nn.Embedding's N(0, 1), embed * sqrt(d_model) through the tied
-        # output layer gives an untrained model a loss of tens of nats
-        torch.nn.init.normal_(model.embed.weight, std=d_model ** -0.5)
         n = non_embedding_parameters(model)
         opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / a.warmup))

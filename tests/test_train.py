@@ -229,7 +229,7 @@ def test_decoder_only_learns_the_copy_task(tmp_path):
     m = T.main(TINY + ["--model", "decoder-only", "--shared-vocab", "--steps", "400", "--out", str(tmp_path / "c")])
     first, last = losses(m)[:20], losses(m)[-20:]
     assert sum(last) < 0.3 * sum(first)
-    # measured 0.375 (0.0 with PyTorch's default initialisation of DecoderOnlyLM, see loop.one_stack)
+    # measured 0.375 (0.0 with PyTorch's default initialisation; DecoderOnlyLM.reset_parameters)
     assert m["final"]["test"]["greedy"]["exact_match"] > 0.1
 
 
@@ -285,7 +285,7 @@ def test_decoder_only_evaluation_batches_prompts_of_one_length():
 
     vocab = CharVocab.build(["abcdefgh"])
     torch.manual_seed(0)
-    model = T.one_stack(T.DecoderOnlyLM(DecoderOnlyConfig(len(vocab), d_model=16, num_heads=2, num_layers=1,
+    model = (T.DecoderOnlyLM(DecoderOnlyConfig(len(vocab), d_model=16, num_heads=2, num_layers=1,
                                                           d_ff=32, max_len=32, dropout=0.0))).eval()
     sources = ["ab", "cdefg", "h", "ba", "gg", "abcdef"]
     alone = []
@@ -304,8 +304,8 @@ def test_model_family_errors(capsys, tmp_path):
     assert "use --shared-vocab" in error_of(capsys, TINY + ["--model", "decoder-only"] + out)
     err = error_of(capsys, TINY + ["--model", "decoder-only", "--shared-vocab", "--sdpa"] + out)
     assert "--sdpa is an option of --model encoder-decoder" in err
-    err = error_of(capsys, TINY + ["--model", "decoder-only", "--shared-vocab", "--positional", "rotary", "--steps", "1"] + out)
-    assert "bad model options for --model decoder-only" in err and "'learned' or 'sinusoidal'" in err
+    err = error_of(capsys, TINY + ["--model", "decoder-only", "--shared-vocab", "--positional", "none", "--steps", "1"] + out)
+    assert "bad model options for --model decoder-only" in err and "'learned', 'sinusoidal' or 'rotary'" in err
     run(tmp_path, "ed", "--steps", "2")
     err = error_of(capsys, TINY + ["--model", "decoder-only", "--shared-vocab", "--steps", "4", "--out", str(tmp_path / "b"),
                                    "--resume", str(tmp_path / "ed" / "checkpoint.pt")])

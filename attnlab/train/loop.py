@@ -46,7 +46,7 @@ from ..decoding import beam_search, greedy_decode
 from ..encoder_only import EncoderOnlyConfig, EncoderOnlyModel
 from ..objectives import label_smoothed_cross_entropy, make_optimizer
 from ..tokens import BOS_ID, EOS_ID, PAD_ID
-from ..transformer import POSITIONAL_KINDS, Transformer, TransformerConfig, init_parameters
+from ..transformer import POSITIONAL_KINDS, Transformer, TransformerConfig
 
 TASKS = ("copy", "reverse", "sort", "dates", "tsv", "locale")
 CLASSIFICATION_TASKS = ("locale",)  # tasks whose target is one of a few classes (an encoder-only model's)
@@ -321,17 +321,8 @@ def stack_config(cls, args, vocab_size: int, max_len: int, **fields):
     layers = args.num_layers or (args.num_encoder_layers or 6) + (args.num_decoder_layers or 6)
     try:
         return cls(vocab_size=vocab_size, num_layers=layers, max_len=max_len, pad_id=PAD_ID, **flags, **fields)
-    except ValueError as e:  # StackConfig.__post_init__: e.g. positional "rotary", which the stacks lack
+    except ValueError as e:  # StackConfig.__post_init__: e.g. positional "none", which the stacks lack
         raise TrainError(f"bad model options for --model {args.model}: {e}") from None
-
-
-def one_stack(model):
-    """A one-stack model initialised as the encoder-decoder is (``init_parameters``: Xavier matrices,
-    embeddings of std 1/sqrt(d_model)), so that a comparison of the families is one of architectures, not
-    of initialisations. (PyTorch's default N(0, 1) embedding, tied to the output layer, starts a
-    decoder-only model at a loss many times log V, and it learns far more slowly from there.)"""
-    init_parameters(model, (model.embed,), model.config.d_model)
-    return model
 
 
 def check_one_stack(args) -> None:
@@ -375,7 +366,7 @@ class DecoderOnly(Family):
         return stack_config(DecoderOnlyConfig, args, len(src_vocab), max_len)
 
     def model(self, config) -> torch.nn.Module:
-        return one_stack(DecoderOnlyLM(config))
+        return DecoderOnlyLM(config)  # initialised as the encoder-decoder (reset_parameters)
 
     def forward(self, train_model, inputs, targets):
         return train_model(inputs)  # (B, L, V)
@@ -434,7 +425,7 @@ class EncoderOnly(Family):
         return stack_config(EncoderOnlyConfig, args, len(src_vocab), max_len, num_classes=len(tgt_vocab))
 
     def model(self, config):
-        return one_stack(EncoderOnlyModel(config))
+        return EncoderOnlyModel(config)
 
     def trainable(self, model):
         return _Classify(model)

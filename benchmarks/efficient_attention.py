@@ -52,7 +52,11 @@ def with_kv_heads(model: DecoderOnlyLM, num_kv_heads: int) -> DecoderOnlyLM:
 
 def build(config: DecoderOnlyConfig, num_kv_heads: int, seed: int) -> DecoderOnlyLM:
     torch.manual_seed(seed)
-    return with_kv_heads(DecoderOnlyLM(config), num_kv_heads)
+    model = with_kv_heads(DecoderOnlyLM(config), num_kv_heads)
+    # GPT-2's embedding init (std 0.02): with the tied output layer, nn.Embedding's N(0, 1) starts from
+    # logits of std sqrt(d_model) (a loss near 20 nats) and costs this short run hundreds of steps.
+    torch.nn.init.normal_(model.embed.weight, std=0.02)
+    return model
 
 
 def kv_cache_bytes(model: DecoderOnlyLM, batch: int, length: int) -> int:
@@ -184,7 +188,7 @@ def main(argv=None):
     p.add_argument("--q-layers", type=int, default=2)
     p.add_argument("--q-batch", type=int, default=64)
     p.add_argument("--q-steps", type=int, default=500)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--n-train", type=int, default=20_000)
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--out", default="benchmarks/results/efficient_attention.json")

@@ -73,7 +73,7 @@ def decoding_speed(args, variants: list[int]) -> dict:
     models = {kv: build(config, kv, 0).eval() for kv in variants}
     prompt = torch.randint(4, 64, (args.batch, args.prompt), generator=torch.Generator().manual_seed(1))
     for model in models.values():  # warm-up
-        model.generate(prompt, 4)
+        model.generate(prompt, min(4, args.new_tokens))
     seconds = {kv: [] for kv in variants}
     for _ in range(args.repeats):
         for kv, model in models.items():

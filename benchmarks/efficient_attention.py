@@ -140,36 +140,47 @@ def quality(args, variants: list[int]) -> dict:
     max_len = max(len(t) for t, _ in train + valid + test) + 11
     config = DecoderOnlyConfig(vocab_size=len(vocab), d_model=args.q_d_model, num_heads=args.heads,
                                num_layers=args.q_layers, d_ff=4 * args.q_d_model, max_len=max_len, dropout=0.0)
-    order = random.Random(0)
-    batches = [order.sample(range(len(train)), args.q_batch) for _ in range(args.q_steps)]  # the same for all
     valid_tokens, valid_targets = batch_of(valid)
     rows = []
+    for seed in range(args.seeds):  # a seed fixes the initial weights and the order of the batches
+        order = random.Random(seed)
+        batches = [order.sample(range(len(train)), args.q_batch) for _ in range(args.q_steps)]  # the same for all
+        for kv in variants:
+            model = build(config, kv, seed)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.q_steps,
+                                                           pct_start=0.1)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            model.train()
+            for picked in batches:
+                tokens, targets = batch_of([train[i] for i in picked])
+                loss = target_loss(model, tokens, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+            train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+            model.eval()
+            with torch.no_grad():
+                valid_loss = target_loss(model, valid_tokens, valid_targets).item()
+            em = exact_match(model, test, vocab, [t for _, t in splits["test"]])
+            rows.append({"num_kv_heads": kv, "seed": seed, "parameters": model.num_parameters(),
+                         "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu_s, 1),
+                         "final_train_loss": round(loss.item(), 4), "valid_target_loss": round(valid_loss, 4),
+                         "test_exact_match": round(em, 4)})
+            print("quality", rows[-1], flush=True)
+    summary = []
     for kv in variants:
-        model = build(config, kv, 0)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.q_steps,
-                                                       pct_start=0.1)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        model.train()
-        for picked in batches:
-            tokens, targets = batch_of([train[i] for i in picked])
-            loss = target_loss(model, tokens, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-        train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
-        model.eval()
-        with torch.no_grad():
-            valid_loss = target_loss(model, valid_tokens, valid_targets).item()
-        em = exact_match(model, test, vocab, [t for _, t in splits["test"]])
-        rows.append({"num_kv_heads": kv, "parameters": model.num_parameters(), "train_seconds": round(train_s, 1),
-                     "train_cpu_seconds": round(train_cpu_s, 1), "final_train_loss": round(loss.item(), 4),
-                     "valid_target_loss": round(valid_loss, 4), "test_exact_match": round(em, 4)})
-        print("quality", rows[-1], flush=True)
+        mine = [r for r in rows if r["num_kv_heads"] == kv]
+        summary.append({"num_kv_heads": kv, "parameters": mine[0]["parameters"],
+                        "valid_target_loss_mean": round(statistics.mean(r["valid_target_loss"] for r in mine), 4),
+                        "valid_target_loss_min": min(r["valid_target_loss"] for r in mine),
+                        "valid_target_loss_max": max(r["valid_target_loss"] for r in mine),
+                        "test_exact_match_mean": round(statistics.mean(r["test_exact_match"] for r in mine), 4),
+                        "train_cpu_seconds_mean": round(statistics.mean(r["train_cpu_seconds"] for r in mine), 1)})
     return {"config": vars(config), "steps": args.q_steps, "batch_size": args.q_batch, "lr": args.lr,
-            "n_train": args.n_train, "n_test": args.n_test, "results": rows}
+            "n_train": args.n_train, "n_test": args.n_test, "seeds": args.seeds, "results": rows, "summary": summary}
 
 
 def main(argv=None):
@@ -187,10 +198,11 @@ def main(argv=None):
     p.add_argument("--q-d-model", type=int, default=128)
     p.add_argument("--q-layers", type=int, default=2)
     p.add_argument("--q-batch", type=int, default=64)
-    p.add_argument("--q-steps", type=int, default=500)
+    p.add_argument("--q-steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--n-train", type=int, default=20_000)
     p.add_argument("--n-test", type=int, default=300)
+    p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/efficient_attention.json")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .multihead import GroupedQueryAttention
+from .multihead import GroupedQueryAttention, KVCache, SharedKVHeads
 
 
 class RMSNorm(nn.Module):
@@ -150,6 +150,31 @@ class RelativePositionBias(nn.Module):
         return self.embedding(buckets).permute(2, 0, 1)  # (Lq, Lk, h) -> (h, Lq, Lk)
 
 
+def attention_with_score_bias(attn: GroupedQueryAttention, x: torch.Tensor, mask: torch.Tensor | None,
+                              bias: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    """Self-attention of ``attn`` over x (B, L, d_model) with a float ``bias`` broadcastable to
+    (B, num_heads, L, cached + L) added to the scaled scores (ALiBi, T5's relative bias); returns (B, L, d_model).
+
+    Beside the module, not an argument of its forward: ``MultiHeadAttention.forward`` is the graded answer of
+    ps04 and ``GroupedQueryAttention``'s of ps12, and a bias would become part of both. It uses the module's own
+    projections, head split and key/value sharing, and PyTorch's fused attention, which adds a float
+    ``attn_mask`` to the scores. A score bias replaces rotary positions, so ``attn.rotary`` must be off.
+    """
+    if attn.rotary:
+        raise ValueError("a score bias is a position scheme of its own: build the attention with rotary=False")
+    shared = SharedKVHeads(cache, attn.num_heads // attn.num_kv_heads)
+    q = attn.split_heads(attn.w_q(x))  # (B, h, L, d_head)
+    k, v = shared.update(attn.split_heads(attn.w_k(x)), attn.split_heads(attn.w_v(x)))  # (B, h, Lk, d_head)
+    scores_bias = bias.to(q.dtype)
+    if mask is not None:  # masked keys get the lowest float; a query with no allowed key gets zeros below
+        scores_bias = torch.where(mask, scores_bias, torch.finfo(q.dtype).min)
+    p = attn.dropout if attn.training else 0.0
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=scores_bias, dropout_p=p)  # (B, h, L, d_head)
+    if mask is not None:
+        out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+    return attn.w_o(attn.merge_heads(out))
+
+
 class ModernDecoderLayer(nn.Module):
     """A LLaMA-style layer: pre-norm with RMSNorm, grouped-query self-attention with rotary
     positions and no biases, then a SwiGLU feed-forward network.
@@ -180,5 +205,9 @@ class ModernDecoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache=None,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
         h = self.attn_norm(x)
-        x = x + self.dropout(self.attn(h, h, h, mask, cache=cache, bias=bias)[0])
+        if bias is None:
+            attended = self.attn(h, h, h, mask, cache=cache)[0]
+        else:
+            attended = attention_with_score_bias(self.attn, h, mask, bias, cache)
+        x = x + self.dropout(attended)
         return x + self.dropout(self.ffn(self.ffn_norm(x)))

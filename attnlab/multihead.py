@@ -140,6 +140,31 @@ class KVCache:
             self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
 
 
+class SharedKVHeads:
+    """What :class:`GroupedQueryAttention` hands to ``MultiHeadAttention.forward`` as its ``cache``.
+
+    The base class's forward passes the keys and values of every call through ``cache.update`` just
+    before the attention: the one place where grouped-query attention differs from multi-head
+    attention. ``update`` keeps ``num_kv_heads`` heads in the real :class:`KVCache` (if there is one)
+    and returns each key/value head repeated for its group of ``group`` consecutive query heads.
+    """
+
+    def __init__(self, cache: KVCache | None, group: int):
+        self.cache = cache
+        self.group = group
+
+    @property
+    def length(self) -> int:
+        return 0 if self.cache is None else self.cache.length
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """k, v (B, h_kv, L, d_head) -> all keys and values so far, (B, h_kv * group, length + L, d_head)."""
+        if self.cache is not None:
+            k, v = self.cache.update(k, v)  # the cache keeps h_kv heads: (B, h_kv, length + L, d_head)
+        # query head i uses key/value head i // group: each kv head is repeated in place, not the list tiled
+        return k.repeat_interleave(self.group, dim=1), v.repeat_interleave(self.group, dim=1)
+
+
 class GroupedQueryAttention(MultiHeadAttention):
     """Grouped-query attention (Ainslie et al., 2023): ``num_heads`` query heads share ``num_kv_heads``
     key/value heads, each shared by a group of ``num_heads // num_kv_heads`` consecutive query heads.
@@ -149,10 +174,7 @@ class GroupedQueryAttention(MultiHeadAttention):
     ``num_kv_heads * d_head`` dimensions only, so a :class:`KVCache` holds ``num_heads / num_kv_heads``
     times fewer values per token; each key/value head is repeated for its group just before the
     scores (``repeat_interleave``, as ``F.scaled_dot_product_attention(..., enable_gqa=True)`` does).
-    Same inputs, outputs and mask convention as :class:`MultiHeadAttention`. ``bias`` (float,
-    broadcastable to (B, num_heads, Lq, Lk); ALiBi or T5's relative bias, :mod:`attnlab.modern`) is added
-    to the scaled scores; the fused ``F.scaled_dot_product_attention`` adds it (as a float ``attn_mask``),
-    so the weights are then not returned (``None``).
+    Same inputs, outputs and mask convention as :class:`MultiHeadAttention`, whose forward it runs.
     """
 
     def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, dropout: float = 0.0, bias: bool = True,
@@ -167,41 +189,11 @@ class GroupedQueryAttention(MultiHeadAttention):
         self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
         self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
 
-    def split_kv_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, L, _ = x.shape
-        return x.view(B, L, self.num_kv_heads, self.d_head).transpose(1, 2)  # (B, h_kv, L, d_head)
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, n * d_head) -> (B, n, L, d_head): n = num_heads for queries, num_kv_heads for keys and values."""
+        B, L, features = x.shape
+        return x.view(B, L, features // self.d_head, self.d_head).transpose(1, 2)
 
-    def forward(self, query, key, value, mask=None, cache=None, bias=None):
-        check_mask(mask)
-        for name, t in (("query", query), ("key", key), ("value", value)):
-            if t.dim() != 3 or t.size(-1) != self.d_model:
-                raise ValueError(
-                    f"{name} must have shape (B, L, d_model={self.d_model}), got {tuple(t.shape)}; "
-                    "inputs are batch-first"
-                )
-        q = self.split_heads(self.w_q(query))  # (B, h, Lq, d_head)
-        k = self.split_kv_heads(self.w_k(key))  # (B, h_kv, Lk, d_head)
-        v = self.split_kv_heads(self.w_v(value))  # (B, h_kv, Lk, d_head)
-        if self.rotary:  # new positions start after the cached ones
-            start = 0 if cache is None else cache.length
-            q = apply_rotary(q, torch.arange(start, start + q.size(-2), device=q.device))
-            k = apply_rotary(k, torch.arange(start, start + k.size(-2), device=k.device))
-        if cache is not None:
-            k, v = cache.update(k, v)  # the cache keeps h_kv heads: (B, h_kv, cached + Lk, d_head)
+    def forward(self, query, key, value, mask=None, cache=None):
         group = self.num_heads // self.num_kv_heads
-        k = k.repeat_interleave(group, dim=1)  # (B, h, Lk, d_head): head i uses kv head i // group
-        v = v.repeat_interleave(group, dim=1)
-        p = self.dropout if self.training else 0.0
-        if self.use_sdpa or bias is not None:
-            attn_mask = mask
-            if bias is not None:  # a float attn_mask is added to the scores; masked keys get the lowest float
-                attn_mask = bias.to(q.dtype)
-                if mask is not None:
-                    attn_mask = torch.where(mask, attn_mask, torch.finfo(q.dtype).min)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # (B, h, Lq, d_head)
-            if mask is not None:
-                out = out.masked_fill(~mask.any(-1, keepdim=True), 0.0)
-            weights = None
-        else:
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
-        return self.w_o(self.merge_heads(out)), weights
+        return super().forward(query, key, value, mask, cache=SharedKVHeads(cache, group))

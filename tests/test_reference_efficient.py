@@ -120,7 +120,7 @@ def test_gqa_equals_sdpa_with_enable_gqa(num_kv_heads):
     mask = causal_mask(7)
     out, weights = layer(x, x, x, mask)
     q = layer.split_heads(layer.w_q(x))
-    k, v = layer.split_kv_heads(layer.w_k(x)), layer.split_kv_heads(layer.w_v(x))
+    k, v = layer.split_heads(layer.w_k(x)), layer.split_heads(layer.w_v(x))
     assert k.shape == (2, num_kv_heads, 7, 4)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
     torch.testing.assert_close(out, layer.w_o(layer.merge_heads(ref)), **TOL)
@@ -149,3 +149,26 @@ def test_gqa_cache_holds_kv_heads_only_and_equals_the_full_pass():
 def test_gqa_says_which_head_counts_fit():
     with pytest.raises(ValueError, match="multiple of num_kv_heads"):
         GroupedQueryAttention(24, 6, 4)
+
+
+def test_peak_memory_of_tiled_attention_grows_linearly_and_the_explicit_one_quadratically():
+    """experiments.peak_allocated_bytes, the chapter's measurement: the explicit attention holds at least
+    one (L, L) matrix at its peak, the tiled one only O(L) accumulators and one tile."""
+    from attnlab.course.experiments import peak_allocated_bytes
+
+    peaks = {}
+    for L in (256, 512):
+        q, k, v = qkv(B=1, h=1, Lq=L, Lk=L, d=16, dv=16)
+        peaks[L] = (peak_allocated_bytes(lambda: scaled_dot_product_attention(q, k, v)),
+                    peak_allocated_bytes(lambda: tiled_attention(q, k, v, block_q=64, block_k=64)))
+        assert peaks[L][0] >= L * L * 8 and peaks[L][1] < L * L * 8 / 2
+    assert peaks[512][1] < 3 * peaks[256][1], peaks
+
+
+def test_gqa_fused_path_equals_the_explicit_one_with_a_padding_mask():
+    layer = gqa(num_kv_heads=3)
+    fused = GroupedQueryAttention(24, 6, 3, use_sdpa=True).double()
+    fused.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 5, 24, dtype=torch.float64)
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])[:, None, None, :]
+    torch.testing.assert_close(fused(x, x, x, mask)[0], layer(x, x, x, mask)[0], **TOL)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attnlab import causal_mask
-from attnlab.modern import (ModernDecoderLayer, RelativePositionBias, RMSNorm, SwiGLU, alibi_bias, alibi_slopes,
+from attnlab.modern import (ModernDecoderLayer, attention_with_score_bias, RelativePositionBias, RMSNorm, SwiGLU, alibi_bias, alibi_slopes,
                             relative_position_bucket)
 from attnlab.multihead import GroupedQueryAttention
 
@@ -166,16 +166,17 @@ def test_a_score_bias_is_added_to_the_scaled_scores():
     x = torch.randn(2, 5, 8, dtype=torch.float64)
     mask = causal_mask(5)
     bias = alibi_bias(4, 5, dtype=torch.float64)  # (h, L, L)
-    out, weights = attn(x, x, x, mask, bias=bias)
-    assert weights is None
+    out = attention_with_score_bias(attn, x, mask, bias)
     q = attn.split_heads(attn.w_q(x))  # (B, h, L, d_head)
-    k = attn.split_kv_heads(attn.w_k(x)).repeat_interleave(2, dim=1)
-    v = attn.split_kv_heads(attn.w_v(x)).repeat_interleave(2, dim=1)
+    k = attn.split_heads(attn.w_k(x)).repeat_interleave(2, dim=1)
+    v = attn.split_heads(attn.w_v(x)).repeat_interleave(2, dim=1)
     scores = (q @ k.transpose(-2, -1) / math.sqrt(2) + bias).masked_fill(~mask, -math.inf)
     expected = attn.w_o(attn.merge_heads(torch.softmax(scores, -1) @ v))
     torch.testing.assert_close(out, expected, **TOL)
-    torch.testing.assert_close(attn(x, x, x, mask, bias=torch.zeros(4, 5, 5, dtype=torch.float64))[0],
+    torch.testing.assert_close(attention_with_score_bias(attn, x, mask, torch.zeros(4, 5, 5, dtype=torch.float64)),
                                attn(x, x, x, mask)[0], **TOL)
+    with pytest.raises(ValueError, match="rotary=False"):
+        attention_with_score_bias(GroupedQueryAttention(8, 4, 2, rotary=True), x.float(), mask, bias.float())
 
 
 @pytest.mark.parametrize("scheme", ["alibi", "t5"])

@@ -377,3 +377,26 @@ def gpu_measurements(folder) -> dict[str, dict]:
         if mentions_gpu(document):
             found[path.name] = document
     return found
+
+
+# --- Part III helpers ---
+
+def peak_allocated_bytes(fn) -> int:
+    """The most CPU memory that PyTorch holds at once while ``fn()`` runs (without autograd), in bytes,
+    above what was allocated before.
+
+    The same profiler as :func:`allocated_bytes`, read in time order: each operator's own allocations
+    (positive) and frees (negative) are added up as they happen, and the running total's maximum is
+    the peak. ``allocated_bytes`` counts a buffer that is freed and allocated again each time, so a
+    loop over small tiles sums to as much as one big matrix; the peak does not.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    changes = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    held = peak = 0
+    for _, change in changes:
+        held += change
+        peak = max(peak, held)
+    return int(peak)

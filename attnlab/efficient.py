@@ -36,8 +36,8 @@ def online_softmax_update(
     mask (..., Lq, Lb) or None. Returns the new state. After the last block the attention output
     is ``running_out / running_sum[..., None]`` (0 where the sum is 0: no allowed key).
     """
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+    if mask is not None:  # a masked key scores -inf: it never raises the max, and exp(-inf) = 0 below
+        scores = torch.where(mask, scores, float("-inf"))
     new_max = torch.maximum(running_max, scores.amax(dim=-1))  # (..., Lq)
     # Rows with no allowed key so far keep a max of -inf: shift by 0 there, so no inf - inf = NaN.
     shift = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)

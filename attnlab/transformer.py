@@ -43,8 +43,9 @@ class TransformerConfig:
 def init_parameters(model: nn.Module, embeddings, d_model: int) -> None:
     """The course's initialisation: Xavier-uniform for every weight matrix whose name does not say
     ``embed``, then N(0, 1/d_model) for the token ``embeddings`` (so that, scaled by sqrt(d_model), a
-    token's vector has entries of variance 1). The Transformer's, and the one-stack models' of
-    ``attnlab.encoder_only`` / ``attnlab.decoder_only``."""
+    token's vector has entries of variance 1). The one-stack models' of ``attnlab.encoder_only`` and
+    ``attnlab.decoder_only``; ``Transformer.reset_parameters`` writes the same rule out, because its body
+    is the answer of problem set 7."""
     for name, p in model.named_parameters():
         if p.dim() > 1 and "embed" not in name:
             nn.init.xavier_uniform_(p)
@@ -214,7 +215,11 @@ class Transformer(nn.Module):
                 self.src_embed.weight = self.tgt_embed.weight
 
     def reset_parameters(self):
-        init_parameters(self, (self.src_embed, self.tgt_embed), self.config.d_model)
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and "embed" not in name:
+                nn.init.xavier_uniform_(p)
+        for emb in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(emb.weight, std=self.config.d_model ** -0.5)
 
     def _check_tokens(self, name, tokens, vocab_size):
         if tokens.dim() != 2:

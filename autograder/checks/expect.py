@@ -10,6 +10,7 @@ import math
 import torch
 
 from attnlab.course.compare import describe, tensor_difference
+from autograder.protocol import RAISED, StudentError
 
 DEFAULT_TOLERANCE = {torch.float64: (1e-10, 1e-7), torch.float32: (1e-5, 1e-4),
                      torch.float16: (1e-3, 1e-2), torch.bfloat16: (1e-2, 1e-2)}  # (atol, rtol)
@@ -120,3 +121,26 @@ def tensor_or_contract(got, expected: torch.Tensor, name: str, mistakes: dict) -
             if close(got, wrong):
                 raise CheckFailed(f"{name}: {contract}")
     tensor(got, expected, name)
+
+
+def twin(submission, name: str, reference: torch.nn.Module, *args, hint: str | None = None, call: str | None = None,
+         **kwargs):
+    """The learner's module ``name(*args, **kwargs)`` in the worker, in float64 and eval mode, holding the
+    weights of ``reference`` (the course's module of the same shape, also put in float64 and eval mode);
+    returns (the remote module, the call as text for messages). A ``load_state_dict`` that raises (other
+    names or shapes) fails the check with ``hint`` (default: the names of the reference's submodules)."""
+    reference.double().eval()
+    call = call or f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
+    module = submission.new(name, *args, **kwargs)
+    module.method("double")
+    module.method("eval")
+    try:
+        module.method("load_state_dict", dict(reference.state_dict()))
+    except StudentError as exc:
+        if exc.kind != RAISED:
+            raise
+        if hint is None:
+            names = sorted({key.split(".")[0] for key in reference.state_dict()})
+            hint = f"the submodules must be named {', '.join(names)}, with the shapes of the task"
+        raise CheckFailed(f"{call}.load_state_dict(the course's weights) raised {exc.detail}: {hint}") from None
+    return module, call

@@ -14,7 +14,6 @@ from __future__ import annotations
 import torch
 
 from autograder.checks import expect
-from autograder.protocol import RAISED, StudentError
 from attnlab import transformer as ref
 
 ASSIGNMENT = "ps06_transformer_block"
@@ -44,22 +43,9 @@ def _lengths(lengths, length):
 
 
 def _twin(submission, name, reference, *args, **kwargs):
-    """The learner's module ``name(*args, **kwargs)`` in the worker, in eval mode, float64, with the reference's weights."""
+    """``expect.twin``, with the trusted side's RNG seeded for the inputs drawn after it."""
     torch.manual_seed(0)
-    reference.double().eval()
-    call = f"{name}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})"
-    module = submission.new(name, *args, **kwargs)
-    module.method("double")
-    module.method("eval")
-    try:
-        module.method("load_state_dict", dict(reference.state_dict()))
-    except StudentError as exc:
-        if exc.kind != RAISED:
-            raise
-        names = sorted({key.split(".")[0] for key in reference.state_dict()})
-        raise expect.CheckFailed(f"{call}.load_state_dict(the course's weights) raised {exc.detail}: the "
-                                 f"submodules must be named {', '.join(names)}, with the shapes of the task") from None
-    return module, call
+    return expect.twin(submission, name, reference, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- typical mistakes (expect.tensor_or_contract)

@@ -15,7 +15,6 @@ expected values never appear in a message.
 from __future__ import annotations
 
 import copy
-import math
 import types
 from types import SimpleNamespace
 
@@ -123,19 +122,11 @@ def test_causal_mask(submission):
 def _twin(submission, seed, **changes):
     config = {**SMALL, **changes}
     torch.manual_seed(seed)
-    reference = Transformer(TransformerConfig(**config)).double().eval()
-    call = "build_transformer(" + ", ".join(f"{k}={v!r}" for k, v in changes.items()) + ")"
-    model = submission.new("build_transformer", **config)
-    model.method("double")
-    model.method("eval")
-    try:
-        model.method("load_state_dict", dict(reference.state_dict()))
-    except StudentError as exc:
-        if exc.kind != RAISED:
-            raise
-        final = " (a pre-norm model ends each stack with a LayerNorm: encoder_norm, decoder_norm)" if config.get("norm_first") else ""
-        raise expect.CheckFailed(f"{call}.load_state_dict(the course's weights) raised {exc.detail}: use the "
-                                 f"attribute names of the table{final}") from None
+    reference = Transformer(TransformerConfig(**config))
+    final = " (a pre-norm model ends each stack with a LayerNorm: encoder_norm, decoder_norm)" if config.get("norm_first") else ""
+    model, call = expect.twin(submission, "build_transformer", reference, hint=f"use the attribute names of the table{final}",
+                              call="build_transformer(" + ", ".join(f"{k}={v!r}" for k, v in changes.items()) + ")",
+                              **config)
     return reference, model, call, config
 
 

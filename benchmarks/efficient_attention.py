@@ -53,9 +53,7 @@ def with_kv_heads(model: DecoderOnlyLM, num_kv_heads: int) -> DecoderOnlyLM:
 def build(config: DecoderOnlyConfig, num_kv_heads: int, seed: int) -> DecoderOnlyLM:
     torch.manual_seed(seed)
     model = with_kv_heads(DecoderOnlyLM(config), num_kv_heads)
-    # GPT-2's embedding init (std 0.02): with the tied output layer, nn.Embedding's N(0, 1) starts from
-    # logits of std sqrt(d_model) (a loss near 20 nats) and costs this short run hundreds of steps.
-    torch.nn.init.normal_(model.embed.weight, std=0.02)
+    model.reset_parameters()  # the course's initialisation, the new attention modules included
     return model
 
 

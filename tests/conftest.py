@@ -22,7 +22,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # tools/ holds scripts that tests drive too (the headless-Chromium driver, the book's PDF printer).
@@ -52,17 +51,11 @@ def built_book() -> Path:
 
 
 def config_without_solutions(folder: Path) -> Path:
-    """A copy of _config.yml in ``folder`` with ``course_solutions: false``, the default build's
-    execution cache, and the local extensions' folders made absolute (they are read relative to
-    the configuration file)."""
-    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-    config["sphinx"]["config"]["course_solutions"] = False
-    config.setdefault("execute", {})["cache"] = str(CACHE)
-    extensions = config["sphinx"].get("local_extensions") or {}
-    config["sphinx"]["local_extensions"] = {name: str((ROOT / path).resolve()) for name, path in extensions.items()}
-    path = folder / "_config_no_solutions.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return path
+    """A copy of _config.yml in ``folder`` with ``course_solutions: false`` that builds from the default
+    build's execution cache (``tools/i18n.book_config``, which the translated editions use too)."""
+    from i18n import book_config
+
+    return book_config(folder, "_config_no_solutions.yml", course_solutions=False)
 
 
 @pytest.fixture(scope="session")

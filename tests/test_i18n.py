@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from babel.messages.pofile import read_po, write_po
 
 import i18n
@@ -15,12 +16,18 @@ PAGE = "book/ch04_multihead"
 TITLE, TITLE_ZH = "Multi-head attention", "多头注意力"
 
 
+@pytest.fixture(scope="module")
+def templates(built_book, tmp_path_factory):
+    """The message templates of the current English pages, extracted once for this module."""
+    return i18n.extract(tmp_path_factory.mktemp("pot") / "pot")
+
+
 def code_blocks(html: str) -> list[str]:
     return re.findall(r'<div class="highlight"><pre>(.*?)</pre>', html, flags=re.S)
 
 
-def test_a_translated_message_reaches_its_edition_and_the_code_stays_english(built_book, tmp_path):
-    pot = i18n.extract(tmp_path / "pot")
+def test_a_translated_message_reaches_its_edition_and_the_code_stays_english(templates, tmp_path):
+    pot = templates
     with (pot / f"{PAGE}.pot").open("rb") as handle:
         template = read_po(handle)
     ids = [message.id for message in template if message.id]
@@ -44,3 +51,52 @@ def test_a_translated_message_reaches_its_edition_and_the_code_stays_english(bui
     assert 'lang="zh-CN"' in page and f"{TITLE_ZH}" in page
     english = (HTML / f"{PAGE}.html").read_text(encoding="utf-8")
     assert code_blocks(page) and code_blocks(page) == code_blocks(english), "the edition's code is the English build's"
+
+
+# --------------------------------------------------------------------------- the committed Chinese catalogues
+CATALOGUES = i18n.LOCALES / "zh_CN" / "LC_MESSAGES" / "book"
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+WORDS = re.compile(r"[A-Za-z]{3,}")
+
+
+def catalogue(path):
+    with path.open("rb") as handle:
+        return read_po(handle)
+
+
+def test_every_page_has_a_catalogue_in_step_with_its_english_text(templates):
+    """The catalogues hold exactly the messages of the current English pages (run
+    `python tools/i18n.py extract && python tools/i18n.py update` after changing a page's prose)."""
+    for template_path in sorted((templates / "book").glob("*.pot")):
+        po = CATALOGUES / (template_path.stem + ".po")
+        assert po.is_file(), f"no catalogue {po.relative_to(i18n.ROOT)}: run `python tools/i18n.py update`"
+        expected = {m.id for m in catalogue(template_path) if m.id}
+        held = {m.id for m in catalogue(po) if m.id}
+        stale = sorted(held - expected)[:3]
+        missing = sorted(expected - held)[:3]
+        assert not stale and not missing, (f"{po.name} is out of step with book/{template_path.stem}.md "
+                                           f"(missing {missing}, stale {stale}): run `python tools/i18n.py extract` "
+                                           "and `python tools/i18n.py update`")
+
+
+def test_translations_are_chinese_and_none_is_fuzzy():
+    """A translation of words has Chinese characters (a copy of the English is not a translation), and no
+    entry is left fuzzy (sphinx-intl marks an entry fuzzy when its English changed)."""
+    problems = []
+    for po in sorted(CATALOGUES.glob("*.po")):
+        for message in catalogue(po):
+            if not message.id or not message.string:
+                continue
+            where = f"{po.name}: {message.id[:50]!r}"
+            if message.fuzzy:
+                problems.append(f"{where} is fuzzy: check the translation against the new English, then unmark it")
+            if WORDS.search(re.sub(r"`[^`]*`|\$[^$]*\$|\{[a-z:]+\}", "", message.id)) and not CJK.search(message.string):
+                problems.append(f"{where}: the translation has no Chinese characters")
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_the_chinese_edition_builds_strictly_from_the_committed_catalogues(built_book, tmp_path):
+    edition = i18n.build("zh_CN", out=tmp_path / "zh")
+    pages = sorted(edition.glob("book/*.html"))
+    assert len(pages) >= 20
+    assert all('lang="zh-CN"' in page.read_text(encoding="utf-8") for page in pages)

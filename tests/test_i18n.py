@@ -43,12 +43,20 @@ def test_a_translated_message_reaches_its_edition_and_the_code_stays_english(tem
         catalogue = read_po(handle)
     assert all(not message.string for message in catalogue if message.id), "a new catalogue starts untranslated"
     catalogue[TITLE].string = TITLE_ZH
+    # a message with numbers glued from the chapter's cells keeps them (book/_ext/translated_glue.py)
+    glued = next(m.id for m in catalogue if m.id and "{glue:text}`" in m.id)
+    roles = re.findall(r"\{glue:text\}`[^`]*`", glued)
+    catalogue[glued].string = "译文：" + "，".join(roles) + "。"
     with po.open("wb") as handle:
         write_po(handle, catalogue)
 
     edition = i18n.build("zh_CN", locales, tmp_path / "zh")
     page = (edition / f"{PAGE}.html").read_text(encoding="utf-8")
     assert 'lang="zh-CN"' in page and f"{TITLE_ZH}" in page
+    sentence = re.search(r"译文：(.*?)。", page, flags=re.S)
+    assert sentence, f"the translation of {glued[:60]!r} is not on the page"
+    values = re.findall(r'<span class="pasted-text">([^<]+)</span>', sentence.group(1))
+    assert len(values) == len(roles), f"glued numbers lost in translation: {roles} -> {sentence.group(1)[:300]}"
     english = (HTML / f"{PAGE}.html").read_text(encoding="utf-8")
     assert code_blocks(page) and code_blocks(page) == code_blocks(english), "the edition's code is the English build's"
 

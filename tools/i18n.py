@@ -76,6 +76,8 @@ def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: b
     config = book_config(WORK, f"_config_{lang}.yml", language=lang, locale_dirs=[str(locales.resolve())],
                          gettext_compact=False)
     work = WORK / f"html_{lang}"
+    if work.exists():  # a fresh environment: Sphinx does not reread a page when only an extension changed
+        shutil.rmtree(work)
     jupyter_book("build", ".", *(("-W", "-n", "--keep-going") if strict else ()), "--config", str(config),
                  "--path-output", str(work))
     if out.exists():

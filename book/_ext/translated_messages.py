@@ -1,13 +1,23 @@
-"""Glued numbers inside translated messages: myst-nb's ``{glue}`` roles in a translated edition.
+"""Translated messages of MyST-NB pages: glued numbers and heading anchors survive translation.
 
 Sphinx parses each translated message as a small document of its own
-(``sphinx.transforms.i18n.publish_msgstr``). By then myst-nb has let go of the page's notebook
+(``sphinx.transforms.i18n.publish_msgstr``), which breaks two things of ours.
+
+Glued numbers. By then myst-nb has let go of the page's notebook
 renderer, from which a glue role reads its value, so a bare ``{glue:text}`key``` in a translation
 finds nothing: the strict build fails ("No key ... found in glue data") and the number is lost.
 The glue data of every page is still in Sphinx's environment, where myst-nb's own cross-page form
 ``page.md::key`` looks it up; this extension writes each bare key of a translated message in that
 form, with the message's own page, before Sphinx parses it. Translators keep the English message's
-roles as they are. Our own because neither Sphinx 7 nor myst-nb 1.4 offers it; an English build
+roles as they are.
+
+Heading anchors. MyST records a page's heading slugs (for links such as ``ch02_attention.md#masks``) in
+Sphinx's environment when it finishes parsing a document, and the small document of a translated
+heading overwrites the page's whole map with its one translated slug: every anchored link into the page
+breaks. The page's map is put back after each message; the sections keep their English ids, so links
+into a translated page still work.
+
+Our own because neither Sphinx 7, MyST-Parser 3 nor myst-nb 1.4 handles either; an English build
 translates nothing and is unchanged.
 """
 from __future__ import annotations
@@ -38,7 +48,13 @@ def setup(app):
     if not getattr(publish, "_qualifies_glue", False):
         def publish_msgstr(app, source, source_path, source_line, config, settings):
             page = os.path.basename(str(source_path).split(":", 1)[0])
-            return publish(app, qualified(source, page), source_path, source_line, config, settings)
+            metadata = app.env.metadata[app.env.docname]
+            slugs = metadata.get("myst_slugs")
+            try:
+                return publish(app, qualified(source, page), source_path, source_line, config, settings)
+            finally:
+                if slugs is not None:
+                    metadata["myst_slugs"] = slugs
 
         publish_msgstr._qualifies_glue = True
         i18n.publish_msgstr = publish_msgstr

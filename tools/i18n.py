@@ -55,6 +55,8 @@ def jupyter_book(*arguments: str) -> str:
 def extract(out: Path = WORK / "pot") -> Path:
     """One message template per page, ``out/book/<page>.pot``."""
     config = book_config(WORK, "_config_gettext.yml", gettext_compact=False)
+    if (WORK / "gettext").exists():  # a fresh environment, as in build()
+        shutil.rmtree(WORK / "gettext")
     jupyter_book("build", ".", "--builder", "custom", "--custom-builder", "gettext", "--config", str(config),
                  "--path-output", str(WORK / "gettext"))
     built = WORK / "gettext" / "_build" / "gettext"

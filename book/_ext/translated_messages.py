@@ -17,7 +17,11 @@ heading overwrites the page's whole map with its one translated slug: every anch
 breaks. The page's map is put back after each message; the sections keep their English ids, so links
 into a translated page still work.
 
-Our own because neither Sphinx 7, MyST-Parser 3 nor myst-nb 1.4 handles either; an English build
+Computed outputs. What a code cell displays (a table it computes, a printed result) is output, like
+the code itself: the same in every edition, and never a message for translators (its numbers may
+differ between two executions). Every text node inside a cell's output is marked untranslatable.
+
+Our own because neither Sphinx 7, MyST-Parser 3 nor myst-nb 1.4 handles these; an English build
 translates nothing and is unchanged.
 """
 from __future__ import annotations
@@ -25,7 +29,9 @@ from __future__ import annotations
 import os
 import re
 
+from docutils import nodes
 from sphinx.transforms import i18n
+from sphinx.transforms import SphinxTransform
 
 # {glue}`key`, {glue:text}`key:format`, ...: the role, the key, then an optional :format (not a page's ::)
 GLUE = re.compile(r"(\{glue(?::[a-z]+)?\}`)([^`:]+)((?::(?!:)[^`]*)?`)")
@@ -43,7 +49,20 @@ def qualified(source: str, page: str) -> str:
     return GLUE.sub(rewrite, source)
 
 
+class OutputsAreNotMessages(SphinxTransform):
+    """Mark the text of every code cell's output untranslatable, before Sphinx translates or extracts."""
+
+    default_priority = 19  # before sphinx.transforms.i18n.Locale (20), which translates
+
+    def apply(self, **kwargs) -> None:
+        for output in self.document.findall(nodes.container):
+            if "cell_output" in output.get("classes", ()):
+                for text in output.findall(nodes.TextElement):
+                    text["translatable"] = False
+
+
 def setup(app):
+    app.add_transform(OutputsAreNotMessages)
     publish = i18n.publish_msgstr
     if not getattr(publish, "_qualifies_glue", False):
         def publish_msgstr(app, source, source_path, source_line, config, settings):

@@ -8,8 +8,8 @@ Two measurements, each with ``num_kv_heads`` = h, h/2 and 1 at the same d_model 
   ``use_cache=True``) by an untrained model (speed does not depend on the weights), with the bytes of
   its KV caches. The three variants run in turn, ``--repeats`` times (interleaved, so that a change in
   the machine's load hits all three alike); the JSON keeps every time and the median.
-- **quality at equal compute**: the dates task as a prompt, ``<bos> source <sep> target <eos>``, the
-  loss on the target tokens only. The three models train for the same number of steps on the same
+- **quality at equal compute**: the dates task as a prompt (``attnlab.course.dates_lm``, as chapter 12's
+  race: ``<bos> source = target <eos>``), the loss on the target tokens only. The three models train for the same number of steps on the same
   batches from the same initial seed, then decode the test dates greedily: exact match and the
   target loss on the validation set.
 
@@ -29,16 +29,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from attnlab.decoder_only import DecoderOnlyConfig, DecoderOnlyLM
+from attnlab.course import dates_lm
+from attnlab.decoder_only import DecoderOnlyConfig, DecoderOnlyLM, causal_lm_loss
 from attnlab.multihead import GroupedQueryAttention
-from attnlab.tokens import BOS_ID, EOS_ID, PAD_ID
 from attnlab.train import data as D
-from attnlab.train.tokenizers import CharVocab
-
-SEP = "\t"  # never in a date: the separator between source and target
-
 
 def with_kv_heads(model: DecoderOnlyLM, num_kv_heads: int) -> DecoderOnlyLM:
     """Replace every layer's self-attention by a GroupedQueryAttention with ``num_kv_heads`` key/value
@@ -94,51 +89,14 @@ def decoding_speed(args, variants: list[int]) -> dict:
 
 
 # --------------------------------------------------------------------------- quality
-def encode_pairs(pairs, vocab: CharVocab) -> list[tuple[list[int], int]]:
-    """(tokens, index of the first target token) per pair: <bos> source <sep> target <eos>."""
-    out = []
-    for source, target in pairs:
-        prompt = vocab.encode(source + SEP, add_bos=True)
-        out.append((prompt + vocab.encode(target, add_eos=True), len(prompt)))
-    return out
-
-
-def batch_of(items) -> tuple[torch.Tensor, torch.Tensor]:
-    """tokens (B, L) padded at the end; targets (B, L): the next token where it is a target token, else PAD."""
-    tokens = D.pad_batch([t for t, _ in items])
-    targets = torch.full_like(tokens, PAD_ID)
-    for row, (t, start) in enumerate(items):
-        targets[row, start - 1:len(t) - 1] = torch.tensor(t[start:])  # position i predicts token i + 1
-    return tokens, targets
-
-
-def target_loss(model, tokens, targets) -> torch.Tensor:
-    logits = model(tokens)  # (B, L, V)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=PAD_ID)
-
-
-@torch.no_grad()
-def exact_match(model, items, vocab, answers) -> float:
-    hits = 0
-    by_length: dict[int, list[int]] = {}
-    for i, (_, start) in enumerate(items):
-        by_length.setdefault(start, []).append(i)
-    for start, rows in by_length.items():  # one batch per prompt length: no padding inside a prompt
-        prompt = torch.tensor([items[i][0][:start] for i in rows])
-        out = model.generate(prompt, 11, eos_id=EOS_ID)
-        for i, row in zip(rows, out[:, start:].tolist()):
-            hits += vocab.decode(row) == answers[i]
-    return hits / len(items)
-
-
 def quality(args, variants: list[int]) -> dict:
     splits = D.dates_splits(n_train=args.n_train, n_valid=300, n_test=args.n_test, n_heldout=0)
-    vocab = CharVocab.build([s + SEP + t for s, t in splits["train"] + splits["valid"] + splits["test"]])
-    train, valid, test = (encode_pairs(splits[k], vocab) for k in ("train", "valid", "test"))
-    max_len = max(len(t) for t, _ in train + valid + test) + 11
+    train, valid, test = splits["train"], splits["valid"], splits["test"]
+    vocab = dates_lm.prompt_vocab(train + valid + test)
+    max_len = max(len(dates_lm.encode_pair(vocab, s, t)[0]) for s, t in train + valid + test) + 11
     config = DecoderOnlyConfig(vocab_size=len(vocab), d_model=args.q_d_model, num_heads=args.heads,
                                num_layers=args.q_layers, d_ff=4 * args.q_d_model, max_len=max_len, dropout=0.0)
-    valid_tokens, valid_targets = batch_of(valid)
+    valid_tokens, valid_labels = dates_lm.lm_batch(vocab, valid)
     rows = []
     for seed in range(args.seeds):  # a seed fixes the initial weights and the order of the batches
         order = random.Random(seed)
@@ -151,8 +109,8 @@ def quality(args, variants: list[int]) -> dict:
             start, cpu_start = time.perf_counter(), time.process_time()
             model.train()
             for picked in batches:
-                tokens, targets = batch_of([train[i] for i in picked])
-                loss = target_loss(model, tokens, targets)
+                tokens, labels = dates_lm.lm_batch(vocab, [train[i] for i in picked])
+                loss = causal_lm_loss(model(tokens), labels)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -161,8 +119,8 @@ def quality(args, variants: list[int]) -> dict:
             train_s, train_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
             model.eval()
             with torch.no_grad():
-                valid_loss = target_loss(model, valid_tokens, valid_targets).item()
-            em = exact_match(model, test, vocab, [t for _, t in splits["test"]])
+                valid_loss = causal_lm_loss(model(valid_tokens), valid_labels).item()
+            em = dates_lm.exact_match(model, vocab, test)[0]
             rows.append({"num_kv_heads": kv, "seed": seed, "parameters": model.num_parameters(),
                          "train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu_s, 1),
                          "final_train_loss": round(loss.item(), 4), "valid_target_loss": round(valid_loss, 4),

@@ -1,0 +1,134 @@
+"""Messages a learner reads (self-checks, the grader's checks, the feedback page), written once in
+English and translated where they are shown.
+
+    from attnlab.course.messages import _
+    raise CheckFailed(_("{name}: expected shape {expected}, got {got}", name=name, expected=shape, got=got.shape))
+
+``_`` returns a :class:`Message`: a ``str`` whose text is the English one (so every existing use of a
+message, ``str(exc)``, ``in``, logging, keeps working) that also keeps its *template* and its
+*parameters*. The template is a constant string, so ``pybabel extract -k _`` (and
+``python tools/i18n.py messages``) finds every message without running anything; an f-string could not
+be extracted, which is why none is used for a message a learner reads.
+
+Translation happens where the reader is, never inside the grader's worker:
+
+* the grader's worker sends ``Message.to_json()`` (template and parameters, plain JSON) back; the
+  trusted side rebuilds it with :meth:`Message.from_json`, which accepts only strings, numbers and nested
+  messages, and renders it in the notebook's language with :func:`translate`;
+* a self-check in a learner's notebook renders in ``LANGUAGE``, which the Chinese release's setup cell
+  sets.
+
+The catalogues are JSON files generated from the gettext catalogues (``locales/<lang>/LC_MESSAGES/
+messages.po``) into ``attnlab/course/locale/<lang>.json``, so that the course library reads them with the
+standard library alone and ships them in its wheel. A template without a translation, or whose
+translation does not name the same fields, is shown in English.
+
+Why our own ~100 lines and not ``gettext.translation``: gettext translates a *finished* string, but the
+grader must translate a message it did not format (the worker did), from its template and parameters,
+and must not trust the parameters; and the library must not depend on compiled ``.mo`` files (which the
+repository does not keep).
+"""
+from __future__ import annotations
+
+import json
+import string
+from functools import lru_cache
+from pathlib import Path
+
+LOCALE = Path(__file__).resolve().parent / "locale"
+LANGUAGES = ("en", "zh_CN")
+LANGUAGE = "en"  # the language self-checks speak in this process; the Chinese release sets "zh_CN"
+MAX_DEPTH = 4  # nested messages (a message as a parameter of another); deeper JSON is refused
+MAX_TEXT = 4000  # characters of one parameter received from the worker
+
+
+def fields(template: str) -> set[str]:
+    """The names of ``{fields}`` in a template (format specs such as ``{got:g}`` included)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+class Message(str):
+    """English text that remembers its template and parameters (see the module's docstring)."""
+
+    template: str
+    params: dict
+
+    def __new__(cls, template: str, /, **params):
+        text = template.format(**params) if params or fields(template) else template
+        self = super().__new__(cls, text)
+        self.template = template
+        self.params = params
+        return self
+
+    def render(self, language: str | None = None) -> str:
+        """The text in ``language`` (default :data:`LANGUAGE`); English where no translation exists."""
+        language = language or LANGUAGE
+        if language == "en":
+            return str.__str__(self)
+        params = {k: v.render(language) if isinstance(v, Message) else v for k, v in self.params.items()}
+        translated = catalogue(language).get(self.template)
+        if translated and fields(translated) == fields(self.template):
+            try:
+                return translated.format(**params)
+            except (ValueError, KeyError, IndexError, TypeError):
+                pass
+        return self.template.format(**params) if params else self.template
+
+    def to_json(self) -> dict:
+        def value(v):
+            if isinstance(v, Message):
+                return v.to_json()
+            if isinstance(v, (bool, int, float)) or v is None:
+                return v
+            return str(v)
+        return {"template": self.template, "params": {k: value(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_json(cls, data, depth: int = 0) -> "Message":
+        """The message a worker sent, rebuilt on the trusted side: a template string and parameters
+        that are strings (cut to MAX_TEXT), numbers or messages; anything else raises ValueError."""
+        if depth > MAX_DEPTH or not isinstance(data, dict) or not isinstance(data.get("template"), str) \
+                or not isinstance(data.get("params", {}), dict):
+            raise ValueError("not a message")
+        params = {}
+        for key, v in data.get("params", {}).items():
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ValueError("not a message")
+            if isinstance(v, dict):
+                v = cls.from_json(v, depth + 1)
+            elif isinstance(v, str):
+                v = v[:MAX_TEXT]
+            elif not (isinstance(v, (bool, int, float)) or v is None):
+                raise ValueError("not a message")
+            params[key] = v
+        template = data["template"][:MAX_TEXT]
+        if fields(template) - set(params):
+            raise ValueError("not a message")
+        return cls(template, **params)
+
+
+def _(template: str, /, **params) -> Message:
+    """A translatable message: ``_("{name}: expected a number, got {got}", name=name, got=describe(got))``."""
+    return Message(template, **params)
+
+
+def render(text, language: str | None = None) -> str:
+    """Any text in ``language``: a Message is translated, any other string is shown as it is."""
+    return text.render(language) if isinstance(text, Message) else str(text)
+
+
+@lru_cache(maxsize=None)
+def catalogue(language: str) -> dict[str, str]:
+    """Template -> translation for ``language`` (empty for English or a language without a catalogue)."""
+    path = LOCALE / f"{language}.json"
+    if language == "en" or not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def set_language(language: str) -> None:
+    """Self-checks in this process speak ``language`` (one of LANGUAGES)."""
+    global LANGUAGE
+    if language not in LANGUAGES:
+        raise ValueError(f"language {language!r} is not one of the course's languages {LANGUAGES}")
+    LANGUAGE = language

@@ -54,7 +54,7 @@ class Message(str):
     params: dict
 
     def __new__(cls, template: str, /, **params):
-        text = template.format(**params) if params or fields(template) else template
+        text = template.format(**params)  # literal braces are doubled, as in any format string
         self = super().__new__(cls, text)
         self.template = template
         self.params = params
@@ -72,7 +72,7 @@ class Message(str):
                 return translated.format(**params)
             except (ValueError, KeyError, IndexError, TypeError):
                 pass
-        return self.template.format(**params) if params else self.template
+        return self.template.format(**params)
 
     def to_json(self) -> dict:
         def value(v):

@@ -49,7 +49,8 @@ def needs_translation(message: str) -> bool:
     """Words to translate, in a message that is not a formula and not already Chinese (appendix B's
     Chinese column: '暂退法（丢弃法，Dropout）')."""
     found = words(message)
-    return bool(found) and not is_display_math(message) and len(CJK.findall(message)) < len(found)
+    is_a_name = bool(re.fullmatch(r"[A-Z][\w.+-]*(?: [A-Z][\w.+-]*){0,2}", message.strip()))  # "Dask", "Gradescope"
+    return bool(found) and not is_a_name and not is_display_math(message) and len(CJK.findall(message)) < len(found)
 
 
 def catalogues() -> list[Path]:

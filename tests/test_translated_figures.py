@@ -1,0 +1,88 @@
+"""Translated figures (issue 20): a build in a language shows the image that the output's metadata holds
+for it, rendered at the one English execution (book/_ext/translated_messages.py); an English build shows
+the output itself. A tiny Sphinx project with myst-nb and the book's extension, in tmp_path, built from
+an executed notebook (nothing executes): the diagram's output is the one ``diagrams.show`` makes.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from myst_nb.core.render import MimeData
+from sphinx.application import Sphinx
+
+from attnlab.course import diagrams
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import translated_messages  # noqa: E402
+
+CJK = re.compile(r"[\u4e00-\u9fff]")
+CONF = """
+extensions = ["myst_nb", "translated_messages"]
+nb_execution_mode = "off"
+"""
+
+
+def notebook(shown) -> nbformat.NotebookNode:
+    """An executed notebook whose one cell displayed ``shown`` (as IPython would record it)."""
+    bundle = shown._repr_mimebundle_()
+    data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+    cell = nbformat.v4.new_code_cell("diagrams.show('masks')", execution_count=1, outputs=[
+        nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A page"), cell])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+def build(folder: Path, nb, language: str) -> str:
+    """The SVG that the built page shows (the file of its one <img>)."""
+    src, out = folder / "src", folder / f"html_{language}"
+    src.mkdir(exist_ok=True)
+    (src / "conf.py").write_text(CONF, encoding="utf-8")
+    nbformat.write(nb, src / "index.ipynb")
+    app = Sphinx(str(src), str(src), str(out), str(folder / f"doctrees_{language}"), "html",
+                 confoverrides={"language": language}, status=None, warning=None, freshenv=True)
+    app.build()
+    images = re.findall(r'<img[^>]*src="([^"]+)"', (out / "index.html").read_text(encoding="utf-8"))
+    assert len(images) == 1, images
+    return (out / images[0]).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def shown():
+    return diagrams.show("masks")
+
+
+def test_the_chinese_build_shows_the_chinese_diagram_and_english_the_english(tmp_path, shown):
+    nb = notebook(shown)
+    english = build(tmp_path, nb, "en")
+    chinese = build(tmp_path, nb, "zh_CN")
+    assert english.strip() == shown.data.strip() and not CJK.search(english)
+    assert chinese.strip() == shown.translations["zh_CN"].strip() and "填充掩码" in chinese
+    # a language without a translation shows the English output
+    assert build(tmp_path, nb, "fr").strip() == shown.data.strip()
+
+
+def test_an_output_without_translations_is_unchanged(tmp_path, shown):
+    """Without the metadata (a plot, or a cache executed before this change) every edition shows the output."""
+    plain = diagrams.SVG(shown.data)
+    assert build(tmp_path, notebook(plain), "zh_CN").strip() == shown.data.strip()
+
+
+def test_translated_picks_the_language_and_mime_type():
+    metadata = {"attnlab": {"translations": {"zh_CN": {"image/svg+xml": "<svg>中</svg>"}}}}
+    data = MimeData("image/svg+xml", "<svg>en</svg>", output_metadata=metadata)
+    assert translated_messages.translated(data, "zh_CN").content == "<svg>中</svg>"
+    for language in ("en", "fr", None):
+        assert translated_messages.translated(data, language) is data
+    png = MimeData("image/png", "iVBOR", output_metadata=metadata)
+    assert translated_messages.translated(png, "zh_CN") is png
+    assert translated_messages.METADATA_KEY == diagrams.METADATA_KEY
+    wrong = MimeData("image/svg+xml", "<svg/>", output_metadata={"attnlab": {"translations": {"zh_CN": {
+        "image/svg+xml": {"not": "a string"}}}}})
+    with pytest.raises(TypeError, match="zh_CN translation of a image/svg"):
+        translated_messages.translated(wrong, "zh_CN")

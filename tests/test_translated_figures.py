@@ -33,6 +33,8 @@ def notebook(shown) -> nbformat.NotebookNode:
     data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
     cell = nbformat.v4.new_code_cell("diagrams.show('masks')", execution_count=1, outputs=[
         nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
+    cell.metadata["mystnb"] = {"figure": {"name": "fig-masks", "caption": "The masks."},
+                               "image": {"alt": "Three grids of cells."}}  # as the chapter's cell
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A page"), cell])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
@@ -47,8 +49,9 @@ def build(folder: Path, nb, language: str) -> str:
     app = Sphinx(str(src), str(src), str(out), str(folder / f"doctrees_{language}"), "html",
                  confoverrides={"language": language}, status=None, warning=None, freshenv=True)
     app.build()
-    images = re.findall(r'<img[^>]*src="([^"]+)"', (out / "index.html").read_text(encoding="utf-8"))
-    assert len(images) == 1, images
+    html = (out / "index.html").read_text(encoding="utf-8")
+    images = re.findall(r'<figure[^>]*id="fig-masks">\s*<img alt="Three grids of cells." src="([^"]+)"', html)
+    assert len(images) == 1 and "The masks." in html, html[-3000:]
     return (out / images[0]).read_text(encoding="utf-8")
 
 

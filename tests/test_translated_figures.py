@@ -6,6 +6,7 @@ an executed notebook (nothing executes): the diagram's output is the one ``diagr
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 import sys
 from pathlib import Path
 
@@ -89,3 +90,44 @@ def test_translated_picks_the_language_and_mime_type():
         "image/svg+xml": {"not": "a string"}}}}})
     with pytest.raises(TypeError, match="zh_CN translation of a image/svg"):
         translated_messages.translated(wrong, "zh_CN")
+
+
+def diagram_language_problems(edition: Path, labels: Path) -> list[str]:
+    """Each diagram on its chapter's page of a built edition (e.g. _build/html/zh) shows exactly the
+    lines of ``labels`` (e.g. labels.zh_CN.yml). For the edition's build test (tests/test_i18n.py), once
+    the execution cache holds outputs made by this version of ``diagrams.show``."""
+    problems = []
+    for name, diagram in diagrams.DIAGRAMS.items():
+        page = edition / "book" / f"{diagram.chapter}.html"
+        if not page.is_file():
+            problems.append(f"{name}: no page {page}")
+            continue
+        images = re.findall(rf'<figure[^>]*id="{diagram.figure}">\s*<img[^>]*src="([^"]+)"',
+                            page.read_text(encoding="utf-8"))
+        if len(images) != 1:
+            problems.append(f"{name}: {len(images)} images in <figure id={diagram.figure!r}> on {page.name}")
+            continue
+        shown = ET.fromstring((page.parent / images[0]).read_text(encoding="utf-8"))
+        lines = ["".join(t.itertext()) for t in shown.iter("{http://www.w3.org/2000/svg}text")]
+        expected = [line for text in diagrams.texts(name, labels).values() for line in text.split("\n")]
+        if sorted(lines) != sorted(expected):
+            problems.append(f"{name}: the image on {page.name} is not drawn from {labels.name} "
+                            f"(e.g. {sorted(set(lines) - set(expected))[:3]})")
+    return problems
+
+
+def test_an_edition_whose_diagrams_are_english_is_named(tmp_path):
+    zh = ROOT / "book" / "diagrams" / "labels.zh_CN.yml"
+    (tmp_path / "book" / "_images").mkdir(parents=True)
+    for name, diagram in diagrams.DIAGRAMS.items():
+        english = name == "qkv"  # one page left with the English diagram
+        (tmp_path / "book" / "_images" / f"{name}.svg").write_text(
+            diagrams.render(name, None if english else zh), encoding="utf-8")
+        (tmp_path / "book" / f"{diagram.chapter}.html").write_text(
+            f'<figure class="align-default" id="{diagram.figure}">\n<img alt="x" src="_images/{name}.svg" />',
+            encoding="utf-8")
+    problems = diagram_language_problems(tmp_path, zh)
+    assert len(problems) == 1 and problems[0].startswith("qkv: the image on ch03_self_attention.html is not "
+                                                         "drawn from labels.zh_CN.yml"), problems
+    (tmp_path / "book" / "ch02_attention.html").unlink()
+    assert any(p.startswith("masks: no page") for p in diagram_language_problems(tmp_path, zh))

@@ -77,6 +77,25 @@ def test_an_output_without_translations_is_unchanged(tmp_path, shown):
     assert build(tmp_path, notebook(plain), "zh_CN").strip() == shown.data.strip()
 
 
+def test_a_plot_would_need_no_more_than_its_metadata(tmp_path):
+    """The swap is by mime type: a PNG output (what the chapters' plots are) with a Chinese PNG in its
+    metadata is shown in Chinese too; only the execution side is missing for plots (see CONTRIBUTING)."""
+    import base64
+    english, chinese = (base64.b64encode(f"PNG-{tag}".encode()).decode() for tag in ("en", "zh"))
+    plot = {"image/png": english, "text/plain": "<Figure>"}
+    nb = notebook(diagrams.SVG(""))
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data=plot, metadata={
+        "attnlab": {"translations": {"zh_CN": {"image/png": chinese}}}})]
+    src, out = tmp_path / "src", tmp_path / "html"
+    src.mkdir()
+    (src / "conf.py").write_text(CONF, encoding="utf-8")
+    nbformat.write(nb, src / "index.ipynb")
+    Sphinx(str(src), str(src), str(out), str(tmp_path / "doctrees"), "html", confoverrides={"language": "zh_CN"},
+           status=None, warning=None, freshenv=True).build()
+    image = re.search(r'<img[^>]*src="([^"]+)"', (out / "index.html").read_text(encoding="utf-8")).group(1)
+    assert (out / image).read_bytes() == b"PNG-zh"
+
+
 def test_translated_picks_the_language_and_mime_type():
     metadata = {"attnlab": {"translations": {"zh_CN": {"image/svg+xml": "<svg>中</svg>"}}}}
     data = MimeData("image/svg+xml", "<svg>en</svg>", output_metadata=metadata)

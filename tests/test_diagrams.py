@@ -3,7 +3,11 @@ label file, the same bytes on every render, labels that fit, and each diagram sh
 as a named figure with a caption and alt text. No book build: the chapters are read as text.
 
 Each check is shown to fail on something broken (a label file with a changed word, a missing or
-unused label, an overlong label, a translation that drops a placeholder, a chapter cell without alt text).
+unused label, an overlong label, a translation that drops a placeholder, a chapter cell without alt text,
+a Chinese label left in English, a missing CJK font).
+
+The Chinese labels (labels.zh_CN.yml) are measured with Noto Sans CJK SC (fonts-noto-cjk), which must be
+installed; how the zh edition shows them is tested in tests/test_translated_figures.py.
 """
 from __future__ import annotations
 
@@ -232,3 +236,82 @@ def test_a_chapter_cell_without_alt_text_or_caption_is_named(tmp_path):
     assert any("diagrams.show('qkv'): no alt text" in p for p in problems), problems
     assert any("diagrams.show('qkv'): no caption" in p for p in problems), problems
     assert any("'masks' is shown 0 times" in p for p in problems), problems
+
+
+# ----------------------------------------------------------------------------------------------
+# The Chinese labels (issue 20)
+
+ZH = BOOK / "diagrams" / "labels.zh_CN.yml"
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+# What a label may keep from English: code names, identifiers, special tokens (no words to translate)
+CODE = re.compile(r"\w*_\w*|\[[A-Z]+\]|\b(?:softmax|LayerNorm|LN|view|transpose|True|False|out)\b")
+
+
+def has_words(text: str) -> bool:
+    """An English label with a word in it (two letters or more once code names are taken out)."""
+    return re.search(r"[A-Za-z]{2,}", CODE.sub("", text)) is not None
+
+
+def untranslated(labels) -> list[str]:
+    """Labels whose English text has words but whose translation has no Chinese character."""
+    english, other = diagrams.load_labels(), diagrams.load_labels(labels)
+    return [f"{d}.{k}: {other[d][k]!r}" for d in english for k, text in english[d].items()
+            if has_words(str(text)) and not CJK.search(str(other[d][k]))]
+
+
+def test_the_chinese_labels_are_complete():
+    assert diagrams.translations() == {"zh_CN": ZH}
+    assert diagrams.translation_problems(ZH) == []
+    assert untranslated(ZH) == []
+    worded = [k for labels in diagrams.load_labels().values() for k, t in labels.items() if has_words(str(t))]
+    assert len(worded) > 100, len(worded)  # the check looks at the labels that have words
+
+
+def test_a_label_left_in_english_is_named():
+    zh = diagrams.load_labels(ZH)
+    left = {**zh, "qkv": {**zh["qkv"], "softmax_op": "softmax over keys"}}
+    assert untranslated(left) == ["qkv.softmax_op: 'softmax over keys'"]
+    assert not has_words("(B, L, {d_model})") and not has_words("w_q\nd_model → d_k") and has_words("head 0")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chinese_labels_fit_their_boxes_and_are_the_text(name):
+    assert diagrams.draw(name, ZH).problems() == [], name
+    svg = diagrams.render(name, ZH)
+    assert collections.Counter(svg_texts(svg)) == collections.Counter(expected_lines(name, ZH))
+
+
+def test_chinese_svg_names_a_cjk_font_and_english_none(svgs):
+    families = set(re.findall(r"font-family: ([^;]+)", diagrams.render("qkv", ZH)))
+    assert len(families) == 1, families
+    family = families.pop()
+    assert family.startswith("'DejaVu Sans', 'Noto Sans CJK SC'") and family.endswith("sans-serif"), family
+    assert "PingFang SC" in family and "Microsoft YaHei" in family, family  # what readers' systems have
+    assert "CJK" not in svgs["qkv"]  # the English SVG is as before
+
+
+def test_a_missing_cjk_font_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(diagrams.SCRIPT_FONTS, "zh", ("No Such Font CJK", []))
+    with pytest.raises(RuntimeError, match="fonts-noto-cjk"):
+        diagrams.render("masks", ZH)
+
+
+def test_a_label_file_name_gives_its_language(tmp_path):
+    assert diagrams.language_of(None) == "en" and diagrams.language_of(ZH) == "zh_CN"
+    assert diagrams.language_of(tmp_path / "other.yml") is None and diagrams.language_of({}) is None
+    (tmp_path / "labels.en.yml").write_text("{}", encoding="utf-8")
+    (tmp_path / "labels.fr.yml").write_text("{}", encoding="utf-8")
+    assert diagrams.translations(tmp_path) == {"fr": tmp_path / "labels.fr.yml"}
+
+
+def test_a_shown_diagram_carries_every_translation(svgs):
+    """The one execution renders each language: English as the output, the rest in its metadata."""
+    shown = diagrams.show("masks")
+    data, metadata = shown._repr_mimebundle_()
+    assert data["image/svg+xml"] == svgs["masks"] == shown._repr_svg_()
+    zh = diagrams.translated_outputs(metadata, "zh_CN")["image/svg+xml"]
+    assert zh == diagrams.render("masks", ZH) and CJK.search(zh)
+    assert diagrams.translated_outputs(metadata, "fr") == {} and diagrams.translated_outputs({}, "zh_CN") == {}
+    # a diagram shown with other labels is that one language only
+    only = diagrams.show("masks", ZH)
+    assert only._repr_mimebundle_() == {"image/svg+xml": zh, "text/plain": repr(only)}

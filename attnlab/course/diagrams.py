@@ -13,6 +13,16 @@ A chapter shows a diagram with a cell tagged ``remove-input`` whose ``mystnb`` m
 figure's name, caption and alt text (see CONTRIBUTING.md); :data:`DIAGRAMS` says which chapter uses
 which. The chapters' execution cache does not see the labels file: after editing it, rebuild with
 ``jupyter-book clean --all .`` (or delete ``_build/.jupyter_cache``).
+
+Translated editions (issue 20) execute nothing: they are built from the English execution cache. So
+:func:`show` renders, at that one execution, the English diagram as the output's ``image/svg+xml`` and
+every other ``labels.<language>.yml`` beside it, in the output's metadata
+(``metadata["attnlab"]["translations"][<language>]["image/svg+xml"]``, see :func:`translated_outputs`);
+``book/_ext/translated_messages.py`` shows the one of the build's language (Sphinx's ``language``,
+e.g. ``zh_CN``) instead of the English one, and an English build ignores the metadata. Each language
+draws its script with its own font besides DejaVu Sans (:data:`SCRIPT_FONTS`: Noto Sans CJK SC for
+Chinese, from the ``fonts-noto-cjk`` package), which must be installed where the book is executed:
+it measures the labels; the SVG names it and browsers' fonts for the script as fallbacks.
 """
 from __future__ import annotations
 
@@ -25,6 +35,7 @@ from typing import Callable
 
 import matplotlib
 import matplotlib.style
+from matplotlib import font_manager
 import torch
 import yaml
 # Figures made without pyplot: a chapter's inline backend and its open figures stay as they are
@@ -638,11 +649,49 @@ RC = {
 }
 
 
-def draw(name: str, labels: str | Path | dict | None = None) -> Canvas:
-    """Diagram ``name`` drawn on a canvas (its figure is ``.fig``); every label of it must be used once."""
+# language (its first part, "zh" for zh_CN) -> the font that measures and draws its script here, and the
+# fonts a reader's browser may have for it instead. DejaVu Sans keeps the Latin letters, digits and symbols.
+SCRIPT_FONTS = {
+    "zh": ("Noto Sans CJK SC", ["Source Han Sans SC", "PingFang SC", "Microsoft YaHei"]),
+}
+
+
+def language_of(labels: str | Path | dict | None) -> str | None:
+    """The language of a label file named ``labels.<language>.yml`` ("en" for the default); None otherwise."""
+    if labels is None:
+        return "en"
+    if isinstance(labels, (str, Path)):
+        parts = Path(labels).name.split(".")
+        if len(parts) == 3 and parts[0] == "labels" and parts[2] == "yml":
+            return parts[1]
+    return None
+
+
+def rc(language: str | None = None) -> dict:
+    """Matplotlib's settings for a diagram in ``language``: :data:`RC`, with the font of its script, if any."""
+    settings = dict(RC)
+    script = SCRIPT_FONTS.get((language or "en").split("_")[0].split("-")[0].lower())
+    if script is not None:
+        family, browsers = script
+        if not any(font.name == family for font in font_manager.fontManager.ttflist):
+            raise RuntimeError(
+                f"diagrams in {language} need the font {family!r}, which matplotlib does not know: install it "
+                f"(Debian/Ubuntu: apt-get install fonts-noto-cjk); if it is installed, matplotlib's font list "
+                f"predates it: delete {matplotlib.get_cachedir()}/fontlist-*.json")
+        # the family list makes matplotlib fall back to the script's font glyph by glyph; the browser fonts
+        # come after DejaVu Sans in the generic list, which matplotlib never reaches (DejaVu Sans is found)
+        settings["font.family"] = [RC["font.sans-serif"][0], family, "sans-serif"]
+        settings["font.sans-serif"] = [*RC["font.sans-serif"], *browsers]
+    return settings
+
+
+def draw(name: str, labels: str | Path | dict | None = None, language: str | None = None) -> Canvas:
+    """Diagram ``name`` drawn on a canvas (its figure is ``.fig``); every label of it must be used once.
+    ``language`` picks the font (:func:`rc`); by default the label file's name says it."""
     diagram = DIAGRAMS[name]
     words = texts(name, labels)
-    with matplotlib.style.context(str(STYLE)), matplotlib.rc_context(RC):
+    language = language or language_of(labels)
+    with matplotlib.style.context(str(STYLE)), matplotlib.rc_context(rc(language)):
         canvas = Canvas(*diagram.size, words)
         diagram.draw(canvas)
     unused = [key for key in words if key not in canvas.used]
@@ -651,32 +700,60 @@ def draw(name: str, labels: str | Path | dict | None = None) -> Canvas:
     return canvas
 
 
-def render(name: str, labels: str | Path | dict | None = None, format: str = "svg") -> str | bytes:  # noqa: A002
+def render(name: str, labels: str | Path | dict | None = None, format: str = "svg",  # noqa: A002
+           language: str | None = None) -> str | bytes:
     """Diagram ``name`` as SVG text (or PNG bytes with ``format="png"``)."""
-    canvas = draw(name, labels)
+    language = language or language_of(labels)
+    canvas = draw(name, labels, language)
     out = io.BytesIO()
-    with matplotlib.style.context(str(STYLE)), matplotlib.rc_context(RC):
+    with matplotlib.style.context(str(STYLE)), matplotlib.rc_context(rc(language)):
         canvas.fig.savefig(out, format=format, metadata={"Date": None} if format == "svg" else None,
                            facecolor="white")
     return out.getvalue().decode("utf-8") if format == "svg" else out.getvalue()
 
 
-class SVG:
-    """What a chapter's cell displays: Jupyter shows ``_repr_svg_``; myst-nb writes it to a file for <img>."""
+def translations(folder: Path = LABELS.parent) -> dict[str, Path]:
+    """Every translation of the label file: {language: labels.<language>.yml}, English left out."""
+    found = {language_of(path): path for path in sorted(folder.glob("labels.*.yml"))}
+    return {language: path for language, path in found.items() if language not in (None, "en")}
 
-    def __init__(self, data: str):
+
+METADATA_KEY = "attnlab"  # output metadata: {"attnlab": {"translations": {language: {mime type: data}}}}
+
+
+def translated_outputs(metadata: dict, language: str) -> dict[str, object]:
+    """What an output's metadata holds for ``language`` (Sphinx's code, e.g. zh_CN): {mime type: data}."""
+    return ((metadata or {}).get(METADATA_KEY) or {}).get("translations", {}).get(language) or {}
+
+
+class SVG:
+    """What a chapter's cell displays: Jupyter shows ``_repr_svg_``; myst-nb writes it to a file for <img>.
+    ``translations`` ({language: SVG}) go into the output's metadata, for the translated editions."""
+
+    def __init__(self, data: str, translations: dict[str, str] | None = None):
         self.data = data
+        self.translations = dict(translations or {})
 
     def _repr_svg_(self) -> str:
         return self.data
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        data = {"image/svg+xml": self.data, "text/plain": repr(self)}
+        if not self.translations:
+            return data
+        return data, {METADATA_KEY: {"translations": {lang: {"image/svg+xml": svg}
+                                                      for lang, svg in sorted(self.translations.items())}}}
 
     def __repr__(self) -> str:
         return f"<diagram, {len(self.data)} characters of SVG>"
 
 
 def show(name: str, labels: str | Path | dict | None = None) -> SVG:
-    """Diagram ``name`` for a notebook cell: ``diagrams.show("qkv")`` as the cell's last line."""
-    return SVG(render(name, labels))
+    """Diagram ``name`` for a notebook cell: ``diagrams.show("qkv")`` as the cell's last line. With the
+    default (English) labels, every translation of the label file is rendered too, for the output's
+    metadata (the translated editions show it; they execute nothing themselves)."""
+    others = {language: render(name, path) for language, path in translations().items()} if labels is None else {}
+    return SVG(render(name, labels), others)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,15 +21,24 @@ Computed outputs. What a code cell displays (a table it computes, a printed resu
 the code itself: the same in every edition, and never a message for translators (its numbers may
 differ between two executions). Every text node inside a cell's output is marked untranslatable.
 
+Translated figures. An output may carry its own translations, rendered at the one (English) execution:
+``metadata["attnlab"]["translations"][<language>][<mime type>]`` (the book's diagrams do, see
+``attnlab/course/diagrams.py``). A build in that language (Sphinx's ``language``, e.g. ``zh_CN``) writes
+and shows that image instead of the English one; its figure, caption and alt text stay where they
+are (the caption and alt text are messages of the page). myst-nb 1.4 has no hook for this but entry
+points of an installed package, so its image renderer is wrapped, as ``publish_msgstr`` is above.
+
 Our own because neither Sphinx 7, MyST-Parser 3 nor myst-nb 1.4 handles these; an English build
 translates nothing and is unchanged.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 
 from docutils import nodes
+from myst_nb.core.render import NbElementRenderer
 from sphinx.transforms import i18n
 from sphinx.transforms import SphinxTransform
 
@@ -61,8 +70,39 @@ class OutputsAreNotMessages(SphinxTransform):
                     text["translatable"] = False
 
 
+METADATA_KEY = "attnlab"  # the same key as attnlab.course.diagrams.METADATA_KEY (not imported: it imports torch)
+
+
+def translated(data, language: str | None):
+    """myst-nb's ``data`` (an output's MimeData) with the content that its output's metadata holds for
+    ``language`` and its mime type; unchanged when there is none (or no language)."""
+    metadata = (data.output_metadata or {}).get(METADATA_KEY) or {}
+    content = ((metadata.get("translations") or {}).get(language) or {}).get(data.mime_type) if language else None
+    if content is None:
+        return data
+    if not isinstance(content, type(data.content)):
+        raise TypeError(f"the {language} translation of a {data.mime_type} output is a {type(content).__name__}, "
+                        f"the output itself a {type(data.content).__name__}")
+    return dataclasses.replace(data, content=content)
+
+
+def _translate_images() -> None:
+    render_image = NbElementRenderer.render_image
+    if getattr(render_image, "_translates", False):
+        return
+
+    def render_translated_image(self, data):
+        env = self.renderer.sphinx_env
+        language = env.config.language if env is not None else None
+        return render_image(self, translated(data, language))
+
+    render_translated_image._translates = True
+    NbElementRenderer.render_image = render_translated_image
+
+
 def setup(app):
     app.add_transform(OutputsAreNotMessages)
+    _translate_images()
     publish = i18n.publish_msgstr
     if not getattr(publish, "_qualifies_glue", False):
         def publish_msgstr(app, source, source_path, source_line, config, settings):

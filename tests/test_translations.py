@@ -198,3 +198,17 @@ def test_translations_use_the_glossary_terms(path):
             exempt = tuple(m.group(1).strip().lower() for c in message.user_comments if (m := EXEMPT.search(c)))
             problems += [f"{message.id[:60]!r} {p}" for p in term_problems(message.id, message.string, exempt)]
     assert not problems, f"{path.relative_to(ROOT)}:\n" + "\n".join(problems[:15])
+
+
+def test_a_glued_word_is_shown_in_the_language_of_the_edition():
+    """book/_ext/translated_messages.py: a translation's glue key is its page's, and the page's
+    `<key>__<language>` (words computed in that language) is taken where the page glued one."""
+    import sys
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from translated_messages import qualified
+
+    message = "相差 {glue:text}`spread`，{glue:text}`verdict`，{glue:text}`loss:.3f`。"
+    keys = {"spread": 1, "verdict": "so", "verdict__zh_CN": "因此", "loss": 0.5}
+    assert qualified(message, "ch11.md", "zh_CN", keys) == (
+        "相差 {glue:text}`ch11.md::spread:s`，{glue:text}`ch11.md::verdict__zh_CN:s`，{glue:text}`ch11.md::loss:.3f`。")
+    assert "verdict__zh_CN" not in qualified(message, "ch11.md", "fr", keys)

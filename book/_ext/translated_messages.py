@@ -9,7 +9,9 @@ finds nothing: the strict build fails ("No key ... found in glue data") and the 
 The glue data of every page is still in Sphinx's environment, where myst-nb's own cross-page form
 ``page.md::key`` looks it up; this extension writes each bare key of a translated message in that
 form, with the message's own page, before Sphinx parses it. Translators keep the English message's
-roles as they are.
+roles as they are. A glued value made of words (``"more than" if noisy else "less than"``) is glued a
+second time in each language as ``<key>__<language>`` (``spread_versus_range__zh_CN``), and the
+translation then shows that one.
 
 Heading anchors. MyST records a page's heading slugs (for links such as ``ch02_attention.md#masks``) in
 Sphinx's environment when it finishes parsing a document, and the small document of a translated
@@ -39,6 +41,7 @@ import re
 
 from docutils import nodes
 from myst_nb.core.render import NbElementRenderer
+from myst_nb.ext.glue.crossref import read_glue_cache
 from sphinx.transforms import i18n
 from sphinx.transforms import SphinxTransform
 
@@ -46,13 +49,16 @@ from sphinx.transforms import SphinxTransform
 GLUE = re.compile(r"(\{glue(?::[a-z]+)?\}`)([^`:]+)((?::(?!:)[^`]*)?`)")
 
 
-def qualified(source: str, page: str) -> str:
+def qualified(source: str, page: str, language: str | None = None, keys=()) -> str:
     """``source`` with every bare glue key written as ``page::key`` (and ``{glue:text}`` given its default
-    format ``s`` explicitly: it splits its content at the last colon)."""
+    format ``s`` explicitly: it splits its content at the last colon). Where the page also glued
+    ``<key>__<language>`` (words computed in that language: ``"大于" if noisy else "小于"``), that one is used."""
     def rewrite(m: re.Match) -> str:
         role, key, rest = m.groups()
         if role == "{glue:text}`" and rest == "`":
             rest = ":s`"
+        if language and f"{key}__{language}" in keys:
+            key = f"{key}__{language}"
         return f"{role}{page}::{key}{rest}"
 
     return GLUE.sub(rewrite, source)
@@ -109,8 +115,10 @@ def setup(app):
             page = os.path.basename(str(source_path).split(":", 1)[0])
             metadata = app.env.metadata[app.env.docname]
             slugs = metadata.get("myst_slugs")
+            keys = read_glue_cache(app.env.mystnb_config.output_folder, app.env.docname)
             try:
-                return publish(app, qualified(source, page), source_path, source_line, config, settings)
+                return publish(app, qualified(source, page, app.config.language, keys), source_path, source_line,
+                               config, settings)
             finally:
                 if slugs is not None:
                     metadata["myst_slugs"] = slugs

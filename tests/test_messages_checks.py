@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECKS = sorted((ROOT / "autograder" / "checks").glob("test_ps*.py"))
 PROSE = re.compile(r"[A-Za-z]{2,}[,;:]? +[A-Za-z]{2,}")
 # answers a learner types or values compared as data, not text a learner reads
-VALUES = {"about the same", "self-attention", "not a"}
+VALUES = {"about the same", "self-attention", "one key", "permuted the same way", "changed otherwise"}
 NOT_MESSAGES = {"RuntimeError", "ValueError", "TypeError", "KeyError", "NotImplementedError", "AssertionError"}
 
 

@@ -135,7 +135,7 @@ def test_gradient_norm_values(submission):
 def _ratio_check(submission, variable, cell, forget_bias, what):
     got = submission.get(variable)
     norms = _expected(cell, question_inputs(), 64, 0, forget_bias)
-    expect.number(got, (norms[20] / norms[0]).item(), f"{variable} ({what})", atol=0, rtol=1e-3)
+    expect.number(got, (norms[20] / norms[0]).item(), _("{variable} ({what})", variable=variable, what=what), atol=0, rtol=1e-3)
 
 
 def test_rnn_ratio(submission):

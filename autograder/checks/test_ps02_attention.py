@@ -286,7 +286,7 @@ def test_score_variance(submission):
 
 
 # --------------------------------------------------------------------------- predict
-OVER_SCALED_CHOICES = (_("one key"), "uniform", "unchanged")
+OVER_SCALED_CHOICES = ("one key", "uniform", "unchanged")
 
 
 @functools.lru_cache(maxsize=None)  # a fixed seed: the same answer for every submission, sampled once per process
@@ -299,7 +299,7 @@ def over_scaled_truth(d_k: int = 1024, n_keys: int = 16, samples: int = 400) -> 
     scores = (q @ k.transpose(1, 2)).squeeze(1)  # (samples, n_keys)
     top = lambda s: torch.softmax(s, -1).max(-1).values.mean().item()  # noqa: E731
     over, scaled = top(scores / d_k), top(scores / math.sqrt(d_k))
-    distance = {_("one key"): abs(over - 1), "uniform": abs(over - 1 / n_keys), "unchanged": abs(over - scaled)}
+    distance = {"one key": abs(over - 1), "uniform": abs(over - 1 / n_keys), "unchanged": abs(over - scaled)}
     return min(distance, key=distance.get)
 
 
@@ -342,8 +342,9 @@ def test_general_attention(submission):
         mask = None
         if kind == "padding":
             mask = (torch.arange(lk)[None, :] < torch.tensor([6, 3, 1])[:, None])[:, None, :]  # (B, 1, Lk)
-        call = (f"general_attention(query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}, "
-                f"W {tuple(w.shape)}{', a padding mask (3, 1, 6)' if mask is not None else ''}), {dtype}")
+        call = _("general_attention(query {q_shape}, key {k_shape}, value {v_shape}, W {w_shape}{padding}), {dtype}",
+                 q_shape=tuple(q.shape), k_shape=tuple(k.shape), v_shape=tuple(v.shape), w_shape=tuple(w.shape),
+                 padding=_(", a padding mask (3, 1, 6)") if mask is not None else "", dtype=dtype)
         args = (q, k, v, w) if mask is None else (q, k, v, w, mask)
         got = submission.call("general_attention", *args)
         mistakes = general_mistakes(q, k, v, w, mask) + float32_mistake(ref.general_attention, *args)

@@ -338,15 +338,15 @@ def test_cross_attention(submission):
 
 
 # --------------------------------------------------------------------------- predict: the order of the tokens
-ORDER_CHOICES = ("unchanged", _("permuted the same way"), _("changed otherwise"))
+ORDER_CHOICES = ("unchanged", "permuted the same way", "changed otherwise")
 
 
 def _order_effect(out: torch.Tensor, shuffled: torch.Tensor, perm: torch.Tensor) -> str:
     if torch.allclose(shuffled, out, rtol=1e-9, atol=1e-12):
         return "unchanged"
     if shuffled.shape == out.shape and torch.allclose(shuffled, out[:, perm], rtol=1e-9, atol=1e-12):
-        return _("permuted the same way")
-    return _("changed otherwise")
+        return "permuted the same way"
+    return "changed otherwise"
 
 
 def memory_order_truth() -> str:

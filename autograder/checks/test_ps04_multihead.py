@@ -70,7 +70,7 @@ def _pair(submission, d_model, num_heads, seed, bias=True, dtype=torch.float32, 
     if dtype == torch.float64:
         mine.method("double")
     _load(mine, ref, label, _("w_q, w_k, w_v, w_o, each a weight of shape ({d_model}, {d_model}){bias}",
-                              d_model=d_model, bias=' and a bias' if bias else ' without bias'))
+                              d_model=d_model, bias=_(" and a bias") if bias else _(" without bias")))
     return ref, mine, label
 
 
@@ -137,6 +137,15 @@ MISTAKES = {
                               "merged heads without it"),
     "key_from_value": _("the keys are projected with w_k; your output matches keys projected with w_v"),
     "inverted_mask": _("mask True means 'may attend'; your output matches attention to exactly the masked keys"),
+}
+
+# the same two mistakes, said of split_heads' result (MISTAKES says them of the module's output)
+SPLIT_MISTAKES = {
+    "interleaved": _("heads are contiguous slices of d_model (head i owns features i*d_head to (i+1)*d_head - 1 "
+                     "of each projection); yours matches heads made of every num_heads-th feature"),
+    "no_transpose": _("yours matches heads cut with a view to (B, num_heads, L, d_head) straight from "
+                      "(B, L, d_model), which mixes positions: each position's features are cut into heads, "
+                      "and only then does the head axis move in front of the positions"),
 }
 
 
@@ -235,8 +244,8 @@ def test_mha_split_merge(submission):
         if not _matches(heads, ref.split_heads(x)):
             for layout in ("interleaved", "no_transpose"):
                 if _matches(heads, LAYOUTS[layout][0](x, num_heads)):
-                    raise expect.CheckFailed(_("{call} is not the reference's: {MISTAKES_layout}",
-                                               call=call, MISTAKES_layout=MISTAKES[layout].replace('your output', 'yours')))
+                    raise expect.CheckFailed(_("{call} is not the reference's: {mistake}",
+                                               call=call, mistake=SPLIT_MISTAKES[layout]))
         expect.tensor(heads, ref.split_heads(x), call)
         expect.tensor(mine.method("merge_heads", heads), x,
                       _("{label}.merge_heads(heads) with heads of shape {heads_shape} (B, h, L, d_head)",
@@ -290,7 +299,7 @@ def test_mha_dropout(submission):
     want, _unused = expect.sequence(plain(x, x, x), 2, _("MultiHeadAttention({d_model}, {num_heads}) on an input (1, 5, {d_model})",
                                                    d_model=d_model, num_heads=num_heads))
     for attempt in ("", _(" (a second call)")):
-        out, _unused = expect.sequence(mine(x, x, x), 2, call + attempt)
+        out, _unused = expect.sequence(mine(x, x, x), 2, _("{call}{attempt}", call=call, attempt=attempt))
         expect.tensor(out, want, _("the output of {call}{attempt}: eval mode turns dropout off, so it should equal the output of "
                                    "the same module built with dropout=0.0 (and be the same on every call)",
                                    call=call, attempt=attempt))
@@ -414,10 +423,10 @@ def _answers(got, name: str, keys) -> dict[str, bool]:
                                    name=name, got=expect.describe(got)))
     missing, unknown = [k for k in keys if k not in got], sorted(set(got) - set(keys))
     if missing or unknown:
-        raise expect.CheckFailed(_("{name} should have exactly the keys {keys}",
-                                   name=name, keys=', '.join(keys))
-                                 + (f"; missing: {', '.join(missing)}" if missing else "")
-                                 + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else ""))
+        raise expect.CheckFailed(_("{name} should have exactly the keys {keys}{missing}{unknown}",
+                                   name=name, keys=', '.join(keys),
+                                   missing=_("; missing: {keys}", keys=', '.join(missing)) if missing else "",
+                                   unknown=_("; unknown: {keys}", keys=', '.join(map(str, unknown))) if unknown else ""))
     wrong_type = [k for k in keys if not isinstance(got[k], bool)]
     if wrong_type:
         raise expect.CheckFailed(_("{name}[{wrong_type!r}] should be True or False, got {got_wrong_type}",
@@ -477,9 +486,9 @@ def test_packed_self_attention(submission):
         mine = submission.new("PackedSelfAttention", d_model, num_heads, bias)
         if dtype == torch.float64:
             mine.method("double")
-        _load(mine, ref, label, _("w_qkv with a weight ({d_model}, {d_model2}) and w_o with a weight ({d_model2}, "
-                                  "{d_model2}){bias}",
-                                  d_model=3 * d_model, d_model2=d_model, bias=', each with a bias' if bias else ', no biases'))
+        _load(mine, ref, label, _("w_qkv with a weight ({three_d_model}, {d_model}) and w_o with a weight ({d_model}, "
+                                  "{d_model}){bias}", three_d_model=3 * d_model, d_model=d_model,
+                                  bias=_(", each with a bias") if bias else _(", no biases")))
         x = torch.randn(2, 6, d_model, generator=gen, dtype=dtype)
         call = _("{label} applied to x {x_shape}, {dtype}, {what}",
                  label=label, x_shape=tuple(x.shape), dtype=dtype, what=what)

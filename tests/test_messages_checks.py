@@ -4,8 +4,9 @@
 in the notebook's language. An f-string, or English glued with ``+``, ``%`` or ``.format``, cannot be
 extracted: this static scan of ``autograder/checks/test_ps*.py`` names the file and line of each one.
 
-What counts as English: a string piece with two words in a row (``the weights``, ``tanh RNN``); a bare
-identifier, call or shape (``steps_to_fade(``, ``, attention=``) is code and stays as it is. Strings of
+What counts as English: a string piece with two words in a row (``the weights``, ``tanh RNN``) or one of
+a few common English words (``raised``, ``without``); a bare identifier, call or shape (``steps_to_fade(``,
+``, attention=``) is code and stays as it is. Strings of
 errors raised for the course's own mistakes (``RuntimeError``, ``ValueError``: never shown to a learner),
 docstrings and the answers a learner types (``CHOICES``-like tuples, listed in VALUES) are not messages.
 """
@@ -29,8 +30,15 @@ VALUES = {"about the same", "self-attention", "one key", "permuted the same way"
 NOT_MESSAGES = {"RuntimeError", "ValueError", "TypeError", "KeyError", "NotImplementedError", "AssertionError"}
 
 
+# one of these words alone makes a piece English ("{what} raised {error}", "{call} without a mask")
+WORDS = {"the", "a", "an", "of", "to", "in", "is", "are", "or", "and", "with", "without", "raised", "expected",
+         "got", "not", "should", "for", "on", "at", "by", "your", "yours", "must", "no", "but", "mode"}
+
+
 def is_prose(text: str) -> bool:
-    return bool(PROSE.search(text)) and text not in VALUES
+    if text in VALUES:
+        return False
+    return bool(PROSE.search(text)) or (" " in text and any(word in WORDS for word in re.findall(r"\w+", text)))
 
 
 def is_gettext(node) -> bool:

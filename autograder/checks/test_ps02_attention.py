@@ -105,7 +105,7 @@ def _check_pair(got, want_out, want_weights, call, mistakes):
 
 
 def _check_attention(submission, q, k, v, mask=None, what=""):
-    call = f"scaled_dot_product_attention({what})"
+    call = _("scaled_dot_product_attention({what})", what=what)
     args = (q, k, v) if mask is None else (q, k, v, mask)
     got = submission.call("scaled_dot_product_attention", *args)
     mistakes = attention_mistakes(q, k, v, mask) + float32_mistake(ref.scaled_dot_product_attention, *args)

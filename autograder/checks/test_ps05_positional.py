@@ -102,7 +102,7 @@ def test_pe_values(submission):
             # the most common slips, named before the numbers
             for contract, table in _table_mistakes(max_len, d_model):
                 if not _matches(want, table, atol=2e-5, rtol=1e-4) and _matches(got, table, atol=2e-5, rtol=1e-4):
-                    raise expect.CheckFailed(f"{call}: {contract}")
+                    raise expect.CheckFailed(_("{call}: {contract}", call=call, contract=contract))
             if d_model > 2 and max_len > 1 and bool(torch.allclose(got, got[:, :1].expand_as(got))):
                 raise expect.CheckFailed(_("{call}: every feature of a row holds the same number; the angle of pair i depends on i (its "
                                            "frequency is 1 / 10000^(2i / d_model)), and the sine and the cosine go to two features, 2i and "
@@ -178,7 +178,8 @@ def _rotary_mistakes(x, positions, interleaved: bool) -> list[tuple[str, torch.T
 
 
 def _check_rotary(submission, x, positions, what, name="apply_rotary"):
-    call = f"{name}(x {tuple(x.shape)} {x.dtype}, positions={positions.tolist()}){what}"
+    call = _("{name}(x {x_shape} {dtype}, positions={positions}){what}", name=name, x_shape=tuple(x.shape),
+             dtype=x.dtype, positions=positions.tolist(), what=what)
     got = submission.call(name, x, positions)
     want = ref.apply_rotary(x, positions) if name == "apply_rotary" else ref.apply_rotary_half(x, positions)
     if not _matches(got, want):
@@ -209,7 +210,7 @@ def test_rotary_relative(submission):
     shifts = torch.tensor([0, 7, 1, 93, 5, 0])
     rq = submission.call("apply_rotary", q.expand(6, d).clone(), m + shifts)
     rk = submission.call("apply_rotary", k.expand(6, d).clone(), n + shifts)
-    for name, value in (("apply_rotary(q, positions) for 6 positions", rq), ("apply_rotary(k, positions) for 6 positions", rk)):
+    for name, value in ((_("apply_rotary(q, positions) for 6 positions"), rq), (_("apply_rotary(k, positions) for 6 positions"), rk)):
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (6, d) or value.dtype != torch.float64:
             raise expect.CheckFailed(_("{name} with a float64 (6, {d}) input: expected a float64 tensor of shape (6, {d}), got {value}",
                                        name=name, d=d, value=expect.describe(value)))
@@ -306,10 +307,10 @@ def test_positions_unchanged(submission):
                                    got=expect.describe(got)))
     missing, unknown = [k for k in CHANGES if k not in got], sorted(map(str, set(got) - set(CHANGES)))
     if missing or unknown:
-        raise expect.CheckFailed(_("unchanged should have exactly the keys {CHANGES}",
-                                   CHANGES=', '.join(CHANGES))
-                                 + (f"; missing: {', '.join(missing)}" if missing else "")
-                                 + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+        raise expect.CheckFailed(_("unchanged should have exactly the keys {keys}{missing}{unknown}",
+                                   keys=', '.join(CHANGES),
+                                   missing=_("; missing: {keys}", keys=', '.join(missing)) if missing else "",
+                                   unknown=_("; unknown: {keys}", keys=', '.join(unknown)) if unknown else ""))
     for key in CHANGES:
         if not isinstance(got[key], bool):
             raise expect.CheckFailed(_("unchanged[{key!r}] should be True or False, got {got_key}",

@@ -159,7 +159,7 @@ def _decoder_mistakes(r, x, memory, self_mask, memory_mask) -> dict:
 def _deterministic(first, second, name: str) -> None:
     """Two calls of a module in eval mode on the same input must agree (dropout is off)."""
     if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and not expect.close(first, second):
-        raise expect.CheckFailed(f"{name}: {DROPOUT_IN_EVAL}")
+        raise expect.CheckFailed(_("{name}: {contract}", name=name, contract=DROPOUT_IN_EVAL))
 
 
 # --------------------------------------------------------------------------- 1-3: the modules
@@ -183,7 +183,7 @@ def _check_encoder(submission, norm_first, seed):
         layer, call = _twin(submission, "EncoderLayer", reference, D_MODEL, HEADS, D_FF, dropout, norm_first=norm_first)
         x = torch.randn(3, 6, D_MODEL, generator=gen, dtype=torch.float64)
         got = layer(x)
-        _deterministic(got, layer(x), f"{call} without a mask")
+        _deterministic(got, layer(x), _("{call} without a mask", call=call))
         expect.tensor_or_contract(got, reference(x), _("{call} in eval mode, without a mask", call=call), _encoder_mistakes(reference, x, None))
         mask = _lengths([6, 4, 1], 6)[:, None, None, :]  # (B, 1, 1, S)
         expect.tensor_or_contract(layer(x, mask), reference(x, mask), _("{call} with a padding mask of shape (3, 1, 1, 6)",
@@ -376,7 +376,7 @@ def test_parallel_encoder_layer(submission):
         layer, call = _twin(submission, "ParallelEncoderLayer", reference, D_MODEL, HEADS, D_FF, dropout)
         x = torch.randn(3, 6, D_MODEL, generator=gen, dtype=torch.float64)
         got = layer(x)
-        _deterministic(got, layer(x), f"{call} without a mask")
+        _deterministic(got, layer(x), _("{call} without a mask", call=call))
         expect.tensor_or_contract(got, reference(x), _("{call} in eval mode, without a mask", call=call), _parallel_mistakes(reference, x, None))
         mask = _lengths([6, 2, 5], 6)[:, None, None, :]  # (B, 1, 1, S)
         expect.tensor_or_contract(layer(x, mask), reference(x, mask), _("{call} with a padding mask of shape (3, 1, 1, 6)",

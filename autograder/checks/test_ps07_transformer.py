@@ -137,7 +137,8 @@ def _run(what: str, model, method: str, *args):
     try:
         return model(*args) if method == "__call__" else model.method(method, *args)
     except StudentError as exc:  # the learner's code raised or died: say so under this call's name
-        raise expect.CheckFailed(f"{what} raised {exc.detail}" if exc.kind == RAISED else f"{what}: {exc}") from None
+        raise expect.CheckFailed(_("{what} raised {detail}", what=what, detail=exc.detail) if exc.kind == RAISED
+                                 else _("{what}: {error}", what=what, error=str(exc))) from None
 
 
 def _decode_with(r, tgt, memory, src, self_mask, memory_mask):
@@ -206,7 +207,7 @@ def _check_logits(submission, seed, **changes):
             _transformer_mistakes(reference, src, tgt))
     with torch.no_grad():
         memory = reference.encode(src)
-    expect.tensor(_run(f"{call}.encode(src)", model, "encode", src), memory, _("{call}.encode(src) (the memory)",
+    expect.tensor(_run(_("{call}.encode(src)", call=call), model, "encode", src), memory, _("{call}.encode(src) (the memory)",
                                                                                call=call))
     got = _run(_("{call}.decode(tgt, memory, src)", call=call), model, "decode", tgt, memory, src)
     expect.tensor(got, want, _("{call}.decode(tgt, memory, src)", call=call))
@@ -370,7 +371,8 @@ def test_what_changes(submission):
         if key not in got:
             raise expect.CheckFailed(_("what_changes has no key {key!r}", key=key))
         if got[key] not in CHOICES:
-            raise expect.CheckFailed(f"what_changes[{key!r}]: expected \"changed\" or \"unchanged\", got {got[key]!r}")
+            raise expect.CheckFailed(_('what_changes[{key!r}]: expected "changed" or "unchanged", got {got_key!r}',
+                                       key=key, got_key=got[key]))
     truth = what_changes_truth()
     wrong = sum(got[key] != truth[key] for key in WHAT_CHANGES_KEYS)
     if wrong:  # how many, not which: each answer is one of two

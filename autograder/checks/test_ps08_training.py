@@ -149,7 +149,7 @@ def _name_the_contract(check, got, wrong_conventions: dict[str, torch.Tensor], *
     except expect.CheckFailed as exc:
         for contract, candidate in wrong_conventions.items():
             if _close(got, candidate, **tolerance):
-                raise expect.CheckFailed(f"{exc}. {contract}") from None
+                raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
         raise
 
 
@@ -235,7 +235,7 @@ def test_smoothed_loss_floor(submission):
         except expect.CheckFailed as exc:
             for contract, value in _floor_conventions(V, eps).items():
                 if abs(got - value) <= 1e-9 + 1e-6 * abs(value) and abs(value - want) > 1e-6:
-                    raise expect.CheckFailed(f"{exc}. {contract}") from None
+                    raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
             raise
 
 
@@ -278,7 +278,7 @@ def test_peak_learning_rate(submission):
             }
             for contract, value in conventions.items():
                 if abs(got - value) <= 1e-6 * abs(value) and abs(value - want) > 1e-6 * want:
-                    raise expect.CheckFailed(f"{exc}. {contract}") from None
+                    raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
             raise
 
 

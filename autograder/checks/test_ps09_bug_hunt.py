@@ -247,7 +247,7 @@ def _matches(got, candidate: torch.Tensor) -> bool:
 
 
 def _check_attention(submission, q, k, v, mask, what):
-    call = f"scaled_dot_product_attention({what})"
+    call = _("scaled_dot_product_attention({what})", what=what)
     out, weights = expect.sequence(submission.call("scaled_dot_product_attention", q, k, v, mask), 2, call)
     want_out, want_weights = ref_attention.scaled_dot_product_attention(q, k, v, mask)
     if isinstance(weights, torch.Tensor) and weights.shape == want_weights.shape and weights.isnan().any():
@@ -348,7 +348,7 @@ def _check_multihead(submission, d_model, num_heads, seed, dtype, query, key, va
     except expect.CheckFailed as exc:
         for contract, candidate in _multihead_conventions(ref, query, key, value, mask).items():
             if _matches(out, candidate.to(dtype)):
-                raise expect.CheckFailed(f"{exc}. {contract}") from None
+                raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
         raise
     expect.tensor(weights, want_weights, _("the per-head weights returned by {call} (B, num_heads, Lq, Lk)",
                                            call=call))

@@ -219,7 +219,8 @@ def test_sample_replay(submission):
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
         in_sorted_order = torch.gather(order, -1, (torch.cumsum(sorted_probs, -1) <= noise[:, None]).sum(-1, keepdim=True)
                                        .clamp(max=probs.size(-1) - 1))[:, 0]
-        expect.tensor_or_contract(got, want, f"sample_next(logits (64, 9) float64, noise (64,), {_describe(options)})", {
+        expect.tensor_or_contract(got, want, _("sample_next(logits (64, 9) float64, noise (64,), {options})",
+                                                options=_describe(options)), {
             _("the noise picks the first token, in INDEX order, whose cumulative probability exceeds it; yours "
               "matches the cumulative probabilities taken in order of decreasing probability"): lambda: in_sorted_order,
             _("the token is drawn from the noise given as an argument (so that a draw can be replayed); yours "
@@ -265,10 +266,12 @@ def _generation_cases(seed0: int):
 
 def _call(submission, seed, prompt, new, noise, options, use_cache):
     got = submission.call("generate_tiny", seed, prompt, new, noise, use_cache=use_cache, **options)
-    name = (f"generate(TinyLM(seed={seed}), prompt {tuple(prompt.shape)}, max_new_tokens={new}, "
-            f"{'noise ' + str(tuple(noise.shape)) + ', ' + _describe(options) if noise is not None else 'greedy'}, "
-            f"use_cache={use_cache})")
-    tokens, fed = expect.sequence(got, 2, f"generate_tiny(...) for {name}")
+    sampling = _("noise {shape}, {options}", shape=tuple(noise.shape), options=_describe(options)) \
+        if noise is not None else _("greedy")
+    name = _("generate(TinyLM(seed={seed}), prompt {prompt_shape}, max_new_tokens={new}, {sampling}, "
+             "use_cache={use_cache})", seed=seed, prompt_shape=tuple(prompt.shape), new=new, sampling=sampling,
+             use_cache=use_cache)
+    tokens, fed = expect.sequence(got, 2, _("generate_tiny(...) for {name}", name=name))
     return tokens, fed, name
 
 

@@ -124,8 +124,9 @@ def _sdpa(q, k, v, mask=None):
 
 def _compare_tiled(submission, q, k, v, mask, block_q, block_k, what):
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    call = (f"tiled_attention(query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}{what}, "
-            f"block_q={block_q}, block_k={block_k}), {q.dtype}")
+    call = _("tiled_attention(query {q_shape}, key {k_shape}, value {v_shape}{what}, block_q={block_q}, "
+             "block_k={block_k}), {dtype}", q_shape=tuple(q.shape), k_shape=tuple(k.shape), v_shape=tuple(v.shape),
+             what=what, block_q=block_q, block_k=block_k, dtype=q.dtype)
     got = submission.call("tiled_attention", *args, block_q=block_q, block_k=block_k)
     expect.tensor(got, _sdpa(q, k, v, mask), _("the output of {call}", call=call))
 
@@ -146,7 +147,7 @@ def test_tiled_masks(submission):
     for mask, what in ((causal, _("a causal mask (Lq, Lk)")), (padding, _("a padding mask (B, 1, 1, Lk)")),
                        (causal & padding, _("causal and padding masks"))):
         for block_q, block_k in ((3, 5), (4, 4), (5, 3)):
-            _compare_tiled(submission, q, k, v, mask, block_q, block_k, f", {what}")
+            _compare_tiled(submission, q, k, v, mask, block_q, block_k, _(", {what}", what=what))
     empty = causal.clone()
     empty[3] = False  # query 3 may attend to nothing
     empty[9, :8] = False  # query 9 only to keys of the last block
@@ -265,7 +266,8 @@ def test_gqa_cache(submission):
             keys, values = expect.sequence(cache.method("update", nothing, nothing), 2, "KVCache.update")
         except StudentError:
             raise expect.CheckFailed(wrong_heads) from None
-        expect.true(tuple(keys.shape) == (1, num_kv_heads, 5, 4), f"{wrong_heads}; got {tuple(keys.shape)}")
+        expect.true(tuple(keys.shape) == (1, num_kv_heads, 5, 4), _("{wrong_heads}; got {keys_shape}",
+                                                                    wrong_heads=wrong_heads, keys_shape=tuple(keys.shape)))
         with torch.no_grad():
             want = ref(x, x, x, torch.ones(5, 5, dtype=torch.bool).tril())[0]
         for t, step in enumerate(steps):

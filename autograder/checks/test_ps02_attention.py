@@ -188,7 +188,7 @@ def test_attention_fully_masked(submission):
                       name=name, call=call))
     expect.true(bool((weights[0, 1] == 0).all()) and bool((out[0, 1] == 0).all()),
                 _("{call}: the query that may attend to nothing should get all-zero weights and a zero output, "
-                  "got weights {x_weights}", call=call, x_weights=[round(x, 4) for x in weights[0, 1].tolist()]))
+                  "got weights {weights}", call=call, weights=[round(x, 4) for x in weights[0, 1].tolist()]))
     expect.true(bool((weights[~mask] == 0).all()), _("{call}: masked keys should get weight 0", call=call))
     allowed = mask.any(-1)
     sums = weights.sum(-1)[allowed]

@@ -429,8 +429,8 @@ def _answers(got, name: str, keys) -> dict[str, bool]:
                                    unknown=_("; unknown: {keys}", keys=', '.join(map(str, unknown))) if unknown else ""))
     wrong_type = [k for k in keys if not isinstance(got[k], bool)]
     if wrong_type:
-        raise expect.CheckFailed(_("{name}[{wrong_type!r}] should be True or False, got {got_wrong_type}",
-                                   name=name, wrong_type=wrong_type[0], got_wrong_type=expect.describe(got[wrong_type[0]])))
+        raise expect.CheckFailed(_("{name}[{wrong_type!r}] should be True or False, got {value}",
+                                   name=name, wrong_type=wrong_type[0], value=expect.describe(got[wrong_type[0]])))
     return {k: got[k] for k in keys}
 
 

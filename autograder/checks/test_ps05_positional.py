@@ -161,8 +161,8 @@ def _rotary_mistakes(x, positions, interleaved: bool) -> list[tuple[str, torch.T
     own, other = ("interleaved", "halves") if interleaved else ("halves", "interleaved")
     pairs = {"interleaved": "(2i, 2i+1)", "halves": "(i, i + d/2)"}
     found = [
-        (_("pairs are {pairs_own}, not {pairs_other}: your output matches the other pairing of the features",
-           pairs_own=pairs[own], pairs_other=pairs[other]),
+        (_("pairs are {own}, not {other}: your output matches the other pairing of the features",
+           own=pairs[own], other=pairs[other]),
          _rotate(x, positions, other)),
         (_("the rotation turns each pair by +m * omega_i, counterclockwise: (x cos - y sin, x sin + y cos); your output "
            "matches the angle -m * omega_i"), _rotate(x, positions, own, sign=-1.0)),

@@ -275,12 +275,12 @@ def changed_positions_truth(seed: int = 606) -> dict[str, list[int]]:
 def test_changed_positions(submission):
     got = submission.get("changed_positions")
     if not isinstance(got, dict):
-        raise expect.CheckFailed(_("changed_positions: expected a dict with the keys {CHANGED_POSITIONS_KEYS}, got {got}",
-                                   CHANGED_POSITIONS_KEYS=', '.join(CHANGED_POSITIONS_KEYS), got=expect.describe(got)))
+        raise expect.CheckFailed(_("changed_positions: expected a dict with the keys {keys}, got {got}",
+                                   keys=', '.join(CHANGED_POSITIONS_KEYS), got=expect.describe(got)))
     missing = [key for key in CHANGED_POSITIONS_KEYS if key not in got]
     if missing:
-        raise expect.CheckFailed(_("changed_positions has no key {k_missing}",
-                                   k_missing=', '.join(repr(k) for k in missing)))
+        raise expect.CheckFailed(_("changed_positions has no key {keys}",
+                                   keys=', '.join(repr(k) for k in missing)))
     truth = changed_positions_truth()
     wrong = []
     for key in CHANGED_POSITIONS_KEYS:
@@ -291,9 +291,9 @@ def test_changed_positions(submission):
         if sorted(set(value)) != truth[key]:
             wrong.append(repr(key))
     if wrong:
-        raise expect.CheckFailed(_("changed_positions[{wrong}]: not the expected set of positions ({wrong2} of "
-                                   "{CHANGED_POSITIONS_KEYS} answers)",
-                                   wrong='], ['.join(wrong), wrong2=len(wrong), CHANGED_POSITIONS_KEYS=len(CHANGED_POSITIONS_KEYS)))
+        raise expect.CheckFailed(_("changed_positions[{wrong}]: not the expected set of positions ({count} of "
+                                   "{total} answers)",
+                                   wrong='], ['.join(wrong), count=len(wrong), total=len(CHANGED_POSITIONS_KEYS)))
 
 
 # --------------------------------------------------------------------------- 5: derive

@@ -300,9 +300,9 @@ def test_greedy_decode(submission):
         src = _tokens(gen, [5] * batch, 5, 8)
         want = greedy_decode_toy(seed, src, BOS_ID, EOS_ID, max_len)
         got = submission.call("greedy_decode_toy", seed, src, BOS_ID, EOS_ID, max_len)
-        name = (_("greedy_decode(ToyModel(seed={seed}), src of shape {src_shape}, bos_id={BOS_ID}, "
-                  "eos_id={EOS_ID}, max_len={max_len})",
-                  seed=seed, src_shape=tuple(src.shape), BOS_ID=BOS_ID, EOS_ID=EOS_ID, max_len=max_len))
+        name = (_("greedy_decode(ToyModel(seed={seed}), src of shape {src_shape}, bos_id={bos_id}, "
+                  "eos_id={eos_id}, max_len={max_len})",
+                  seed=seed, src_shape=tuple(src.shape), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len))
         if isinstance(got, torch.Tensor) and got.dim() == 2 and got.size(1) > max_len:
             raise expect.CheckFailed(_("{name}: {got_size} tokens per row, more than max_len={max_len}",
                                        name=name, got_size=got.size(1), max_len=max_len))
@@ -365,8 +365,8 @@ def what_changes_truth(seed: int = 708) -> dict[str, str]:
 def test_what_changes(submission):
     got = submission.get("what_changes")
     if not isinstance(got, dict):
-        raise expect.CheckFailed(_("what_changes: expected a dict with the keys {WHAT_CHANGES_KEYS}, got {got}",
-                                   WHAT_CHANGES_KEYS=', '.join(WHAT_CHANGES_KEYS), got=expect.describe(got)))
+        raise expect.CheckFailed(_("what_changes: expected a dict with the keys {keys}, got {got}",
+                                   keys=', '.join(WHAT_CHANGES_KEYS), got=expect.describe(got)))
     for key in WHAT_CHANGES_KEYS:
         if key not in got:
             raise expect.CheckFailed(_("what_changes has no key {key!r}", key=key))
@@ -377,8 +377,8 @@ def test_what_changes(submission):
     wrong = sum(got[key] != truth[key] for key in WHAT_CHANGES_KEYS)
     if wrong:  # how many, not which: each answer is one of two
         verb = _("is not the expected one") if wrong == 1 else _("are not the expected ones")
-        raise expect.CheckFailed(_("what_changes: {wrong} of the {WHAT_CHANGES_KEYS} answers {verb}",
-                                   wrong=wrong, WHAT_CHANGES_KEYS=len(WHAT_CHANGES_KEYS), verb=verb))
+        raise expect.CheckFailed(_("what_changes: {wrong} of the {total} answers {verb}",
+                                   wrong=wrong, total=len(WHAT_CHANGES_KEYS), verb=verb))
 
 
 # --------------------------------------------------------------------------- 5: derive

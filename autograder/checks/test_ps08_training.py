@@ -188,8 +188,8 @@ def test_label_smoothing(submission):
         target[-1, 1:] = PAD_ID
         got = submission.call("label_smoothed_cross_entropy", logits, target, PAD_ID, smoothing)
         want = label_smoothed_cross_entropy(logits, target, PAD_ID, smoothing)
-        label = _("label_smoothed_cross_entropy(logits {B_T} {dtype}, target with padding, pad_id=0, "
-                  "smoothing={smoothing})", B_T=(B, T, V), dtype=dtype, smoothing=smoothing)
+        label = _("label_smoothed_cross_entropy(logits {shape} {dtype}, target with padding, pad_id=0, "
+                  "smoothing={smoothing})", shape=(B, T, V), dtype=dtype, smoothing=smoothing)
         _name_the_contract(lambda: expect.tensor(got, want, label), got,
                            _smoothing_conventions(logits, target, PAD_ID, smoothing), atol=1e-5, rtol=1e-4)
     logits = torch.randn(2, 3, 6, generator=gen, dtype=torch.float64)

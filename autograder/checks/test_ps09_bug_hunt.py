@@ -208,8 +208,8 @@ def _letters(submission, name: str) -> set[str]:
                                    name=name, got=expect.describe(got)))
     letters = {c for c in got.lower() if c.isalnum()}
     if not letters or not letters <= set(LETTERS):
-        raise expect.CheckFailed(_('{name}: expected letters among {LETTERS} (such as "ad"), got {got!r}',
-                                   name=name, LETTERS=', '.join(LETTERS), got=got))
+        raise expect.CheckFailed(_('{name}: expected letters among {letters} (such as "ad"), got {got!r}',
+                                   name=name, letters=', '.join(LETTERS), got=got))
     return letters
 
 

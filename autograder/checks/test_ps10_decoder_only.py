@@ -131,8 +131,8 @@ def test_causal_lm_loss(submission):
              (_logits(gen, 1, 4, 6), torch.tensor([[5, 3, 4, 5]]), 5)]  # another pad id; some targets are padding
     for logits, tokens, pad_id in cases:
         got = submission.call("causal_lm_loss", logits, tokens, pad_id)
-        name = (_("causal_lm_loss(logits {logits_shape} float64, tokens {tokens_tolist}, pad_id={pad_id})",
-                  logits_shape=tuple(logits.shape), tokens_tolist=tokens.tolist(), pad_id=pad_id))
+        name = (_("causal_lm_loss(logits {logits_shape} float64, tokens {tokens}, pad_id={pad_id})",
+                  logits_shape=tuple(logits.shape), tokens=tokens.tolist(), pad_id=pad_id))
         expect.tensor_or_contract(got, causal_lm_loss(logits, tokens, pad_id), name, _loss_mistakes(logits, tokens, pad_id))
 
 
@@ -235,8 +235,8 @@ def test_sample_frequencies(submission):
     for options in SAMPLING_CASES:
         noise = torch.rand(n, generator=gen, dtype=torch.float64)
         got = submission.call("sample_next", logits.expand(n, -1).clone(), noise, **options)
-        name = _("sample_next on {n} rows of the same logits (7 tokens), {_describe_options}",
-                 n=n, _describe_options=_describe(options))
+        name = _("sample_next on {n} rows of the same logits (7 tokens), {options}",
+                 n=n, options=_describe(options))
         expect.true(isinstance(got, torch.Tensor) and got.shape == (n,) and not got.is_floating_point()
                     and bool(((got >= 0) & (got < 7)).all()),
                     _("{name}: expected {n} token ids (an integer tensor of shape ({n},) with values 0 to 6), got "
@@ -313,5 +313,5 @@ def test_generate_cached(submission):
                                            "tokens)", name=name))
         expect.true(isinstance(fed, int) and P + new - 1 <= fed <= P + new,
                     _("{name}: TinyLM processed {fed} positions per row; with the cache, the prompt is fed once and "
-                      "then each new token alone: {P_new} positions ({P_new2} if you also feed the last token), not "
-                      "the whole sequence at every step", name=name, fed=fed, P_new=P + new - 1, P_new2=P + new))
+                      "then each new token alone: {fed_once} positions ({fed_last} if you also feed the last token), not "
+                      "the whole sequence at every step", name=name, fed=fed, fed_once=P + new - 1, fed_last=P + new))

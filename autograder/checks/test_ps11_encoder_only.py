@@ -49,8 +49,8 @@ def _masked(submission, tokens, noise, vocab, call):
     got = submission.call("mlm_mask", tokens, noise, MASK, vocab, list(SPECIALS), FIRST)
     inputs, labels = expect.sequence(got, 2, call)
     for name, value in (("inputs", inputs), ("labels", labels)):
-        expect.true(isinstance(value, torch.Tensor), _("{call}: {name} should be a tensor, got {type_value}",
-                                                       call=call, name=name, type_value=type(value).__name__))
+        expect.true(isinstance(value, torch.Tensor), _("{call}: {name} should be a tensor, got {type}",
+                                                       call=call, name=name, type=type(value).__name__))
         expect.true(tuple(value.shape) == tuple(tokens.shape),
                     _("{call}: {name} should have the shape of tokens, {tokens_shape}, got {value_shape}",
                       call=call, name=name, tokens_shape=tuple(tokens.shape), value_shape=tuple(value.shape)))
@@ -64,29 +64,29 @@ def test_mlm_mask_positions(submission):
     vocab = 40
     tokens = _padded([40, 30, 11, 3, 21], 40, vocab, 1101)
     noise = torch.rand(*tokens.shape, 3, generator=_gen(1102))
-    call = _("mlm_mask(tokens {tokens_shape} with [CLS] and padding, noise, mask_id={MASK}, "
-             "vocab_size={vocab}, special_ids={SPECIALS}, first_ordinary={FIRST})",
-             tokens_shape=tuple(tokens.shape), MASK=MASK, vocab=vocab, SPECIALS=SPECIALS, FIRST=FIRST)
+    call = _("mlm_mask(tokens {tokens_shape} with [CLS] and padding, noise, mask_id={mask_id}, "
+             "vocab_size={vocab}, special_ids={special_ids}, first_ordinary={first_ordinary})",
+             tokens_shape=tuple(tokens.shape), mask_id=MASK, vocab=vocab, special_ids=SPECIALS, first_ordinary=FIRST)
     inputs, labels = _masked(submission, tokens, noise, vocab, call)
     want_inputs, want_labels = mlm_mask(tokens, noise, MASK, vocab, SPECIALS, FIRST)
     chosen, maskable = labels != IGNORE, tokens >= FIRST
     expect.true(not (chosen & (tokens == PAD)).any(),
-                _("{call}: a padding position was chosen (its label is not {IGNORE}); padding is never chosen",
-                  call=call, IGNORE=IGNORE))
+                _("{call}: a padding position was chosen (its label is not {ignore}); padding is never chosen",
+                  call=call, ignore=IGNORE))
     expect.true(not (chosen & ~maskable).any(),
                 _("{call}: a special token ([CLS]) was chosen; only the tokens not in special_ids are maskable",
                   call=call))
     counts, want_counts = chosen.sum(1).tolist(), (want_labels != IGNORE).sum(1).tolist()
     expect.true(counts == want_counts,
                 _("{call}: each sequence chooses exactly round(0.15 x its number of maskable tokens) positions "
-                  "(Python's round: 1.5 -> 2); the maskable counts are {maskable_tolist}, you chose {counts} "
-                  "positions", call=call, maskable_tolist=maskable.sum(1).tolist(), counts=counts))
+                  "(Python's round: 1.5 -> 2); the maskable counts are {maskable}, you chose {counts} "
+                  "positions", call=call, maskable=maskable.sum(1).tolist(), counts=counts))
     expect.true(torch.equal(chosen, want_labels != IGNORE),
                 _("{call}: the chosen positions are, in each sequence, the maskable ones with the smallest "
-                  "noise[..., 0]; yours differ in {chosen_want_labels} positions",
-                  call=call, chosen_want_labels=int((chosen != (want_labels != IGNORE)).sum())))
-    expect.tensor(labels, want_labels, _("the labels of {call} (the original token where chosen, {IGNORE} elsewhere)",
-                                         call=call, IGNORE=IGNORE))
+                  "noise[..., 0]; yours differ in {differ} positions",
+                  call=call, differ=int((chosen != (want_labels != IGNORE)).sum())))
+    expect.tensor(labels, want_labels, _("the labels of {call} (the original token where chosen, {ignore} elsewhere)",
+                                         call=call, ignore=IGNORE))
     expect.tensor(torch.where(chosen, tokens, inputs), tokens,
                   _("the inputs of {call} at the positions not chosen (they stay as they are)", call=call))
 
@@ -95,9 +95,9 @@ def test_mlm_mask_replacements(submission):
     vocab = 30
     tokens = torch.randint(FIRST, vocab, (50, 40), generator=_gen(1111))  # no padding, no special token
     noise = torch.rand(*tokens.shape, 3, generator=_gen(1112), dtype=torch.float64)
-    call = _("mlm_mask(tokens {tokens_shape} without special tokens, noise, mask_id={MASK}, "
-             "vocab_size={vocab}, special_ids={SPECIALS}, first_ordinary={FIRST})",
-             tokens_shape=tuple(tokens.shape), MASK=MASK, vocab=vocab, SPECIALS=SPECIALS, FIRST=FIRST)
+    call = _("mlm_mask(tokens {tokens_shape} without special tokens, noise, mask_id={mask_id}, "
+             "vocab_size={vocab}, special_ids={special_ids}, first_ordinary={first_ordinary})",
+             tokens_shape=tuple(tokens.shape), mask_id=MASK, vocab=vocab, special_ids=SPECIALS, first_ordinary=FIRST)
     inputs, labels = _masked(submission, tokens, noise, vocab, call)
     want_inputs, want_labels = mlm_mask(tokens, noise, MASK, vocab, SPECIALS, FIRST)
     expect.tensor(labels, want_labels, _("the labels of {call}", call=call))
@@ -124,16 +124,16 @@ def test_mlm_loss(submission):
         labels = torch.full((B, L), IGNORE)
         flat = torch.randperm(B * L, generator=gen)[:n_chosen]
         labels.view(-1)[flat] = torch.randint(0, V, (n_chosen,), generator=gen)
-        call = _("mlm_loss(logits {logits_shape} float64, labels with {n_chosen} positions not {IGNORE})",
-                 logits_shape=tuple(logits.shape), n_chosen=n_chosen, IGNORE=IGNORE)
+        call = _("mlm_loss(logits {logits_shape} float64, labels with {n_chosen} positions not {ignore})",
+                 logits_shape=tuple(logits.shape), n_chosen=n_chosen, ignore=IGNORE)
         got = submission.call("mlm_loss", logits, labels)
         expect.true(isinstance(got, torch.Tensor) and got.dim() == 0,
                     _("{call} should return a scalar tensor (0 dimensions), got {got_shape}",
                       call=call, got_shape=tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__))
         per_position = F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=IGNORE, reduction="none")
         expect.tensor_or_mistake(got, mlm_loss(logits, labels), _("the value of {call}", call=call), [
-            (per_position.sum() / (B * L), _("the loss is the mean over the chosen positions only (labels not {IGNORE}); yours matches their "
-                                             "sum divided by all B x L positions", IGNORE=IGNORE)),
+            (per_position.sum() / (B * L), _("the loss is the mean over the chosen positions only (labels not {ignore}); yours matches their "
+                                             "sum divided by all B x L positions", ignore=IGNORE)),
             (per_position.sum(), _("the loss is the mean over the chosen positions; yours matches their sum")),
         ])
 

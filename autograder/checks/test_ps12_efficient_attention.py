@@ -77,9 +77,9 @@ def _fold(submission, scores, values, block, mask=None, what=""):
         cut = slice(start, start + block)
         tile = None if mask is None else mask[..., cut]
         args = (*mine, scores[..., cut], values[..., cut, :]) + (() if tile is None else (tile,))
-        call = (_("online_softmax_update on the block of keys {start}..{start_block} of scores {scores_shape}, "
+        call = (_("online_softmax_update on the block of keys {start}..{end} of scores {scores_shape}, "
                   "{scores_dtype}{what}",
-                  start=start, start_block=min(start + block, scores.size(-1)) - 1, scores_shape=tuple(scores.shape), scores_dtype=scores.dtype, what=what))
+                  start=start, end=min(start + block, scores.size(-1)) - 1, scores_shape=tuple(scores.shape), scores_dtype=scores.dtype, what=what))
         got = expect.sequence(submission.call("online_softmax_update", *args), 3, call)
         wrong = _unrescaled_sum(*mine, scores[..., cut], values[..., cut, :], tile)
         ref = online_softmax_update(*ref, scores[..., cut], values[..., cut, :], tile)
@@ -174,8 +174,8 @@ def _gqa_pair(submission, d_model, num_heads, num_kv_heads, seed, bias=True, rot
         mine.method("load_state_dict", dict(ref.state_dict()))
     except AssertionError as exc:
         raise expect.CheckFailed(_("{label}: the reference weights (w_q and w_o ({d_model}, {d_model}), w_k and w_v "
-                                   "({num_kv_heads_d_model}, {d_model})) could not be loaded into your module: {exc}",
-                                   label=label, d_model=d_model, num_kv_heads_d_model=num_kv_heads * d_model // num_heads, exc=exc)) from None
+                                   "({kv_size}, {d_model})) could not be loaded into your module: {exc}",
+                                   label=label, d_model=d_model, kv_size=num_kv_heads * d_model // num_heads, exc=exc)) from None
     return ref, mine, label
 
 

@@ -104,7 +104,8 @@ class Scan(ast.NodeVisitor):
     def visit_BinOp(self, node):
         if isinstance(node.op, (ast.Add, ast.Mod)):
             for side in (node.left, node.right):
-                if isinstance(side, ast.Constant) and isinstance(side.value, str) and is_prose(side.value):
+                if isinstance(side, ast.Constant) and isinstance(side.value, str) and is_prose(side.value) \
+                        or is_gettext(side):
                     self.flag(node, "English glued with + or %: write one _(template, name=value)")
         self.generic_visit(node)
 
@@ -113,10 +114,34 @@ class Scan(ast.NodeVisitor):
             self.flag(node, f"English not wrapped in _(): {node.value[:50]!r}")
 
 
-def scan(path: Path) -> Scan:
+def scan(path: Path | str) -> Scan:
+    """The problems and templates of a check module (a path, or its source text)."""
+    source = path.read_text(encoding="utf-8") if isinstance(path, Path) else path
     result = Scan()
-    result.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+    result.visit(ast.parse(source, filename=str(path)[:80]))
     return result
+
+
+def test_the_scan_finds_each_kind_of_message_that_cannot_be_extracted():
+    source = '''
+def test_x(submission):
+    """A docstring is not a message."""
+    raise expect.CheckFailed(f"{call}: expected a tensor, got {got}")      # 3: an f-string
+    expect.true(ok, "the weights must sum to 1")                           # 4: a plain string
+    expect.true(ok, "{} is wrong".format(name))                            # 5: .format
+    expect.true(ok, name + " is not the expected value")                   # 6: glued with +
+    expect.true(ok, name + _(" is not the expected value"))                # 7: a message glued with +
+    MISTAKES = {"interleaved": "heads are contiguous slices"}              # 8: a table entry
+    expect.true(ok, _(f"{name} is wrong"))                                 # 9: a template that is not constant
+    raise RuntimeError(f"the reference does not fall to {factor}")         # the course's own error: fine
+    expect.true(ok, _("{name}: {got:g} is not the expected value", name=name, got=got))  # fine
+    CHOICES = ("about the same", "grow")                                   # answers, not messages: fine
+    expect.number(got, want, f"steps_to_fade({rho}, {factor})")            # code: fine
+'''
+    lines = sorted({line - 1 for line, _ in scan(source).problems})
+    assert lines == [3, 4, 5, 6, 7, 8, 9], scan(source).problems
+    _, template, names = next(t for t in scan(source).templates if t[1].startswith("{name}:"))
+    assert fields(template) == names == {"name", "got"}
 
 
 @pytest.mark.parametrize("path", CHECKS, ids=lambda p: p.stem)
@@ -152,3 +177,28 @@ def test_every_template_formats_with_the_parameters_it_is_given(path):
     with path.open("rb") as handle:
         extracted = [m for _, f, m, _ in extract_python(handle, ["_"], [], {}) if f == "_"]
     assert sorted(m if isinstance(m, str) else m[0] for m in extracted) == sorted(t for _, t, _ in found)
+
+
+@pytest.mark.parametrize("path", CHECKS, ids=lambda p: p.stem)
+def test_the_tables_of_mistakes_hold_messages(path):
+    """A module's tables (MISTAKES, contracts, hints: upper-case names) hold Messages, whose template and
+    parameters reach the feedback page, not plain English."""
+    import importlib
+
+    from attnlab.course.messages import Message
+
+    module = importlib.import_module(f"autograder.checks.{path.stem}")
+
+    def texts(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in (*value.keys(), *value.values()):
+                yield from texts(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                yield from texts(item)
+
+    plain = [f"{name}: {text[:50]!r}" for name, value in vars(module).items() if name.isupper()
+             for text in texts(value) if is_prose(text) and not isinstance(text, Message)]
+    assert not plain, f"{path.stem}: English outside _(): " + "; ".join(plain)

@@ -303,7 +303,7 @@ def test_generate_cached(submission):
                     logits = model(out[:, -1:], cache)[:, -1]  # always at position 0
                 return out
 
-            expect.tensor_or_contract(tokens, want, name + _(" should give the tokens of use_cache=False"), {
+            expect.tensor_or_contract(tokens, want, _("{name} should give the tokens of use_cache=False", name=name), {
                 _("each new token is fed at its own position, start = the number of tokens before it (P + t); yours "
                   "matches new tokens fed at position 0"): forgetting_positions,
             })

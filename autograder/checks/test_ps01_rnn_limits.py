@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn as nn
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab import gradient_norm_by_distance
 from attnlab.rnn import state_gradient_norms
@@ -89,32 +90,34 @@ def _gradient_mistakes(cell, inputs, hidden_size, seed):
     def grads(step):
         rnn = make_rnn(cell, inputs.size(-1), hidden_size, seed)
         x = inputs.detach().clone().requires_grad_(True)
-        out, _ = rnn(x)  # (B, T, H)
+        out, _unused = rnn(x)  # (B, T, H)
         out[:, step].sum().backward()
         return x.grad, out.size(-1)  # (B, T, input_size)
 
     last, hidden = grads(-1)
-    first, _ = grads(0)
+    first, _unused = grads(0)
     right = last.norm(dim=-1).mean(0).flip(0)
     return [
-        (last.norm(dim=-1).mean(0), "entry d is the distance back from the LAST step (entry 0 = the last input): "
-                                    "yours looks indexed by time step, not by distance"),
-        (last.norm(dim=-1).sum(0).flip(0), "the norms are averaged over the batch, not summed"),
-        (last.mean(0).norm(dim=-1).flip(0), "average the B norms (one per sequence), not the norm of the averaged gradient"),
-        (last.pow(2).sum(-1).mean(0).flip(0), "the Euclidean norm of each gradient, not its square"),
-        (right / hidden, "the loss is the SUM of the last step's outputs, not their mean"),
-        (first.norm(dim=-1).mean(0).flip(0), "the loss is on the LAST step's outputs, not the first step's"),
+        (last.norm(dim=-1).mean(0), _("entry d is the distance back from the LAST step (entry 0 = the last input): "
+                                      "yours looks indexed by time step, not by distance")),
+        (last.norm(dim=-1).sum(0).flip(0), _("the norms are averaged over the batch, not summed")),
+        (last.mean(0).norm(dim=-1).flip(0), _("average the B norms (one per sequence), not the norm of the averaged gradient")),
+        (last.pow(2).sum(-1).mean(0).flip(0), _("the Euclidean norm of each gradient, not its square")),
+        (right / hidden, _("the loss is the SUM of the last step's outputs, not their mean")),
+        (first.norm(dim=-1).mean(0).flip(0), _("the loss is on the LAST step's outputs, not the first step's")),
     ]
 
 
 def test_gradient_norm_shape(submission):
     x = torch.randn(2, 7, 3, generator=_gen(101), dtype=torch.float64)
-    call = "gradient_norm_by_distance(rnn, inputs) with a tanh RNN and inputs of shape (2, 7, 3) (B, T, input_size)"
+    call = _("gradient_norm_by_distance(rnn, inputs) with a tanh RNN and inputs of shape (2, 7, 3) (B, T, input_size)")
     got = submission.call("measure", "rnn", x, 5, 0)
     if not isinstance(got, torch.Tensor):
-        raise expect.CheckFailed(f"{call}: expected a tensor, got {expect.describe(got)}")
-    expect.true(tuple(got.shape) == (7,), f"{call}: expected shape (7,) (one norm per distance), got {tuple(got.shape)}")
-    expect.true(got.dtype == torch.float64, f"{call}: expected dtype torch.float64 (the dtype of the inputs), got {got.dtype}")
+        raise expect.CheckFailed(_("{call}: expected a tensor, got {got}", call=call, got=expect.describe(got)))
+    expect.true(tuple(got.shape) == (7,), _("{call}: expected shape (7,) (one norm per distance), got {got_shape}",
+                                            call=call, got_shape=tuple(got.shape)))
+    expect.true(got.dtype == torch.float64, _("{call}: expected dtype torch.float64 (the dtype of the inputs), got {got_dtype}",
+                                              call=call, got_dtype=got.dtype))
 
 
 def test_gradient_norm_values(submission):
@@ -124,23 +127,24 @@ def test_gradient_norm_values(submission):
         x = torch.randn(batch, length, features, generator=gen, dtype=torch.float64)
         got = submission.call("measure", cell, x, hidden, seed)
         layer = {"rnn": "nn.RNN (tanh)", "lstm": "nn.LSTM", "gru": "nn.GRU"}[cell]
-        name = f"gradient_norm_by_distance(rnn, inputs) with rnn = {layer} of hidden size {hidden}, inputs of shape {tuple(x.shape)}"
+        name = _("gradient_norm_by_distance(rnn, inputs) with rnn = {layer} of hidden size {hidden}, inputs of "
+                 "shape {x_shape}", layer=layer, hidden=hidden, x_shape=tuple(x.shape))
         expect.tensor_or_mistake(got, _expected(cell, x, hidden, seed), name, _gradient_mistakes(cell, x, hidden, seed))
 
 
 def _ratio_check(submission, variable, cell, forget_bias, what):
     got = submission.get(variable)
     norms = _expected(cell, question_inputs(), 64, 0, forget_bias)
-    expect.number(got, (norms[20] / norms[0]).item(), f"{variable} ({what})", atol=0, rtol=1e-3)
+    expect.number(got, (norms[20] / norms[0]).item(), _("{variable} ({what})", variable=variable, what=what), atol=0, rtol=1e-3)
 
 
 def test_rnn_ratio(submission):
-    _ratio_check(submission, "rnn_ratio_20", "rnn", None, "the tanh RNN's gradient norm at distance 20 over distance 0")
+    _ratio_check(submission, "rnn_ratio_20", "rnn", None, _("the tanh RNN's gradient norm at distance 20 over distance 0"))
 
 
 def test_lstm_open_gate_ratio(submission):
     _ratio_check(submission, "lstm_open_gate_ratio_20", "lstm", 3.0,
-                 "the gradient norm at distance 20 over distance 0 for the LSTM with forget-gate bias 3")
+                 _("the gradient norm at distance 20 over distance 0 for the LSTM with forget-gate bias 3"))
 
 
 # --------------------------------------------------------------------------- derive: steps_to_fade
@@ -179,9 +183,9 @@ def test_steps_to_fade(submission):
             exact = math.log(factor) / math.log(rho)
             if got in (math.floor(exact), round(exact)):
                 raise expect.CheckFailed(
-                    f"{name}: {got:g} is not the expected value; check how you turn the real solution d of "
-                    "rho**d = factor into a whole number of steps: the answer is the FIRST distance at which the "
-                    "ratio has fallen to factor or below")
+                    _("{name}: {got:g} is not the expected value; check how you turn the real solution d of rho**d = "
+                      "factor into a whole number of steps: the answer is the FIRST distance at which the ratio has "
+                      "fallen to factor or below", name=name, got=got))
         expect.number(got, want, name, atol=0, rtol=0)
 
 
@@ -202,9 +206,9 @@ def large_inputs_truth() -> str:
 def test_large_inputs_effect(submission):
     answer = expect.choice(submission.get("large_inputs_effect"), "large_inputs_effect", CHOICES)
     expect.true(answer == large_inputs_truth(),
-                f"large_inputs_effect: {answer!r} is not the expected answer. Think about every factor of the "
-                "Jacobian product for inputs this large, or measure it: build the layer as described and run your "
-                "gradient_norm_by_distance on 10 * inputs")
+                _("large_inputs_effect: {answer!r} is not the expected answer. Think about every factor of the "
+                  "Jacobian product for inputs this large, or measure it: build the layer as described and run "
+                  "your gradient_norm_by_distance on 10 * inputs", answer=answer))
 
 
 # --------------------------------------------------------------------------- variant: state_gradient_norms
@@ -222,12 +226,12 @@ def _state_mistakes(w_hh, states):
 
     right = by_hand()
     return [
-        (by_hand(transpose=True), "the chain rule multiplies by the TRANSPOSE of W_hh: dL/dh_(t-1) = W_hh^T (...), "
-                                  "which is (grad * (1 - h_t**2)) @ W_hh for a row of grad, not @ W_hh.T"),
-        (by_hand(derivative_at=-1), "the tanh derivative 1 - h**2 belongs to the state the step produces (h_t), "
-                                    "not the one it reads (h_(t-1))"),
-        (by_hand(derivative=False), "each step multiplies by the tanh's derivative diag(1 - h_t**2) as well as by W_hh"),
-        (right.flip(0), "entry d is the distance back from the LAST state (entry 0 = the last state)"),
+        (by_hand(transpose=True), _("the chain rule multiplies by the TRANSPOSE of W_hh: dL/dh_(t-1) = W_hh^T (...), "
+                                    "which is (grad * (1 - h_t**2)) @ W_hh for a row of grad, not @ W_hh.T")),
+        (by_hand(derivative_at=-1), _("the tanh derivative 1 - h**2 belongs to the state the step produces (h_t), "
+                                      "not the one it reads (h_(t-1))")),
+        (by_hand(derivative=False), _("each step multiplies by the tanh's derivative diag(1 - h_t**2) as well as by W_hh")),
+        (right.flip(0), _("entry d is the distance back from the LAST state (entry 0 = the last state)")),
     ]
 
 
@@ -235,7 +239,7 @@ def _tanh_states(batch, length, features, hidden, seed, gen):
     rnn = make_rnn("rnn", features, hidden, seed)
     x = torch.randn(batch, length, features, generator=gen, dtype=torch.float64)
     with torch.no_grad():
-        states, _ = rnn(x)  # (B, T, H)
+        states, _unused = rnn(x)  # (B, T, H)
     return rnn.weight_hh_l0.detach().clone(), states
 
 
@@ -244,8 +248,8 @@ def test_state_gradient_norms(submission):
     for batch, length, features, hidden, seed in ((2, 6, 3, 4, 1), (3, 10, 2, 8, 2), (1, 4, 5, 3, 3)):
         w_hh, states = _tanh_states(batch, length, features, hidden, seed, gen)
         got = submission.call("state_gradient_norms", w_hh, states)
-        name = (f"state_gradient_norms(w_hh of shape {tuple(w_hh.shape)}, states of shape {tuple(states.shape)}) "
-                "of a tanh RNN")
+        name = (_("state_gradient_norms(w_hh of shape {w_hh_shape}, states of shape {states_shape}) of a tanh RNN",
+                  w_hh_shape=tuple(w_hh.shape), states_shape=tuple(states.shape)))
         expect.tensor_or_mistake(got, state_gradient_norms(w_hh, states), name, _state_mistakes(w_hh, states))
 
 

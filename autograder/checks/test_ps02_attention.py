@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab import attention as ref
 
@@ -70,16 +71,16 @@ def attention_mistakes(q, k, v, mask=None):
     raw = q @ k.transpose(-2, -1)
     mistakes = [
         (*attention_from_scores(raw / math.sqrt(d_k), v, mask, dim=-2),
-         "the softmax runs over the keys (the last axis), so that each query's weights sum to 1; "
-         "yours looks normalised over the queries (dim=-2)"),
-        (*attention_from_scores(raw / d_k, v, mask), "the scores are divided by sqrt(d_k), not by d_k"),
-        (*attention_from_scores(raw, v, mask), "the scores are divided by sqrt(d_k); yours look unscaled"),
+         _("the softmax runs over the keys (the last axis), so that each query's weights sum to 1; "
+           "yours looks normalised over the queries (dim=-2)")),
+        (*attention_from_scores(raw / d_k, v, mask), _("the scores are divided by sqrt(d_k), not by d_k")),
+        (*attention_from_scores(raw, v, mask), _("the scores are divided by sqrt(d_k); yours look unscaled")),
         (*attention_from_scores(raw / math.sqrt(d_v), v, mask),
-         "d_k is the size of the query and key vectors (query.size(-1)), not of the values"),
+         _("d_k is the size of the query and key vectors (query.size(-1)), not of the values")),
     ]
     if mask is not None:
         mistakes.append((*attention_from_scores(raw / math.sqrt(d_k), v, ~mask),
-                         "the mask is True where a query MAY attend; yours looks inverted"))
+                         _("the mask is True where a query MAY attend; yours looks inverted")))
     return mistakes
 
 
@@ -89,22 +90,22 @@ def float32_mistake(function, *tensors):
         return []
     out, weights = function(*(t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in tensors))
     return [(out.double(), weights.double(),
-             "computed in float32 and cast back: compute in the dtype of the inputs (float64 here), "
-             "the grader compares float64 results to rtol=1e-7")]
+             _("computed in float32 and cast back: compute in the dtype of the inputs (float64 here), "
+               "the grader compares float64 results to rtol=1e-7"))]
 
 
 def _check_pair(got, want_out, want_weights, call, mistakes):
     out, weights = expect.sequence(got, 2, call)
-    swapped = [(want_out, "the function returns the pair (output, weights), in this order")]
+    swapped = [(want_out, _("the function returns the pair (output, weights), in this order"))]
     tolerance = lambda m: (FLOAT32_TOLERANCE,) if "float32" in m[2] else ()  # noqa: E731
-    expect.tensor_or_mistake(weights, want_weights, f"the weights returned by {call}",
+    expect.tensor_or_mistake(weights, want_weights, _("the weights returned by {call}", call=call),
                              swapped + [(m[1], m[2], *tolerance(m)) for m in mistakes])
-    expect.tensor_or_mistake(out, want_out, f"the output returned by {call}",
+    expect.tensor_or_mistake(out, want_out, _("the output returned by {call}", call=call),
                              [(m[0], m[2], *tolerance(m)) for m in mistakes])
 
 
 def _check_attention(submission, q, k, v, mask=None, what=""):
-    call = f"scaled_dot_product_attention({what})"
+    call = _("scaled_dot_product_attention({what})", what=what)
     args = (q, k, v) if mask is None else (q, k, v, mask)
     got = submission.call("scaled_dot_product_attention", *args)
     mistakes = attention_mistakes(q, k, v, mask) + float32_mistake(ref.scaled_dot_product_attention, *args)
@@ -119,15 +120,16 @@ def test_masked_softmax(submission):
         mask = torch.rand(*shape, generator=gen) > 0.3
         mask[..., 0] = True  # every row keeps a key; fully masked rows are test_attention_fully_masked
         got = submission.call("masked_softmax", scores, mask)
-        _, over_rows = attention_from_scores(scores, torch.eye(shape[-1], dtype=dtype), mask, dim=-2)
-        expect.tensor_or_mistake(got, ref.masked_softmax(scores, mask), f"masked_softmax(scores of shape {shape}, mask)", [
-            (over_rows, "the softmax runs over the last axis (the keys): each row sums to 1; yours looks normalised over dim=-2"),
-            (ref.masked_softmax(scores, ~mask), "the mask is True where a key MAY be used; yours looks inverted"),
-            (torch.softmax(scores, -1), "masked keys must get weight 0; yours look ignored"),
+        _unused, over_rows = attention_from_scores(scores, torch.eye(shape[-1], dtype=dtype), mask, dim=-2)
+        expect.tensor_or_mistake(got, ref.masked_softmax(scores, mask), _("masked_softmax(scores of shape {shape}, mask)",
+                                                                          shape=shape), [
+            (over_rows, _("the softmax runs over the last axis (the keys): each row sums to 1; yours looks normalised over dim=-2")),
+            (ref.masked_softmax(scores, ~mask), _("the mask is True where a key MAY be used; yours looks inverted")),
+            (torch.softmax(scores, -1), _("masked keys must get weight 0; yours look ignored")),
         ])
     scores = torch.randn(2, 3, 4, generator=gen)
     got = submission.call("masked_softmax", scores, None)
-    expect.tensor(got, ref.masked_softmax(scores, None), "masked_softmax(scores, None)")
+    expect.tensor(got, ref.masked_softmax(scores, None), _("masked_softmax(scores, None)"))
 
 
 def test_attention_shapes(submission):
@@ -137,8 +139,10 @@ def test_attention_shapes(submission):
     out, weights = expect.sequence(got, 2, call)
     for value, shape, name in ((out, (2, 3, 6), "output"), (weights, (2, 3, 5), "weights")):
         if not isinstance(value, torch.Tensor):
-            raise expect.CheckFailed(f"the {name} of {call}: expected a tensor, got {expect.describe(value)}")
-        expect.true(tuple(value.shape) == shape, f"the {name} of {call}: expected shape {shape}, got {tuple(value.shape)}")
+            raise expect.CheckFailed(_("the {name} of {call}: expected a tensor, got {value}",
+                                       name=name, call=call, value=expect.describe(value)))
+        expect.true(tuple(value.shape) == shape, _("the {name} of {call}: expected shape {shape}, got {value_shape}",
+                                                   name=name, call=call, shape=shape, value_shape=tuple(value.shape)))
 
 
 def test_attention_values(submission):
@@ -156,11 +160,11 @@ def test_attention_mask(submission):
     q, k, v = _qkv(gen, (3,), 4, 6, 8, 5)
     lengths = torch.tensor([6, 4, 2])
     padding = (torch.arange(6)[None, :] < lengths[:, None])[:, None, :]
-    _check_attention(submission, q, k, v, padding, what="a padding mask of shape (3, 1, 6)")
+    _check_attention(submission, q, k, v, padding, what=_("a padding mask of shape (3, 1, 6)"))
     # causal mask (L, L), float64, with heads
     q, k, v = _qkv(gen, (2, 2), 5, 5, 4, 4, torch.float64)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    _check_attention(submission, q, k, v, causal, what="a causal mask of shape (5, 5)")
+    _check_attention(submission, q, k, v, causal, what=_("a causal mask of shape (5, 5)"))
 
 
 def test_attention_fully_masked(submission):
@@ -171,21 +175,25 @@ def test_attention_fully_masked(submission):
     mask = torch.ones(2, 3, 4, dtype=torch.bool)
     mask[0, 1] = False  # query 1 of item 0 may attend to nothing
     mask[1, :, 2:] = False
-    call = "scaled_dot_product_attention(..., mask) with a query that may attend to nothing"
+    call = _("scaled_dot_product_attention(..., mask) with a query that may attend to nothing")
     out, weights = expect.sequence(submission.call("scaled_dot_product_attention", q, k, v, mask), 2, call)
     for value, shape, name in ((out, (2, 3, 2), "output"), (weights, (2, 3, 4), "weights")):
         if not isinstance(value, torch.Tensor):
-            raise expect.CheckFailed(f"the {name} of {call}: expected a tensor, got {expect.describe(value)}")
-        expect.true(tuple(value.shape) == shape, f"the {name} of {call}: expected shape {shape}, got {tuple(value.shape)}")
+            raise expect.CheckFailed(_("the {name} of {call}: expected a tensor, got {value}",
+                                       name=name, call=call, value=expect.describe(value)))
+        expect.true(tuple(value.shape) == shape, _("the {name} of {call}: expected shape {shape}, got {value_shape}",
+                                                   name=name, call=call, shape=shape, value_shape=tuple(value.shape)))
         expect.true(bool(torch.isfinite(value).all()),
-                    f"the {name} of {call} contains NaN or infinity; a query with no allowed key should get zeros")
+                    _("the {name} of {call} contains NaN or infinity; a query with no allowed key should get zeros",
+                      name=name, call=call))
     expect.true(bool((weights[0, 1] == 0).all()) and bool((out[0, 1] == 0).all()),
-                f"{call}: the query that may attend to nothing should get all-zero weights and a zero output, "
-                f"got weights {[round(x, 4) for x in weights[0, 1].tolist()]}")
-    expect.true(bool((weights[~mask] == 0).all()), f"{call}: masked keys should get weight 0")
+                _("{call}: the query that may attend to nothing should get all-zero weights and a zero output, "
+                  "got weights {weights}", call=call, weights=[round(x, 4) for x in weights[0, 1].tolist()]))
+    expect.true(bool((weights[~mask] == 0).all()), _("{call}: masked keys should get weight 0", call=call))
     allowed = mask.any(-1)
     sums = weights.sum(-1)[allowed]
-    expect.tensor(sums, torch.ones_like(sums), f"the sums of the weights of the queries that may attend (over the keys) in {call}")
+    expect.tensor(sums, torch.ones_like(sums), _("the sums of the weights of the queries that may attend (over the keys) in {call}",
+                                                 call=call))
 
 
 def test_attention_dropout(submission):
@@ -207,35 +215,39 @@ def test_attention_dropout(submission):
         out, weights = expect.sequence(submission.call("scaled_dot_product_attention", q, k, value, dropout_p=dropout_p), 2, call)
         for tensor, shape, name in ((out, (2, lq, lk + 1), "output"), (weights, (2, lq, lk), "weights")):
             if not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != shape or not bool(torch.isfinite(tensor).all()):
-                raise expect.CheckFailed(f"the {name} of {call}: expected finite values of shape {shape}, got {expect.describe(tensor)}")
+                raise expect.CheckFailed(_("the {name} of {call}: expected finite values of shape {shape}, got {tensor}",
+                                           name=name, call=call, shape=shape, tensor=expect.describe(tensor)))
         return call, out, weights
 
     call, out0, weights0 = run(0.0)
     own = out0[..., :lk]  # the weights that met the values
-    expect.true(close(own, weights0), f"{call}: with dropout_p=0 nothing is dropped: the output must be weights @ value")
+    expect.true(close(own, weights0), _("{call}: with dropout_p=0 nothing is dropped: the output must be weights @ value",
+                                        call=call))
     call, out, weights = run(p)
     dropped = out[..., :lk]
     # The weights returned: the softmax weights, or those after dropout (as nn.MultiheadAttention returns them).
     expect.true(close(weights, weights0) or close(weights, dropped),
-                f"the weights returned by {call}: expected the softmax weights (the same as with dropout_p=0), or the "
-                "weights after dropout; got neither")
+                _("the weights returned by {call}: expected the softmax weights (the same as with dropout_p=0), "
+                  "or the weights after dropout; got neither", call=call))
     expect.true(close(out[..., lk], dropped.sum(-1)),
-                f"{call}: dropout zeroes attention WEIGHTS before they meet the values; yours looks applied to the output")
+                _("{call}: dropout zeroes attention WEIGHTS before they meet the values; yours looks applied to "
+                  "the output", call=call))
     kept = dropped != 0
     if not (~kept).any():
-        expect.true(close(dropped, own), f"{call}: no weight is 0 but the weights changed: dropout zeroes weights after the "
-                                         "softmax, not the scores before it")
-        raise expect.CheckFailed(f"{call}: dropout_p={p} dropped nothing: with dropout_p > 0, zero each weight with "
-                                 "probability dropout_p (F.dropout) before multiplying with the values")
+        expect.true(close(dropped, own), _("{call}: no weight is 0 but the weights changed: dropout zeroes weights after the softmax, not "
+                                           "the scores before it", call=call))
+        raise expect.CheckFailed(_("{call}: dropout_p={p} dropped nothing: with dropout_p > 0, zero each weight with probability "
+                                   "dropout_p (F.dropout) before multiplying with the values", call=call, p=p))
     expect.true(not close(dropped[kept], own[kept]),
-                f"{call}: the weights that dropout keeps are divided by 1 - dropout_p (as F.dropout does), so that "
-                "their expected value does not change; yours are not rescaled")
+                _("{call}: the weights that dropout keeps are divided by 1 - dropout_p (as F.dropout does), so "
+                  "that their expected value does not change; yours are not rescaled", call=call))
     expect.true(close(dropped[kept], own[kept] / (1 - p)),
-                f"{call}: each weight should be either 0 or its softmax value divided by 1 - dropout_p; yours are neither "
-                "(dropout belongs after the softmax, on the weights, not on the scores)")
+                _("{call}: each weight should be either 0 or its softmax value divided by 1 - dropout_p; yours "
+                  "are neither (dropout belongs after the softmax, on the weights, not on the scores)",
+                  call=call))
     fraction = 1 - kept.double().mean().item()
-    expect.true(0.3 < fraction < 0.7, f"{call}: dropped a fraction {fraction:.2f} of the weights; dropout_p={p} drops each "
-                                      "with probability 0.5")
+    expect.true(0.3 < fraction < 0.7, _("{call}: dropped a fraction {fraction:.2f} of the weights; dropout_p={p} drops each with "
+                                        "probability 0.5", call=call, fraction=fraction, p=p))
 
 
 # --------------------------------------------------------------------------- derive
@@ -244,11 +256,11 @@ def test_score_std(submission):
     exact = math.sqrt(64)  # q . k sums d_k = 64 products of independent N(0, 1) variables: variance 64
     if isinstance(got, (int, float)) and not isinstance(got, bool):
         if abs(got - 64) < 1e-6:
-            raise expect.CheckFailed("score_std_unscaled: that is the variance of q . k; the question asks for its "
-                                     "standard deviation")
+            raise expect.CheckFailed(_("score_std_unscaled: that is the variance of q . k; the question asks for its "
+                                       "standard deviation"))
         if abs(got - exact) > 1e-3 and abs(got - exact) < 0.05 * exact:
-            raise expect.CheckFailed(f"score_std_unscaled: {got:g} looks like a sample estimate; the question asks for "
-                                     "the exact value the variance argument gives (tolerance 0.001)")
+            raise expect.CheckFailed(_("score_std_unscaled: {got:g} looks like a sample estimate; the question asks for the exact "
+                                       "value the variance argument gives (tolerance 0.001)", got=got))
     expect.number(got, exact, "score_std_unscaled", atol=1e-3, rtol=0)
 
 
@@ -262,13 +274,14 @@ def test_score_variance(submission):
         name = f"score_variance({d_k}, {sigma2})"
         got = submission.call("score_variance", d_k, sigma2)
         if isinstance(got, (int, float)) and not isinstance(got, bool) and not math.isclose(got, want, rel_tol=1e-9):
-            hints = [(d_k * sigma2, "each term q_i k_i is a product of two independent zero-mean variables of variance "
-                                    "sigma2 each: what is the variance of such a product?"),
-                     (math.sqrt(d_k) * sigma2, "that looks like a standard deviation; the function returns a variance"),
-                     (sigma2 ** 2, "q . k is a sum of d_k such products")]
+            hints = [(d_k * sigma2, _("each term q_i k_i is a product of two independent zero-mean variables of variance "
+                                      "sigma2 each: what is the variance of such a product?")),
+                     (math.sqrt(d_k) * sigma2, _("that looks like a standard deviation; the function returns a variance")),
+                     (sigma2 ** 2, _("q . k is a sum of d_k such products"))]
             for wrong, hint in hints:
                 if not math.isclose(wrong, want, rel_tol=1e-9) and math.isclose(got, wrong, rel_tol=1e-9):
-                    raise expect.CheckFailed(f"{name}: {got:g} is not the expected value; {hint}")
+                    raise expect.CheckFailed(_("{name}: {got:g} is not the expected value; {hint}",
+                                               name=name, got=got, hint=hint))
         expect.number(got, want, name, atol=0, rtol=1e-9)
 
 
@@ -294,8 +307,8 @@ def over_scaled_truth(d_k: int = 1024, n_keys: int = 16, samples: int = 400) -> 
 def test_over_scaled_weights(submission):
     answer = expect.choice(submission.get("over_scaled_weights"), "over_scaled_weights", OVER_SCALED_CHOICES)
     expect.true(answer == over_scaled_truth(),
-                f"over_scaled_weights: {answer!r} is not the expected answer. What is the variance of q . k / d_k, "
-                "and what does a softmax do with scores that spread that much?")
+                _("over_scaled_weights: {answer!r} is not the expected answer. What is the variance of q . k / "
+                  "d_k, and what does a softmax do with scores that spread that much?", answer=answer))
 
 
 # --------------------------------------------------------------------------- variant
@@ -303,16 +316,16 @@ def general_mistakes(q, k, v, w, mask=None):
     raw = q @ w @ k.transpose(-2, -1)
     mistakes = [
         (*attention_from_scores(raw / math.sqrt(k.size(-1)), v, mask),
-         "Luong's general score is not scaled: score(q, k) = q^T W k, with no division by sqrt(d_k)"),
+         _("Luong's general score is not scaled: score(q, k) = q^T W k, with no division by sqrt(d_k)")),
         (*attention_from_scores(raw, v, mask, dim=-2),
-         "the softmax runs over the keys (the last axis), so that each query's weights sum to 1; "
-         "yours looks normalised over the queries (dim=-2)"),
+         _("the softmax runs over the keys (the last axis), so that each query's weights sum to 1; "
+           "yours looks normalised over the queries (dim=-2)")),
     ]
     if w.size(0) == w.size(1):
         mistakes.append((*attention_from_scores(q @ w.T @ k.transpose(-2, -1), v, mask),
-                         "the score is query @ W @ key^T with W of shape (d_q, d_k); yours uses W transposed"))
+                         _("the score is query @ W @ key^T with W of shape (d_q, d_k); yours uses W transposed")))
     if mask is not None:
-        mistakes.append((*attention_from_scores(raw, v, ~mask), "the mask is True where a query MAY attend; yours looks inverted"))
+        mistakes.append((*attention_from_scores(raw, v, ~mask), _("the mask is True where a query MAY attend; yours looks inverted")))
     return mistakes
 
 
@@ -329,8 +342,9 @@ def test_general_attention(submission):
         mask = None
         if kind == "padding":
             mask = (torch.arange(lk)[None, :] < torch.tensor([6, 3, 1])[:, None])[:, None, :]  # (B, 1, Lk)
-        call = (f"general_attention(query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}, "
-                f"W {tuple(w.shape)}{', a padding mask (3, 1, 6)' if mask is not None else ''}), {dtype}")
+        call = _("general_attention(query {q_shape}, key {k_shape}, value {v_shape}, W {w_shape}{padding}), {dtype}",
+                 q_shape=tuple(q.shape), k_shape=tuple(k.shape), v_shape=tuple(v.shape), w_shape=tuple(w.shape),
+                 padding=_(", a padding mask (3, 1, 6)") if mask is not None else "", dtype=dtype)
         args = (q, k, v, w) if mask is None else (q, k, v, w, mask)
         got = submission.call("general_attention", *args)
         mistakes = general_mistakes(q, k, v, w, mask) + float32_mistake(ref.general_attention, *args)

@@ -21,6 +21,7 @@ import math
 
 import torch
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab import attention as ref
 
@@ -50,7 +51,8 @@ def _load(module, state: dict, label: str, expected: str):
     try:
         module.method("load_state_dict", state)
     except AssertionError as exc:
-        raise expect.CheckFailed(f"{label}: could not load weights named {expected} into your module: {exc}") from None
+        raise expect.CheckFailed(_("{label}: could not load weights named {expected} into your module: {exc}",
+                                   label=label, expected=expected, exc=exc)) from None
 
 
 def _self_attention(submission, d_model, d_k, d_v, gen, dtype=torch.float32):
@@ -61,8 +63,8 @@ def _self_attention(submission, d_model, d_k, d_v, gen, dtype=torch.float32):
     mine = submission.new("SelfAttention", d_model, d_k, d_v)
     if dtype == torch.float64:
         mine.method("double")
-    _load(mine, weights, label, f"w_q.weight ({d_k}, {d_model}), w_k.weight ({d_k}, {d_model}) and "
-                                f"w_v.weight ({d_v}, {d_model}) (bias-free nn.Linear layers)")
+    _load(mine, weights, label, _("w_q.weight ({d_k}, {d_model}), w_k.weight ({d_k}, {d_model}) and w_v.weight ({d_v}, {d_model}) "
+                                  "(bias-free nn.Linear layers)", d_k=d_k, d_model=d_model, d_v=d_v))
     return mine, weights, label
 
 
@@ -89,9 +91,9 @@ def _with_float32(mistakes, module_class, sizes, w, *inputs):
         module.load_state_dict({name: tensor.float() for name, tensor in w.items()})
         with torch.no_grad():
             out, weights = module(*(t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t for t in inputs))
-        mistakes.append((out.double(), weights.double(), "computed in float32 and cast back: compute in the dtype of the "
-                         "module and its inputs (float64 here, after .double()), the grader compares float64 results to "
-                         "rtol=1e-7", FLOAT32_TOLERANCE))
+        mistakes.append((out.double(), weights.double(), _("computed in float32 and cast back: compute in the dtype of the "
+                           "module and its inputs (float64 here, after .double()), the grader compares float64 results to "
+                           "rtol=1e-7"), FLOAT32_TOLERANCE))
     return mistakes
 
 
@@ -100,36 +102,37 @@ def self_attention_mistakes(w, x, mask=None):
     q, k, v = _projections(w, x)
     d_model, d_k = x.size(-1), q.size(-1)
     mistakes = [
-        (*_attend(q, k, v, mask, dim=-2), "the softmax runs over the keys (the last axis), so that each token's weights "
-                                          "sum to 1; yours looks normalised over the queries (dim=-2)"),
-        (*_attend(q, k, v, mask, scale=d_k), "the scores are divided by sqrt(d_k), not by d_k"),
-        (*_attend(q, k, v, mask, scale=1.0), "the scores are divided by sqrt(d_k); yours look unscaled"),
-        (*_attend(q, k, v, mask, scale=math.sqrt(d_model)), "d_k is the size of the projected queries and keys, "
-                                                            "not d_model"),
-        (*_attend(k, q, v, mask), "token i's scores are q_i . k_j over the keys j; yours look like k_i . q_j "
-                                  "(queries and keys swapped)"),
-        (*_attend(x, x, v, mask), "the scores compare the projected queries x W_q with the projected keys x W_k, "
-                                  "not x with itself"),
+        (*_attend(q, k, v, mask, dim=-2), _("the softmax runs over the keys (the last axis), so that each token's weights "
+                                            "sum to 1; yours looks normalised over the queries (dim=-2)")),
+        (*_attend(q, k, v, mask, scale=d_k), _("the scores are divided by sqrt(d_k), not by d_k")),
+        (*_attend(q, k, v, mask, scale=1.0), _("the scores are divided by sqrt(d_k); yours look unscaled")),
+        (*_attend(q, k, v, mask, scale=math.sqrt(d_model)), _("d_k is the size of the projected queries and keys, "
+                                                              "not d_model")),
+        (*_attend(k, q, v, mask), _("token i's scores are q_i . k_j over the keys j; yours look like k_i . q_j "
+                                    "(queries and keys swapped)")),
+        (*_attend(x, x, v, mask), _("the scores compare the projected queries x W_q with the projected keys x W_k, "
+                                    "not x with itself")),
     ]
     if v.size(-1) == d_k:
-        mistakes.append((*_attend(q, v, v, mask), "the keys come from w_k, not from w_v"))
+        mistakes.append((*_attend(q, v, v, mask), _("the keys come from w_k, not from w_v")))
     if mask is not None:
-        mistakes += [(*_attend(q, k, v, ~mask), "the mask is True where a token MAY attend; yours looks inverted"),
-                     (*_attend(q, k, v), "masked keys must get weight 0; the mask looks ignored")]
+        mistakes += [(*_attend(q, k, v, ~mask), _("the mask is True where a token MAY attend; yours looks inverted")),
+                     (*_attend(q, k, v), _("masked keys must get weight 0; the mask looks ignored"))]
     return mistakes
 
 
 def _compare_pair(got, want_out, want_weights, call, mistakes):
     out, weights = expect.sequence(got, 2, call)
-    swapped = [(want_out, "the module returns the pair (output, weights), in this order")]
-    expect.tensor_or_mistake(weights, want_weights, f"the weights returned by {call}",
+    swapped = [(want_out, _("the module returns the pair (output, weights), in this order"))]
+    expect.tensor_or_mistake(weights, want_weights, _("the weights returned by {call}", call=call),
                              swapped + [(m[1], m[2], *m[3:]) for m in mistakes])
-    expect.tensor_or_mistake(out, want_out, f"the output returned by {call}", [(m[0], m[2], *m[3:]) for m in mistakes])
+    expect.tensor_or_mistake(out, want_out, _("the output returned by {call}", call=call), [(m[0], m[2], *m[3:]) for m in mistakes])
 
 
 def _check_self_attention(submission, d_model, d_k, d_v, x, gen, mask=None, what=""):
     mine, w, label = _self_attention(submission, d_model, d_k, d_v, gen, x.dtype)
-    call = f"{label} applied to x of shape {tuple(x.shape)}, {x.dtype}{what}"
+    call = _("{label} applied to x of shape {x_shape}, {x_dtype}{what}",
+             label=label, x_shape=tuple(x.shape), x_dtype=x.dtype, what=what)
     got = mine(x) if mask is None else mine(x, mask)
     reference = ref.SelfAttention(d_model, d_k, d_v).to(x.dtype)
     reference.load_state_dict(w)
@@ -141,20 +144,23 @@ def _check_self_attention(submission, d_model, d_k, d_v, x, gen, mask=None, what
 
 def test_self_attention_shapes(submission):
     gen = _gen(301)
-    mine, _, label = _self_attention(submission, 8, 4, 3, gen)
-    call = f"{label} applied to x of shape (2, 5, 8)"
+    mine, _unused, label = _self_attention(submission, 8, 4, 3, gen)
+    call = _("{label} applied to x of shape (2, 5, 8)", label=label)
     out, weights = expect.sequence(mine(torch.randn(2, 5, 8, generator=gen)), 2, call)
     for value, shape, name in ((out, (2, 5, 3), "output"), (weights, (2, 5, 5), "weights")):
         if not isinstance(value, torch.Tensor):
-            raise expect.CheckFailed(f"the {name} of {call}: expected a tensor, got {expect.describe(value)}")
-        expect.true(tuple(value.shape) == shape, f"the {name} of {call}: expected shape {shape}, got {tuple(value.shape)}")
+            raise expect.CheckFailed(_("the {name} of {call}: expected a tensor, got {value}",
+                                       name=name, call=call, value=expect.describe(value)))
+        expect.true(tuple(value.shape) == shape, _("the {name} of {call}: expected shape {shape}, got {value_shape}",
+                                                   name=name, call=call, shape=shape, value_shape=tuple(value.shape)))
     # d_v left out: it defaults to d_k (not d_model)
-    call = "SelfAttention(6, 3) (d_v left out) applied to x of shape (2, 4, 6)"
-    out, _ = expect.sequence(submission.new("SelfAttention", 6, 3)(torch.randn(2, 4, 6, generator=gen)), 2, call)
+    call = _("SelfAttention(6, 3) (d_v left out) applied to x of shape (2, 4, 6)")
+    out, _unused = expect.sequence(submission.new("SelfAttention", 6, 3)(torch.randn(2, 4, 6, generator=gen)), 2, call)
     if not isinstance(out, torch.Tensor):
-        raise expect.CheckFailed(f"the output of {call}: expected a tensor, got {expect.describe(out)}")
-    expect.true(tuple(out.shape) == (2, 4, 3), f"the output of {call}: expected shape (2, 4, 3), got {tuple(out.shape)}: "
-                                               "when d_v is None, it is d_k")
+        raise expect.CheckFailed(_("the output of {call}: expected a tensor, got {out}",
+                                   call=call, out=expect.describe(out)))
+    expect.true(tuple(out.shape) == (2, 4, 3), _("the output of {call}: expected shape (2, 4, 3), got {out_shape}: when d_v is None, it is d_k",
+                                                 call=call, out_shape=tuple(out.shape)))
 
 
 def test_self_attention_values(submission):
@@ -169,9 +175,9 @@ def test_self_attention_mask(submission):
     gen = _gen(303)
     x = torch.randn(2, 5, 8, generator=gen, dtype=torch.float64)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    _check_self_attention(submission, 8, 4, 4, x, gen, causal, " with a causal mask (5, 5)")
+    _check_self_attention(submission, 8, 4, 4, x, gen, causal, _(" with a causal mask (5, 5)"))
     padding = (torch.arange(5)[None, :] < torch.tensor([5, 3])[:, None])[:, None, :]  # (2, 1, 5)
-    _check_self_attention(submission, 8, 4, 6, x, gen, padding, " with a padding mask (2, 1, 5)")
+    _check_self_attention(submission, 8, 4, 6, x, gen, padding, _(" with a padding mask (2, 1, 5)"))
 
 
 def _additive_pair(submission, query_dim, key_dim, hidden_dim, seed, dtype=torch.float32):
@@ -185,8 +191,9 @@ def _additive_pair(submission, query_dim, key_dim, hidden_dim, seed, dtype=torch
     if dtype == torch.float64:
         mine.method("double")
     _load(mine, dict(reference.state_dict()), label,
-          f"w_q.weight ({hidden_dim}, {query_dim}), w_k.weight ({hidden_dim}, {key_dim}) and v.weight (1, {hidden_dim}) "
-          "(bias-free nn.Linear layers)")
+          _("w_q.weight ({hidden_dim}, {query_dim}), w_k.weight ({hidden_dim}, {key_dim}) and v.weight (1, "
+            "{hidden_dim}) (bias-free nn.Linear layers)",
+            hidden_dim=hidden_dim, query_dim=query_dim, key_dim=key_dim))
     return reference, mine, label
 
 
@@ -201,13 +208,13 @@ def additive_mistakes(reference, q, k, v, mask=None):
             return _attend_scores(s, v, m, dim)
 
         mistakes = [
-            (*attend(scores, dim=-2), "the softmax runs over the keys (the last axis), so that each query's weights "
-                                      "sum to 1; yours looks normalised over the queries (dim=-2)"),
-            (*attend(linear), "the score is v^T tanh(W_q q + W_k k): yours has no tanh"),
+            (*attend(scores, dim=-2), _("the softmax runs over the keys (the last axis), so that each query's weights "
+                                        "sum to 1; yours looks normalised over the queries (dim=-2)")),
+            (*attend(linear), _("the score is v^T tanh(W_q q + W_k k): yours has no tanh")),
         ]
         if mask is not None:
-            mistakes += [(*attend(scores, None), "masked keys must get weight 0; yours look ignored"),
-                         (*attend(scores, ~mask), "the mask is True where a query MAY attend; yours looks inverted")]
+            mistakes += [(*attend(scores, None), _("masked keys must get weight 0; yours look ignored")),
+                         (*attend(scores, ~mask), _("the mask is True where a query MAY attend; yours looks inverted"))]
     return mistakes
 
 
@@ -224,7 +231,8 @@ def _check_additive(submission, dims, shapes, gen, seed, dtype=torch.float32, ma
     reference, mine, label = _additive_pair(submission, *dims, seed, dtype)
     q, k, v = (torch.randn(*shape, generator=gen, dtype=dtype) for shape in shapes)
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    call = f"{label} applied to query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}, {dtype}{what}"
+    call = _("{label} applied to query {q_shape}, key {k_shape}, value {v_shape}, {dtype}{what}",
+             label=label, q_shape=tuple(q.shape), k_shape=tuple(k.shape), v_shape=tuple(v.shape), dtype=dtype, what=what)
     got = mine(*args)
     with torch.no_grad():
         want_out, want_weights = reference(*args)
@@ -244,7 +252,7 @@ def test_additive_mask(submission):
     gen = _gen(307)
     padding = (torch.arange(6)[None, :] < torch.tensor([6, 2, 4])[:, None])[:, None, :]  # (3, 1, 6)
     _check_additive(submission, (4, 6, 8), ((3, 2, 4), (3, 6, 6), (3, 6, 3)), gen, 307, torch.float64, padding,
-                    " with a padding mask (3, 1, 6)")
+                    _(" with a padding mask (3, 1, 6)"))
 
 
 def test_additive_parameter_count(submission):
@@ -264,11 +272,12 @@ def test_self_attention_parameters(submission):
         got = submission.call("self_attention_parameters", d_model, d_k, d_v)
         d_v_ = d_k if d_v is None else d_v
         if isinstance(got, int) and not isinstance(got, bool) and got != want:
-            for wrong, hint in ((want + 2 * d_k + d_v_, "the three projections are bias-free"),
-                                (3 * d_model * d_k, "w_v maps d_model to d_v, which need not be d_k"),
-                                (3 * d_model * d_v_ if d_v_ != d_k else -1, "w_q and w_k map d_model to d_k")):
+            for wrong, hint in ((want + 2 * d_k + d_v_, _("the three projections are bias-free")),
+                                (3 * d_model * d_k, _("w_v maps d_model to d_v, which need not be d_k")),
+                                (3 * d_model * d_v_ if d_v_ != d_k else -1, _("w_q and w_k map d_model to d_k"))):
                 if got == wrong:
-                    raise expect.CheckFailed(f"{name}: {got} is not the expected value; {hint}")
+                    raise expect.CheckFailed(_("{name}: {got} is not the expected value; {hint}",
+                                               name=name, got=got, hint=hint))
         expect.number(got, want, name, atol=0, rtol=0)
 
 
@@ -276,21 +285,21 @@ def test_self_attention_parameters(submission):
 def cross_attention_mistakes(w, x, memory, mask=None):
     """(output, weights, explanation) of the usual slips of cross-attention on these weights."""
     q, k, v = _projections(w, x, memory)
-    mistakes = [(*_attend(q, k, v, mask, scale=1.0), "the scores are divided by sqrt(d_k); yours look unscaled"),
-                (*_attend(q, k, v, mask, dim=-2), "the softmax runs over the keys (the memory's tokens, the last axis); "
-                                                  "yours looks normalised over the queries (dim=-2)")]
+    mistakes = [(*_attend(q, k, v, mask, scale=1.0), _("the scores are divided by sqrt(d_k); yours look unscaled")),
+                (*_attend(q, k, v, mask, dim=-2), _("the softmax runs over the keys (the memory's tokens, the last axis); "
+                                                    "yours looks normalised over the queries (dim=-2)"))]
     if x.size(1) == memory.size(1):  # the same lengths: roles mixed up give tensors of the right shapes
         qx, kx, vx = _projections(w, x)
-        qm, _, _ = _projections(w, memory)
+        qm, _unused, _unused = _projections(w, memory)
         mistakes += [
-            (*_attend(qx, kx, vx, mask), "keys and values come from memory; yours come from x (that is self-attention)"),
-            (*_attend(qx, k, vx, mask), "the values come from memory, like the keys; yours come from x"),
-            (*_attend(qm, kx, vx, mask), "the queries come from x and the keys and values from memory; yours have the "
-                                         "roles the other way round"),
+            (*_attend(qx, kx, vx, mask), _("keys and values come from memory; yours come from x (that is self-attention)")),
+            (*_attend(qx, k, vx, mask), _("the values come from memory, like the keys; yours come from x")),
+            (*_attend(qm, kx, vx, mask), _("the queries come from x and the keys and values from memory; yours have the "
+                                           "roles the other way round")),
         ]
     if mask is not None:
-        mistakes += [(*_attend(q, k, v, ~mask), "the mask is True where a query MAY attend; yours looks inverted"),
-                     (*_attend(q, k, v), "the memory's masked tokens must get weight 0; the mask looks ignored")]
+        mistakes += [(*_attend(q, k, v, ~mask), _("the mask is True where a query MAY attend; yours looks inverted")),
+                     (*_attend(q, k, v), _("the memory's masked tokens must get weight 0; the mask looks ignored"))]
     return mistakes
 
 
@@ -302,9 +311,11 @@ def _check_cross_attention(submission, d_model, d_k, d_v, x, memory, gen, mask=N
     mine = submission.new("CrossAttention", d_model, d_k, d_v)
     if dtype == torch.float64:
         mine.method("double")
-    _load(mine, w, label, f"w_q.weight ({d_k}, {d_model}), w_k.weight ({d_k}, {d_model}) and w_v.weight ({d_v}, {d_model}) "
-                          "(the bias-free nn.Linear layers of SelfAttention)")
-    call = f"{label} applied to x {tuple(x.shape)} and memory {tuple(memory.shape)}, {dtype}{what}"
+    _load(mine, w, label, _("w_q.weight ({d_k}, {d_model}), w_k.weight ({d_k}, {d_model}) and w_v.weight ({d_v}, {d_model}) "
+                            "(the bias-free nn.Linear layers of SelfAttention)",
+                            d_k=d_k, d_model=d_model, d_v=d_v))
+    call = _("{label} applied to x {x_shape} and memory {memory_shape}, {dtype}{what}",
+             label=label, x_shape=tuple(x.shape), memory_shape=tuple(memory.shape), dtype=dtype, what=what)
     got = mine(x, memory) if mask is None else mine(x, memory, mask)
     reference = ref.CrossAttention(d_model, d_k, d_v).to(dtype)
     reference.load_state_dict(w)
@@ -323,7 +334,7 @@ def test_cross_attention(submission):
     _check_cross_attention(submission, 8, 4, 6, x, memory, gen)
     x, memory = torch.randn(3, 2, 6, generator=gen, dtype=torch.float64), torch.randn(3, 6, 6, generator=gen, dtype=torch.float64)
     padding = (torch.arange(6)[None, :] < torch.tensor([6, 3, 1])[:, None])[:, None, :]  # (3, 1, 6): the memory's padding
-    _check_cross_attention(submission, 6, 3, 5, x, memory, gen, padding, " with a padding mask (3, 1, 6) over the memory")
+    _check_cross_attention(submission, 6, 3, 5, x, memory, gen, padding, _(" with a padding mask (3, 1, 6) over the memory"))
 
 
 # --------------------------------------------------------------------------- predict: the order of the tokens
@@ -364,12 +375,14 @@ def causal_order_truth() -> str:
 def test_memory_order(submission):
     answer = expect.choice(submission.get("memory_order_effect"), "memory_order_effect", ORDER_CHOICES)
     expect.true(answer == memory_order_truth(),
-                f"memory_order_effect: {answer!r} is not the expected answer. Follow one query: which of its scores "
-                "and weights move when the memory's tokens move, and what does its weighted sum become?")
+                _("memory_order_effect: {answer!r} is not the expected answer. Follow one query: which of its "
+                  "scores and weights move when the memory's tokens move, and what does its weighted sum become?",
+                  answer=answer))
 
 
 def test_causal_order(submission):
     answer = expect.choice(submission.get("causal_order_effect"), "causal_order_effect", ORDER_CHOICES)
     expect.true(answer == causal_order_truth(),
-                f"causal_order_effect: {answer!r} is not the expected answer. Follow the first token of the shuffled "
-                "sequence: which tokens may it attend to, before and after the shuffle?")
+                _("causal_order_effect: {answer!r} is not the expected answer. Follow the first token of the "
+                  "shuffled sequence: which tokens may it attend to, before and after the shuffle?",
+                  answer=answer))

@@ -18,6 +18,7 @@ import math
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from autograder.protocol import StudentError
 from attnlab.attention import masked_softmax
@@ -55,7 +56,8 @@ def _load(mine, ref, label: str, layout: str) -> None:
     try:
         mine.method("load_state_dict", dict(ref.state_dict()))
     except AssertionError as exc:
-        raise expect.CheckFailed(f"{label}: the reference weights ({layout}) could not be loaded into your module: {exc}") from None
+        raise expect.CheckFailed(_("{label}: the reference weights ({layout}) could not be loaded into your module: {exc}",
+                                   label=label, layout=layout, exc=exc)) from None
 
 
 def _pair(submission, d_model, num_heads, seed, bias=True, dtype=torch.float32, dropout=0.0, train=False):
@@ -67,8 +69,8 @@ def _pair(submission, d_model, num_heads, seed, bias=True, dtype=torch.float32, 
     mine.method("train" if train else "eval")
     if dtype == torch.float64:
         mine.method("double")
-    _load(mine, ref, label, f"w_q, w_k, w_v, w_o, each a weight of shape ({d_model}, {d_model})"
-          f"{' and a bias' if bias else ' without bias'}")
+    _load(mine, ref, label, _("w_q, w_k, w_v, w_o, each a weight of shape ({d_model}, {d_model}){bias}",
+                              d_model=d_model, bias=_(" and a bias") if bias else _(" without bias")))
     return ref, mine, label
 
 
@@ -118,23 +120,32 @@ def _heads(q, k, v, mask, h, layout="contiguous", scale=None, merge_layout=None)
 
 
 MISTAKES = {
-    "interleaved": "heads are contiguous slices of d_model (head i owns features i*d_head to (i+1)*d_head - 1 "
-                   "of each projection); your output matches heads made of every num_heads-th feature",
-    "no_transpose": "your output matches heads cut with a view to (B, num_heads, L, d_head) straight from "
-                    "(B, L, d_model), which mixes positions: each position's features are cut into heads, "
-                    "and only then does the head axis move in front of the positions",
-    "merge": "merge_heads must undo split_heads: your output matches heads merged with a view to "
-             "(B, L, d_model) straight from (B, num_heads, L, d_head), which mixes positions",
-    "scale_d_model": "each head divides its scores by sqrt(d_head), the size of its own queries and keys; "
-                     "your output matches scores divided by sqrt(d_model)",
-    "no_projection": "each head attends with projected queries, keys and values; your output matches attention "
-                     "on the raw query, key and value cut into heads (w_q, w_k and w_v unused)",
-    "double_projection": "query, key and value are projected once, inside the module; your output matches "
-                         "inputs that were already projected being projected again (MultiHead(XW_q, XW_k, XW_v))",
-    "no_output_projection": "the merged heads go through the output projection w_o; your output matches the "
-                            "merged heads without it",
-    "key_from_value": "the keys are projected with w_k; your output matches keys projected with w_v",
-    "inverted_mask": "mask True means 'may attend'; your output matches attention to exactly the masked keys",
+    "interleaved": _("heads are contiguous slices of d_model (head i owns features i*d_head to (i+1)*d_head - 1 "
+                     "of each projection); your output matches heads made of every num_heads-th feature"),
+    "no_transpose": _("your output matches heads cut with a view to (B, num_heads, L, d_head) straight from "
+                      "(B, L, d_model), which mixes positions: each position's features are cut into heads, "
+                      "and only then does the head axis move in front of the positions"),
+    "merge": _("merge_heads must undo split_heads: your output matches heads merged with a view to "
+               "(B, L, d_model) straight from (B, num_heads, L, d_head), which mixes positions"),
+    "scale_d_model": _("each head divides its scores by sqrt(d_head), the size of its own queries and keys; "
+                       "your output matches scores divided by sqrt(d_model)"),
+    "no_projection": _("each head attends with projected queries, keys and values; your output matches attention "
+                       "on the raw query, key and value cut into heads (w_q, w_k and w_v unused)"),
+    "double_projection": _("query, key and value are projected once, inside the module; your output matches "
+                           "inputs that were already projected being projected again (MultiHead(XW_q, XW_k, XW_v))"),
+    "no_output_projection": _("the merged heads go through the output projection w_o; your output matches the "
+                              "merged heads without it"),
+    "key_from_value": _("the keys are projected with w_k; your output matches keys projected with w_v"),
+    "inverted_mask": _("mask True means 'may attend'; your output matches attention to exactly the masked keys"),
+}
+
+# the same two mistakes, said of split_heads' result (MISTAKES says them of the module's output)
+SPLIT_MISTAKES = {
+    "interleaved": _("heads are contiguous slices of d_model (head i owns features i*d_head to (i+1)*d_head - 1 "
+                     "of each projection); yours matches heads made of every num_heads-th feature"),
+    "no_transpose": _("yours matches heads cut with a view to (B, num_heads, L, d_head) straight from "
+                      "(B, L, d_model), which mixes positions: each position's features are cut into heads, "
+                      "and only then does the head axis move in front of the positions"),
 }
 
 
@@ -181,17 +192,18 @@ def _named_mistake(got, mistakes: list[tuple[str, torch.Tensor]], messages: dict
 
 def _compare(ref, mine, label, query, key, value, mask=None, what=""):
     args = (query, key, value) if mask is None else (query, key, value, mask)
-    call = f"{label} applied to {what}"
+    call = _("{label} applied to {what}", label=label, what=what)
     out, weights = expect.sequence(mine(*args), 2, call)
     with torch.no_grad():
         want_out, want_weights = ref(*args)
     try:
-        expect.tensor(out, want_out, f"the output returned by {call}")
-        expect.tensor(weights, want_weights, f"the per-head weights returned by {call}")
+        expect.tensor(out, want_out, _("the output returned by {call}", call=call))
+        expect.tensor(weights, want_weights, _("the per-head weights returned by {call}", call=call))
     except expect.CheckFailed:
         mistake = _named_mistake(out, _mha_mistakes(ref, query, key, value, mask), MISTAKES)
         if mistake:
-            raise expect.CheckFailed(f"the output returned by {call} is not the reference's: {mistake}") from None
+            raise expect.CheckFailed(_("the output returned by {call} is not the reference's: {mistake}",
+                                       call=call, mistake=mistake)) from None
         raise
 
 
@@ -204,9 +216,11 @@ def test_mha_init(submission):
         except StudentError as exc:  # the learner's code raised (or failed otherwise)
             if exc.raised("ValueError"):
                 continue
-            raise expect.CheckFailed(f"{call} should raise a ValueError ({d_model} is not divisible by {num_heads}); {exc}") from None
-        raise expect.CheckFailed(f"{call} should raise a ValueError: {d_model} dimensions cannot be split into "
-                                 f"{num_heads} heads of equal size, but it raised nothing")
+            raise expect.CheckFailed(_("{call} should raise a ValueError ({d_model} is not divisible by {num_heads}); {exc}",
+                                       call=call, d_model=d_model, num_heads=num_heads, exc=exc)) from None
+        raise expect.CheckFailed(_("{call} should raise a ValueError: {d_model} dimensions cannot be split into {num_heads} heads "
+                                   "of equal size, but it raised nothing",
+                                   call=call, d_model=d_model, num_heads=num_heads))
     for d_model, num_heads in ((12, 3), (8, 8)):
         submission.new("MultiHeadAttention", d_model, num_heads)  # divisible: must not raise
 
@@ -224,15 +238,18 @@ def test_mha_split_merge(submission):
         mine = submission.new("MultiHeadAttention", d_model, num_heads)
         x = torch.randn(batch, length, d_model, generator=gen)
         label = f"MultiHeadAttention({d_model}, {num_heads})"
-        call = f"{label}.split_heads(x) with x of shape {tuple(x.shape)} (B, L, d_model)"
+        call = _("{label}.split_heads(x) with x of shape {x_shape} (B, L, d_model)",
+                 label=label, x_shape=tuple(x.shape))
         heads = mine.method("split_heads", x)
         if not _matches(heads, ref.split_heads(x)):
             for layout in ("interleaved", "no_transpose"):
                 if _matches(heads, LAYOUTS[layout][0](x, num_heads)):
-                    raise expect.CheckFailed(f"{call} is not the reference's: {MISTAKES[layout].replace('your output', 'yours')}")
+                    raise expect.CheckFailed(_("{call} is not the reference's: {mistake}",
+                                               call=call, mistake=SPLIT_MISTAKES[layout]))
         expect.tensor(heads, ref.split_heads(x), call)
         expect.tensor(mine.method("merge_heads", heads), x,
-                      f"{label}.merge_heads(heads) with heads of shape {tuple(heads.shape)} (B, h, L, d_head)")
+                      _("{label}.merge_heads(heads) with heads of shape {heads_shape} (B, h, L, d_head)",
+                        label=label, heads_shape=tuple(heads.shape)))
 
 
 def test_mha_self_attention(submission):
@@ -241,7 +258,8 @@ def test_mha_self_attention(submission):
                                                      (8, 1, 3, 4, torch.float32), (24, 6, 2, 3, torch.float64)):
         ref, mine, label = _pair(submission, d_model, num_heads, seed=402 + d_model, dtype=dtype)
         x = torch.randn(batch, length, d_model, generator=gen, dtype=dtype)
-        _compare(ref, mine, label, x, x, x, what=f"query = key = value of shape {tuple(x.shape)}, {dtype}")
+        _compare(ref, mine, label, x, x, x, what=_("query = key = value of shape {x_shape}, {dtype}",
+                                                   x_shape=tuple(x.shape), dtype=dtype))
 
 
 def test_mha_cross_attention(submission):
@@ -262,12 +280,12 @@ def test_mha_mask(submission):
     q, kv = torch.randn(3, 4, 16, generator=gen), torch.randn(3, 6, 16, generator=gen)
     lengths = torch.tensor([6, 4, 1])
     padding = (torch.arange(6)[None, :] < lengths[:, None])[:, None, None, :]
-    _compare(ref, mine, label, q, kv, kv, padding, what="query (3, 4, 16), key = value (3, 6, 16), with a padding mask (3, 1, 1, 6)")
+    _compare(ref, mine, label, q, kv, kv, padding, what=_("query (3, 4, 16), key = value (3, 6, 16), with a padding mask (3, 1, 1, 6)"))
     # a causal mask (L, L) in self-attention, float64
     ref, mine, label = _pair(submission, 12, 3, seed=405, dtype=torch.float64)
     x = torch.randn(2, 5, 12, generator=gen, dtype=torch.float64)
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
-    _compare(ref, mine, label, x, x, x, causal, what="query = key = value (2, 5, 12), float64, with a causal mask (5, 5)")
+    _compare(ref, mine, label, x, x, x, causal, what=_("query = key = value (2, 5, 12), float64, with a causal mask (5, 5)"))
 
 
 def test_mha_dropout(submission):
@@ -275,31 +293,35 @@ def test_mha_dropout(submission):
     # dropout contract is graded here: off in eval mode, on in training mode, expectation kept.
     d_model, num_heads, p = 8, 2, 0.5
     x = torch.randn(1, 5, d_model, generator=_gen(407), dtype=torch.float64)
-    _, plain, _ = _pair(submission, d_model, num_heads, seed=407, dtype=torch.float64)
-    _, mine, label = _pair(submission, d_model, num_heads, seed=407, dtype=torch.float64, dropout=p)
-    call = f"{label} in eval mode (after .eval()) on an input (1, 5, {d_model})"
-    want, _ = expect.sequence(plain(x, x, x), 2, f"MultiHeadAttention({d_model}, {num_heads}) on an input (1, 5, {d_model})")
-    for attempt in ("", " (a second call)"):
-        out, _ = expect.sequence(mine(x, x, x), 2, call + attempt)
-        expect.tensor(out, want, f"the output of {call}{attempt}: eval mode turns dropout off, so it should equal "
-                                 "the output of the same module built with dropout=0.0 (and be the same on every call)")
+    _unused, plain, _unused = _pair(submission, d_model, num_heads, seed=407, dtype=torch.float64)
+    _unused, mine, label = _pair(submission, d_model, num_heads, seed=407, dtype=torch.float64, dropout=p)
+    call = _("{label} in eval mode (after .eval()) on an input (1, 5, {d_model})", label=label, d_model=d_model)
+    want, _unused = expect.sequence(plain(x, x, x), 2, _("MultiHeadAttention({d_model}, {num_heads}) on an input (1, 5, {d_model})",
+                                                   d_model=d_model, num_heads=num_heads))
+    for attempt in ("", _(" (a second call)")):
+        out, _unused = expect.sequence(mine(x, x, x), 2, _("{call}{attempt}", call=call, attempt=attempt))
+        expect.tensor(out, want, _("the output of {call}{attempt}: eval mode turns dropout off, so it should equal the output of "
+                                   "the same module built with dropout=0.0 (and be the same on every call)",
+                                   call=call, attempt=attempt))
     mine.method("train")
     copies = 4000  # the same sequence many times: dropout draws a different mask for each copy
     xs = x.expand(copies, -1, -1).clone()
-    out, _ = expect.sequence(mine(xs, xs, xs), 2, f"{label} in training mode")
+    out, _unused = expect.sequence(mine(xs, xs, xs), 2, _("{label} in training mode", label=label))
     expect.true(isinstance(out, torch.Tensor) and out.shape == xs.shape and out.dtype == xs.dtype
                 and bool(out.isfinite().all()),
-                f"{label} in training mode on an input {tuple(xs.shape)}, float64: expected a finite float64 output "
-                f"of shape {tuple(xs.shape)}, got {expect.describe(out)}")
+                _("{label} in training mode on an input {xs_shape}, float64: expected a finite float64 output of "
+                  "shape {xs_shape}, got {out}",
+                  label=label, xs_shape=tuple(xs.shape), out=expect.describe(out)))
     if _matches(out[0], want[0]) and _matches(out[1], want[0]):
-        raise expect.CheckFailed(f"{label} in training mode (after .train()) gives the output without dropout: "
-                                 "in training, dropout should zero attention weights with probability dropout")
+        raise expect.CheckFailed(_("{label} in training mode (after .train()) gives the output without dropout: in training, "
+                                   "dropout should zero attention weights with probability dropout",
+                                   label=label))
     mean = out.mean(0)
     # the mean of 4000 copies is within about 0.01 of the expectation; 0.06 leaves a wide margin
     if not torch.allclose(mean, want[0], rtol=0, atol=0.06):
-        raise expect.CheckFailed(f"{label} in training mode: averaged over {copies} copies of one input, the output "
-                                 "should be close to the output without dropout; the kept weights are scaled by "
-                                 "1 / (1 - dropout) so that dropout keeps the expected value")
+        raise expect.CheckFailed(_("{label} in training mode: averaged over {copies} copies of one input, the output should be "
+                                   "close to the output without dropout; the kept weights are scaled by 1 / (1 - dropout) so that "
+                                   "dropout keeps the expected value", label=label, copies=copies))
 
 
 def test_mha_parameter_count(submission):
@@ -330,12 +352,13 @@ def test_mha_flops(submission):
         if isinstance(got, (int, float)) and not isinstance(got, bool) and got != want:
             d, lq, lk = d_model, len_q, len_k
             if got * 2 == want:
-                raise expect.CheckFailed(f"{call}: {got:g} is not the expected value; count a multiply-add as 2 FLOPs, "
-                                         "as FlopCounterMode does")
+                raise expect.CheckFailed(_("{call}: {got:g} is not the expected value; count a multiply-add as 2 FLOPs, as FlopCounterMode "
+                                           "does", call=call, got=got))
             self_attention = {8 * L * d * d + 4 * L * L * d for L in (lq, lk)}
             if got in self_attention or got == 8 * lq * d * d + 4 * lq * lk * d:
-                raise expect.CheckFailed(f"{call}: {got:g} is not the expected value; which projections run over the "
-                                         "len_q query positions, and which over the len_k key and value positions?")
+                raise expect.CheckFailed(_("{call}: {got:g} is not the expected value; which projections run over the len_q query "
+                                           "positions, and which over the len_k key and value positions?",
+                                           call=call, got=got))
         expect.number(got, want, call, atol=0, rtol=0)
 
 
@@ -396,23 +419,26 @@ def _unchanged_truth() -> dict[str, bool]:
 def _answers(got, name: str, keys) -> dict[str, bool]:
     """A dict {key: True or False} with exactly ``keys``, or a message that says what is missing."""
     if not isinstance(got, dict):
-        raise expect.CheckFailed(f"{name} should be a dict {{key: True or False}}, got {expect.describe(got)}")
+        raise expect.CheckFailed(_("{name} should be a dict {{key: True or False}}, got {got}",
+                                   name=name, got=expect.describe(got)))
     missing, unknown = [k for k in keys if k not in got], sorted(set(got) - set(keys))
     if missing or unknown:
-        raise expect.CheckFailed(f"{name} should have exactly the keys {', '.join(keys)}"
-                                 + (f"; missing: {', '.join(missing)}" if missing else "")
-                                 + (f"; unknown: {', '.join(map(str, unknown))}" if unknown else ""))
+        raise expect.CheckFailed(_("{name} should have exactly the keys {keys}{missing}{unknown}",
+                                   name=name, keys=', '.join(keys),
+                                   missing=_("; missing: {keys}", keys=', '.join(missing)) if missing else "",
+                                   unknown=_("; unknown: {keys}", keys=', '.join(map(str, unknown))) if unknown else ""))
     wrong_type = [k for k in keys if not isinstance(got[k], bool)]
     if wrong_type:
-        raise expect.CheckFailed(f"{name}[{wrong_type[0]!r}] should be True or False, got {expect.describe(got[wrong_type[0]])}")
+        raise expect.CheckFailed(_("{name}[{wrong_type!r}] should be True or False, got {value}",
+                                   name=name, wrong_type=wrong_type[0], value=expect.describe(got[wrong_type[0]])))
     return {k: got[k] for k in keys}
 
 
 def test_mha_unchanged(submission):
     answers = _answers(submission.get("output_unchanged"), "output_unchanged", CHANGES)
     if answers != _unchanged_truth():
-        raise expect.CheckFailed("output_unchanged: not every answer is right; for each change, ask what becomes of "
-                                 "the scores of every head, of the attention weights, and of the mixing by w_o")
+        raise expect.CheckFailed(_("output_unchanged: not every answer is right; for each change, ask what becomes of "
+                                   "the scores of every head, of the attention weights, and of the mixing by w_o"))
 
 
 # --------------------------------------------------------------------------- variant: packed projections
@@ -436,11 +462,11 @@ def _packed_mistakes(ref, x, mask) -> list[tuple[str, torch.Tensor]]:
 
 
 PACKED_MISTAKES = {
-    "per_head_blocks": "w_qkv's output features are three blocks, the queries of all heads, then the keys, then the "
-                       "values (as in nn.MultiheadAttention's in_proj_weight); your output matches one "
-                       "[query, key, value] block per head",
-    "order": "w_qkv's output features are, in this order, the queries, the keys and the values; your output "
-             "matches the three blocks read in another order",
+    "per_head_blocks": _("w_qkv's output features are three blocks, the queries of all heads, then the keys, then the "
+                         "values (as in nn.MultiheadAttention's in_proj_weight); your output matches one "
+                         "[query, key, value] block per head"),
+    "order": _("w_qkv's output features are, in this order, the queries, the keys and the values; your output "
+               "matches the three blocks read in another order"),
     "interleaved": MISTAKES["interleaved"],
     "no_transpose": MISTAKES["no_transpose"],
     "scale_d_model": MISTAKES["scale_d_model"],
@@ -451,27 +477,30 @@ def test_packed_self_attention(submission):
     gen = _gen(410)
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
     padding = (torch.arange(6)[None, :] < torch.tensor([6, 3])[:, None])[:, None, None, :]  # (2, 1, 1, 6)
-    for d_model, num_heads, bias, dtype, mask, what in ((16, 4, True, torch.float32, None, "no mask"),
-                                                        (12, 3, False, torch.float64, causal, "a causal mask (6, 6)"),
-                                                        (8, 2, True, torch.float64, padding, "a padding mask (2, 1, 1, 6)")):
+    for d_model, num_heads, bias, dtype, mask, what in ((16, 4, True, torch.float32, None, _("no mask")),
+                                                        (12, 3, False, torch.float64, causal, _("a causal mask (6, 6)")),
+                                                        (8, 2, True, torch.float64, padding, _("a padding mask (2, 1, 1, 6)"))):
         ref = PackedSelfAttention(d_model, num_heads, bias=bias).to(dtype)
         _randomise(ref, d_model, 410 + d_model)
         label = f"PackedSelfAttention({d_model}, {num_heads}{'' if bias else ', bias=False'})"
         mine = submission.new("PackedSelfAttention", d_model, num_heads, bias)
         if dtype == torch.float64:
             mine.method("double")
-        _load(mine, ref, label, f"w_qkv with a weight ({3 * d_model}, {d_model}) and w_o with a weight "
-              f"({d_model}, {d_model}){', each with a bias' if bias else ', no biases'}")
+        _load(mine, ref, label, _("w_qkv with a weight ({three_d_model}, {d_model}) and w_o with a weight ({d_model}, "
+                                  "{d_model}){bias}", three_d_model=3 * d_model, d_model=d_model,
+                                  bias=_(", each with a bias") if bias else _(", no biases")))
         x = torch.randn(2, 6, d_model, generator=gen, dtype=dtype)
-        call = f"{label} applied to x {tuple(x.shape)}, {dtype}, {what}"
+        call = _("{label} applied to x {x_shape}, {dtype}, {what}",
+                 label=label, x_shape=tuple(x.shape), dtype=dtype, what=what)
         out, weights = expect.sequence(mine(x) if mask is None else mine(x, mask), 2, call)
         with torch.no_grad():
             want_out, want_weights = ref(x, mask)
         try:
-            expect.tensor(out, want_out, f"the output returned by {call}")
-            expect.tensor(weights, want_weights, f"the per-head weights returned by {call}")
+            expect.tensor(out, want_out, _("the output returned by {call}", call=call))
+            expect.tensor(weights, want_weights, _("the per-head weights returned by {call}", call=call))
         except expect.CheckFailed:
             mistake = _named_mistake(out, _packed_mistakes(ref, x, mask), PACKED_MISTAKES)
             if mistake:
-                raise expect.CheckFailed(f"the output returned by {call} is not the reference's: {mistake}") from None
+                raise expect.CheckFailed(_("the output returned by {call} is not the reference's: {mistake}",
+                                           call=call, mistake=mistake)) from None
             raise

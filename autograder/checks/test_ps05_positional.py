@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from autograder.protocol import StudentError
 from attnlab import positional as ref
@@ -56,15 +57,18 @@ def test_pe_shape(submission):
         call = f"sinusoidal_positional_encoding({max_len}, {d_model})"
         got = submission.call("sinusoidal_positional_encoding", max_len, d_model)
         if not isinstance(got, torch.Tensor):
-            raise expect.CheckFailed(f"{call}: expected a tensor, got {expect.describe(got)}")
+            raise expect.CheckFailed(_("{call}: expected a tensor, got {got}",
+                                       call=call, got=expect.describe(got)))
         if tuple(got.shape) == (max_len, max_len + 1) != (max_len, d_model):
-            raise expect.CheckFailed(f"{call}: expected shape ({max_len}, {d_model}) = (max_len, d_model), got "
-                                     f"{tuple(got.shape)} = (max_len, max_len + 1): the second axis holds the "
-                                     "d_model features, whose frequencies are indexed by the feature pair i, "
-                                     "not by the positions")
+            raise expect.CheckFailed(_("{call}: expected shape ({max_len}, {d_model}) = (max_len, d_model), got {got_shape} = "
+                                       "(max_len, max_len + 1): the second axis holds the d_model features, whose frequencies are "
+                                       "indexed by the feature pair i, not by the positions",
+                                       call=call, max_len=max_len, d_model=d_model, got_shape=tuple(got.shape)))
         expect.true(tuple(got.shape) == (max_len, d_model),
-                    f"{call}: expected shape ({max_len}, {d_model}) = (max_len, d_model), got {tuple(got.shape)}")
-        expect.true(got.dtype == torch.float32, f"{call}: expected dtype torch.float32, got {got.dtype}")
+                    _("{call}: expected shape ({max_len}, {d_model}) = (max_len, d_model), got {got_shape}",
+                      call=call, max_len=max_len, d_model=d_model, got_shape=tuple(got.shape)))
+        expect.true(got.dtype == torch.float32, _("{call}: expected dtype torch.float32, got {got_dtype}",
+                                                  call=call, got_dtype=got.dtype))
 
 
 def _turned(pe: torch.Tensor, k: int) -> torch.Tensor:
@@ -82,10 +86,10 @@ def _table_mistakes(max_len: int, d_model: int) -> list[tuple[str, torch.Tensor]
     want = ref.sinusoidal_positional_encoding(max_len, d_model)
     sin, cos = want[:, 0::2], want[:, 1::2]
     return [
-        ("the sine of pair i goes to the even feature 2i and its cosine to the odd feature 2i+1 (interleaved); "
-         "your table matches all the sines first, then all the cosines", torch.cat([sin, cos], dim=-1)),
-        ("the sine goes to the even features 2i and the cosine to the odd features 2i+1; your table has them the "
-         "other way round", torch.stack([cos, sin], dim=-1).flatten(-2)),
+        (_("the sine of pair i goes to the even feature 2i and its cosine to the odd feature 2i+1 (interleaved); "
+           "your table matches all the sines first, then all the cosines"), torch.cat([sin, cos], dim=-1)),
+        (_("the sine goes to the even features 2i and the cosine to the odd features 2i+1; your table has them the "
+           "other way round"), torch.stack([cos, sin], dim=-1).flatten(-2)),
     ]
 
 
@@ -98,21 +102,22 @@ def test_pe_values(submission):
             # the most common slips, named before the numbers
             for contract, table in _table_mistakes(max_len, d_model):
                 if not _matches(want, table, atol=2e-5, rtol=1e-4) and _matches(got, table, atol=2e-5, rtol=1e-4):
-                    raise expect.CheckFailed(f"{call}: {contract}")
+                    raise expect.CheckFailed(_("{call}: {contract}", call=call, contract=contract))
             if d_model > 2 and max_len > 1 and bool(torch.allclose(got, got[:, :1].expand_as(got))):
-                raise expect.CheckFailed(f"{call}: every feature of a row holds the same number; the angle of pair i "
-                                         "depends on i (its frequency is 1 / 10000^(2i / d_model)), and the sine "
-                                         "and the cosine go to two features, 2i and 2i+1, never summed")
+                raise expect.CheckFailed(_("{call}: every feature of a row holds the same number; the angle of pair i depends on i (its "
+                                           "frequency is 1 / 10000^(2i / d_model)), and the sine and the cosine go to two features, 2i and "
+                                           "2i+1, never summed", call=call))
             pair_norms = got[:, 0::2].double() ** 2 + got[:, 1::2].double() ** 2
             expect.true(bool(torch.allclose(pair_norms, torch.ones_like(pair_norms), atol=1e-4)),
-                        f"{call}: each pair (PE[pos, 2i], PE[pos, 2i+1]) should be the sine and the cosine of "
-                        f"the same angle, so that its squares sum to 1")
-            expect.tensor(got[0], want[0], f"row 0 of {call} (position 0: sin 0 = 0 on the even features 2i, "
-                                           "cos 0 = 1 on the odd features 2i+1)", atol=2e-5, rtol=1e-4)
+                        _("{call}: each pair (PE[pos, 2i], PE[pos, 2i+1]) should be the sine and the cosine of the same "
+                          "angle, so that its squares sum to 1", call=call))
+            expect.tensor(got[0], want[0], _("row 0 of {call} (position 0: sin 0 = 0 on the even features 2i, cos 0 = 1 on the odd features "
+                                             "2i+1)", call=call), atol=2e-5, rtol=1e-4)
             for k in (1, 7):  # chapter 5: PE(pos + k) = PE(pos) M_k, each pair turned by the angle k * omega_i
                 expect.tensor(got[k:].double(), _turned(got[:-k].double(), k),
-                              f"rows {k}.. of {call} against rows 0.. turned by k = {k} (PE(pos + {k}) "
-                              f"should be PE(pos) with each pair (2i, 2i+1) turned by the angle {k} / 10000^(2i / d_model))",
+                              _("rows {k}.. of {call} against rows 0.. turned by k = {k} (PE(pos + {k}) should be PE(pos) with "
+                                "each pair (2i, 2i+1) turned by the angle {k} / 10000^(2i / d_model))",
+                                k=k, call=call),
                               atol=1e-4, rtol=1e-4)
         expect.tensor(got, want, call, atol=2e-5, rtol=1e-4)
 
@@ -125,8 +130,10 @@ def test_pe_odd_d_model(submission):
         except StudentError as exc:  # the learner's code raised (or failed otherwise)
             if exc.raised("ValueError"):
                 continue
-            raise expect.CheckFailed(f"{call} should raise a ValueError (d_model = {d_model} is odd); {exc}") from None
-        raise expect.CheckFailed(f"{call} should raise a ValueError (d_model = {d_model} is odd), but it returned a value")
+            raise expect.CheckFailed(_("{call} should raise a ValueError (d_model = {d_model} is odd); {exc}",
+                                       call=call, d_model=d_model, exc=exc)) from None
+        raise expect.CheckFailed(_("{call} should raise a ValueError (d_model = {d_model} is odd), but it returned a value",
+                                   call=call, d_model=d_model))
 
 
 # --------------------------------------------------------------------------- rotary embeddings
@@ -154,29 +161,32 @@ def _rotary_mistakes(x, positions, interleaved: bool) -> list[tuple[str, torch.T
     own, other = ("interleaved", "halves") if interleaved else ("halves", "interleaved")
     pairs = {"interleaved": "(2i, 2i+1)", "halves": "(i, i + d/2)"}
     found = [
-        (f"pairs are {pairs[own]}, not {pairs[other]}: your output matches the other pairing of the features",
+        (_("pairs are {own}, not {other}: your output matches the other pairing of the features",
+           own=pairs[own], other=pairs[other]),
          _rotate(x, positions, other)),
-        ("the rotation turns each pair by +m * omega_i, counterclockwise: (x cos - y sin, x sin + y cos); your output "
-         "matches the angle -m * omega_i", _rotate(x, positions, own, sign=-1.0)),
-        ("each row l is turned by the angle of its own position positions[l]; your output matches the positions "
-         "0, 1, ..., L - 1 instead of those given",
+        (_("the rotation turns each pair by +m * omega_i, counterclockwise: (x cos - y sin, x sin + y cos); your output "
+           "matches the angle -m * omega_i"), _rotate(x, positions, own, sign=-1.0)),
+        (_("each row l is turned by the angle of its own position positions[l]; your output matches the positions "
+           "0, 1, ..., L - 1 instead of those given"),
          _rotate(x, torch.arange(x.size(-2)), own)),
     ]
     if not interleaved:
-        found.append(("features i and i + d/2 form pair i and share its angle pos * omega_i; your output matches "
-                      "angles repeated pair by pair (the table of the interleaved layout)",
+        found.append((_("features i and i + d/2 form pair i and share its angle pos * omega_i; your output matches "
+                        "angles repeated pair by pair (the table of the interleaved layout)"),
                       _rotate(x, positions, "halves", freq_layout="repeated")))
     return found
 
 
 def _check_rotary(submission, x, positions, what, name="apply_rotary"):
-    call = f"{name}(x {tuple(x.shape)} {x.dtype}, positions={positions.tolist()}){what}"
+    call = _("{name}(x {x_shape} {dtype}, positions={positions}){what}", name=name, x_shape=tuple(x.shape),
+             dtype=x.dtype, positions=positions.tolist(), what=what)
     got = submission.call(name, x, positions)
     want = ref.apply_rotary(x, positions) if name == "apply_rotary" else ref.apply_rotary_half(x, positions)
     if not _matches(got, want):
         for contract, output in _rotary_mistakes(x, positions, interleaved=name == "apply_rotary"):
             if not _matches(want, output) and _matches(got, output):
-                raise expect.CheckFailed(f"{call} is not the reference's: {contract}")
+                raise expect.CheckFailed(_("{call} is not the reference's: {contract}",
+                                           call=call, contract=contract))
     expect.tensor(got, want, call)
 
 
@@ -184,9 +194,9 @@ def test_rotary_values(submission):
     gen = _gen(501)
     _check_rotary(submission, torch.randn(5, 8, generator=gen), torch.arange(5), "")
     _check_rotary(submission, torch.randn(2, 3, 4, 6, generator=gen, dtype=torch.float64),
-                  torch.tensor([0, 3, 1, 20]), " (batch and head axes, positions in any order)")
+                  torch.tensor([0, 3, 1, 20]), _(" (batch and head axes, positions in any order)"))
     _check_rotary(submission, torch.randn(2, 3, 16, generator=gen, dtype=torch.float64),
-                  torch.tensor([100, 101, 2000]), " (large positions)")
+                  torch.tensor([100, 101, 2000]), _(" (large positions)"))
 
 
 def test_rotary_relative(submission):
@@ -200,25 +210,25 @@ def test_rotary_relative(submission):
     shifts = torch.tensor([0, 7, 1, 93, 5, 0])
     rq = submission.call("apply_rotary", q.expand(6, d).clone(), m + shifts)
     rk = submission.call("apply_rotary", k.expand(6, d).clone(), n + shifts)
-    for name, value in (("apply_rotary(q, positions) for 6 positions", rq), ("apply_rotary(k, positions) for 6 positions", rk)):
+    for name, value in ((_("apply_rotary(q, positions) for 6 positions"), rq), (_("apply_rotary(k, positions) for 6 positions"), rk)):
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (6, d) or value.dtype != torch.float64:
-            raise expect.CheckFailed(f"{name} with a float64 (6, {d}) input: expected a float64 tensor of shape (6, {d}), "
-                                     f"got {expect.describe(value)}")
+            raise expect.CheckFailed(_("{name} with a float64 (6, {d}) input: expected a float64 tensor of shape (6, {d}), got {value}",
+                                       name=name, d=d, value=expect.describe(value)))
     norms = rq.norm(dim=-1)
     expect.tensor(norms, q.norm(dim=-1).expand(6),
-                  "the norms of a rotated query at 6 positions (a rotation keeps the length of a vector)")
+                  _("the norms of a rotated query at 6 positions (a rotation keeps the length of a vector)"))
     at_zero = submission.call("apply_rotary", q, torch.tensor([0]))
-    expect.tensor(at_zero, q, "apply_rotary(q, positions=[0]) (position 0 is a rotation by angle 0)")
+    expect.tensor(at_zero, q, _("apply_rotary(q, positions=[0]) (position 0 is a rotation by angle 0)"))
     scores = (rq * rk).sum(-1)  # query at m+s with key at n+s
     first_pair = (rq[:4] * rk[:4]).sum(-1)
     expect.tensor(first_pair, first_pair[:1].expand(4),
-                  "the scores of q at positions 3, 17, 51, 100 with k at positions 1, 15, 49, 98 (all two apart): "
-                  "with rotary embeddings they should all be equal")
+                  _("the scores of q at positions 3, 17, 51, 100 with k at positions 1, 15, 49, 98 (all two apart): "
+                    "with rotary embeddings they should all be equal"))
     expect.tensor(scores[4:], (q * k).sum(-1).expand(2),
-                  "the scores of q and k at the same position (0 and 12): they should equal the unrotated q . k")
+                  _("the scores of q and k at the same position (0 and 12): they should equal the unrotated q . k"))
     moved = submission.call("apply_rotary", q, torch.tensor([5]))
     expect.true(isinstance(moved, torch.Tensor) and not torch.allclose(moved, q),
-                "apply_rotary(q, positions=[5]) returned q unchanged: position 5 should rotate it")
+                _("apply_rotary(q, positions=[5]) returned q unchanged: position 5 should rotate it"))
 
 
 # --------------------------------------------------------------------------- derive
@@ -247,11 +257,11 @@ def test_pe_squared_distance(submission):
             got = got.item()
         if isinstance(got, (int, float)) and not isinstance(got, bool) and not math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4):
             if want > 1e-3 and math.isclose(got * got, want, rel_tol=1e-4):
-                raise expect.CheckFailed(f"{call}: {got:g} is not the expected value; the task asks for the squared "
-                                         "distance, not the distance")
+                raise expect.CheckFailed(_("{call}: {got:g} is not the expected value; the task asks for the squared distance, not the "
+                                           "distance", call=call, got=got))
             if want > 1e-3 and math.isclose(2 * got, want, rel_tol=1e-4):
-                raise expect.CheckFailed(f"{call}: {got:g} is not the expected value; each pair contributes two "
-                                         "features, a sine and a cosine: does your sum count both?")
+                raise expect.CheckFailed(_("{call}: {got:g} is not the expected value; each pair contributes two features, a sine and a "
+                                           "cosine: does your sum count both?", call=call, got=got))
         expect.number(got, want, call, atol=1e-4, rtol=1e-4)
 
 
@@ -293,18 +303,21 @@ def _unchanged_truth() -> dict[str, bool]:
 def test_positions_unchanged(submission):
     got = submission.get("unchanged")
     if not isinstance(got, dict):
-        raise expect.CheckFailed(f"unchanged should be a dict {{key: True or False}}, got {expect.describe(got)}")
+        raise expect.CheckFailed(_("unchanged should be a dict {{key: True or False}}, got {got}",
+                                   got=expect.describe(got)))
     missing, unknown = [k for k in CHANGES if k not in got], sorted(map(str, set(got) - set(CHANGES)))
     if missing or unknown:
-        raise expect.CheckFailed(f"unchanged should have exactly the keys {', '.join(CHANGES)}"
-                                 + (f"; missing: {', '.join(missing)}" if missing else "")
-                                 + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+        raise expect.CheckFailed(_("unchanged should have exactly the keys {keys}{missing}{unknown}",
+                                   keys=', '.join(CHANGES),
+                                   missing=_("; missing: {keys}", keys=', '.join(missing)) if missing else "",
+                                   unknown=_("; unknown: {keys}", keys=', '.join(unknown)) if unknown else ""))
     for key in CHANGES:
         if not isinstance(got[key], bool):
-            raise expect.CheckFailed(f"unchanged[{key!r}] should be True or False, got {expect.describe(got[key])}")
+            raise expect.CheckFailed(_("unchanged[{key!r}] should be True or False, got {got_key}",
+                                       key=key, got_key=expect.describe(got[key])))
     if {key: got[key] for key in CHANGES} != _unchanged_truth():
-        raise expect.CheckFailed("unchanged: not every answer is right; for each change, write the quantity as a "
-                                 "formula in the positions (and the frequencies) and look at what the change does to it")
+        raise expect.CheckFailed(_("unchanged: not every answer is right; for each change, write the quantity as a "
+                                   "formula in the positions (and the frequencies) and look at what the change does to it"))
 
 
 # --------------------------------------------------------------------------- variant: pairs (i, i + d/2)
@@ -312,6 +325,6 @@ def test_rotary_half(submission):
     gen = _gen(504)
     _check_rotary(submission, torch.randn(5, 8, generator=gen), torch.arange(5), "", name="apply_rotary_half")
     _check_rotary(submission, torch.randn(2, 3, 4, 6, generator=gen, dtype=torch.float64),
-                  torch.tensor([0, 3, 1, 20]), " (batch and head axes, positions in any order)", name="apply_rotary_half")
+                  torch.tensor([0, 3, 1, 20]), _(" (batch and head axes, positions in any order)"), name="apply_rotary_half")
     _check_rotary(submission, torch.randn(2, 3, 16, generator=gen, dtype=torch.float64),
-                  torch.tensor([100, 101, 2000]), " (large positions)", name="apply_rotary_half")
+                  torch.tensor([100, 101, 2000]), _(" (large positions)"), name="apply_rotary_half")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab import transformer as ref
 
@@ -68,18 +69,18 @@ def _flipped(layer, *args):
 
 def _placement(norm_first: bool) -> str:
     if norm_first:
-        return ("norm_first=True asks for pre-norm, x + sublayer(norm(x)); your output is the post-norm "
-                "layer's, norm(x + sublayer(x))")
-    return ("norm_first=False asks for post-norm (the paper's), norm(x + sublayer(x)); your output is the "
-            "pre-norm layer's, x + sublayer(norm(x))")
+        return (_("norm_first=True asks for pre-norm, x + sublayer(norm(x)); your output is the post-norm "
+                  "layer's, norm(x + sublayer(x))"))
+    return (_("norm_first=False asks for post-norm (the paper's), norm(x + sublayer(x)); your output is the "
+              "pre-norm layer's, x + sublayer(norm(x))"))
 
 
-NO_RESIDUAL = ("each sublayer's output is added to the stream it read (the residual connection); your output "
-               "is that of a layer without the residual additions")
-DROPOUT_IN_EVAL = ("two calls in eval mode gave different outputs: dropout must be off after .eval() (an "
-                   "nn.Dropout module is, F.dropout(h, p) is not)")
-NO_RELU = ("the ReLU between w_1 and w_2 is missing: without it the two linear layers compose to a single "
-           "linear map")
+NO_RESIDUAL = (_("each sublayer's output is added to the stream it read (the residual connection); your output "
+                 "is that of a layer without the residual additions"))
+DROPOUT_IN_EVAL = (_("two calls in eval mode gave different outputs: dropout must be off after .eval() (an "
+                     "nn.Dropout module is, F.dropout(h, p) is not)"))
+NO_RELU = (_("the ReLU between w_1 and w_2 is missing: without it the two linear layers compose to a single "
+             "linear map"))
 
 
 def _ff_without_relu(ff, h):
@@ -109,10 +110,10 @@ def _encoder_mistakes(r, x, mask) -> dict:
 
     mistakes = {_placement(r.norm_first): lambda: _flipped(r, x, mask), NO_RESIDUAL: no_residual, NO_RELU: no_relu}
     if not r.norm_first:
-        mistakes["post-norm normalises the sum, norm(x + sublayer(x)), not the sublayer's output alone "
-                  "(x + norm(sublayer(x)))"] = norm_inside
+        mistakes[_("post-norm normalises the sum, norm(x + sublayer(x)), not the sublayer's output alone "
+                    "(x + norm(sublayer(x)))")] = norm_inside
     if mask is not None:
-        mistakes["the padding mask must reach self-attention: your output is the layer's without it"] = lambda: r(x)
+        mistakes[_("the padding mask must reach self-attention: your output is the layer's without it")] = lambda: r(x)
     return mistakes
 
 
@@ -139,18 +140,18 @@ def _decoder_mistakes(r, x, memory, self_mask, memory_mask) -> dict:
         _placement(r.norm_first): lambda: _flipped(r, x, memory, self_mask, memory_mask),
         NO_RESIDUAL: lambda: run(residual=False),
         NO_RELU: lambda: run(relu=False),
-        "a decoder layer starts with masked self-attention over the target (self_attn, with self_mask); your "
-        "output is that of a layer without it": lambda: run(self_attention=False),
-        "the cross-attention's residual adds to the decoder's stream, not to the memory: the output at target "
-        "position t continues the decoder's vector at t": lambda: run(onto_memory=True),
-        "cross_attn takes its queries from the decoder and its keys and values from memory (the encoder's "
-        "output), not from the decoder's own states": lambda: run(cross_kv=lambda h: h),
+        _("a decoder layer starts with masked self-attention over the target (self_attn, with self_mask); your "
+          "output is that of a layer without it"): lambda: run(self_attention=False),
+        _("the cross-attention's residual adds to the decoder's stream, not to the memory: the output at target "
+          "position t continues the decoder's vector at t"): lambda: run(onto_memory=True),
+        _("cross_attn takes its queries from the decoder and its keys and values from memory (the encoder's "
+          "output), not from the decoder's own states"): lambda: run(cross_kv=lambda h: h),
     }
     if self_mask is not None:
-        mistakes["masked self-attention: self_mask (causal and target padding) must reach self_attn; your output "
-                  "is the layer's without it, where every position sees the future"] = lambda: r(x, memory, None, memory_mask)
+        mistakes[_("masked self-attention: self_mask (causal and target padding) must reach self_attn; your output "
+                    "is the layer's without it, where every position sees the future")] = lambda: r(x, memory, None, memory_mask)
     if memory_mask is not None:
-        mistakes["memory_mask (the source padding) must reach cross_attn; your output is the layer's without it"] = \
+        mistakes[_("memory_mask (the source padding) must reach cross_attn; your output is the layer's without it")] = \
             lambda: r(x, memory, self_mask, None)
     return mistakes
 
@@ -158,7 +159,7 @@ def _decoder_mistakes(r, x, memory, self_mask, memory_mask) -> dict:
 def _deterministic(first, second, name: str) -> None:
     """Two calls of a module in eval mode on the same input must agree (dropout is off)."""
     if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor) and not expect.close(first, second):
-        raise expect.CheckFailed(f"{name}: {DROPOUT_IN_EVAL}")
+        raise expect.CheckFailed(_("{name}: {contract}", name=name, contract=DROPOUT_IN_EVAL))
 
 
 # --------------------------------------------------------------------------- 1-3: the modules
@@ -169,7 +170,7 @@ def test_feed_forward(submission):
         module, call = _twin(submission, "FeedForward", reference, d_model, d_ff, dropout)
         for shape in ((2, 5, d_model), (3, 1, d_model)):
             x = torch.randn(*shape, generator=gen, dtype=torch.float64)
-            name = f"{call} in eval mode, on x of shape {shape}"
+            name = _("{call} in eval mode, on x of shape {shape}", call=call, shape=shape)
             got = module(x)
             _deterministic(got, module(x), name)
             expect.tensor_or_contract(got, reference(x), name, {NO_RELU: lambda: _ff_without_relu(reference, x)})
@@ -182,10 +183,11 @@ def _check_encoder(submission, norm_first, seed):
         layer, call = _twin(submission, "EncoderLayer", reference, D_MODEL, HEADS, D_FF, dropout, norm_first=norm_first)
         x = torch.randn(3, 6, D_MODEL, generator=gen, dtype=torch.float64)
         got = layer(x)
-        _deterministic(got, layer(x), f"{call} without a mask")
-        expect.tensor_or_contract(got, reference(x), f"{call} in eval mode, without a mask", _encoder_mistakes(reference, x, None))
+        _deterministic(got, layer(x), _("{call} without a mask", call=call))
+        expect.tensor_or_contract(got, reference(x), _("{call} in eval mode, without a mask", call=call), _encoder_mistakes(reference, x, None))
         mask = _lengths([6, 4, 1], 6)[:, None, None, :]  # (B, 1, 1, S)
-        expect.tensor_or_contract(layer(x, mask), reference(x, mask), f"{call} with a padding mask of shape (3, 1, 1, 6)",
+        expect.tensor_or_contract(layer(x, mask), reference(x, mask), _("{call} with a padding mask of shape (3, 1, 1, 6)",
+                                                                        call=call),
                 _encoder_mistakes(reference, x, mask))
 
 
@@ -208,13 +210,15 @@ def _check_decoder(submission, norm_first, seed):
             memory = torch.randn(3, S, D_MODEL, generator=gen, dtype=torch.float64)
             shapes = f"x (3, {T}, 16), memory (3, {S}, 16)"
             got = layer(x, memory)
-            _deterministic(got, layer(x, memory), f"{call}, {shapes}, no masks")
-            expect.tensor_or_contract(got, reference(x, memory), f"{call} in eval mode, {shapes}, no masks",
+            _deterministic(got, layer(x, memory), _("{call}, {shapes}, no masks", call=call, shapes=shapes))
+            expect.tensor_or_contract(got, reference(x, memory), _("{call} in eval mode, {shapes}, no masks",
+                                                                   call=call, shapes=shapes),
                     _decoder_mistakes(reference, x, memory, None, None))
             self_mask = ref.causal_mask(T) & _lengths(self_lengths, T)[:, None, None, :]  # (B, 1, T, T)
             memory_mask = _lengths(memory_lengths, S)[:, None, None, :]  # (B, 1, 1, S)
             expect.tensor_or_contract(layer(x, memory, self_mask, memory_mask), reference(x, memory, self_mask, memory_mask),
-                    f"{call}, {shapes}, with a causal and padding self_mask (3, 1, {T}, {T}) and a memory_mask (3, 1, 1, {S})",
+                    _("{call}, {shapes}, with a causal and padding self_mask (3, 1, {T}, {T}) and a memory_mask (3, "
+                      "1, 1, {S})", call=call, shapes=shapes, T=T, S=S),
                     _decoder_mistakes(reference, x, memory, self_mask, memory_mask))
     # Causality: a later target position never changes an earlier output.
     changed = x.clone()
@@ -224,8 +228,8 @@ def _check_decoder(submission, norm_first, seed):
     if isinstance(got, torch.Tensor) and got.dim() == 3:
         got = got[:, :3]
     expect.tensor(got, reference(x, memory, causal, memory_mask)[:, :3],
-                  f"{call}: the outputs at target positions 0-2 after changing positions 3-4 (causal mask; "
-                  "the future must not change the past)")
+                  _("{call}: the outputs at target positions 0-2 after changing positions 3-4 (causal mask; the "
+                    "future must not change the past)", call=call))
 
 
 def test_decoder_post_norm(submission):
@@ -271,23 +275,25 @@ def changed_positions_truth(seed: int = 606) -> dict[str, list[int]]:
 def test_changed_positions(submission):
     got = submission.get("changed_positions")
     if not isinstance(got, dict):
-        raise expect.CheckFailed(f"changed_positions: expected a dict with the keys {', '.join(CHANGED_POSITIONS_KEYS)}, "
-                                 f"got {expect.describe(got)}")
+        raise expect.CheckFailed(_("changed_positions: expected a dict with the keys {keys}, got {got}",
+                                   keys=', '.join(CHANGED_POSITIONS_KEYS), got=expect.describe(got)))
     missing = [key for key in CHANGED_POSITIONS_KEYS if key not in got]
     if missing:
-        raise expect.CheckFailed(f"changed_positions has no key {', '.join(repr(k) for k in missing)}")
+        raise expect.CheckFailed(_("changed_positions has no key {keys}",
+                                   keys=', '.join(repr(k) for k in missing)))
     truth = changed_positions_truth()
     wrong = []
     for key in CHANGED_POSITIONS_KEYS:
         value = got[key]
         if not isinstance(value, (list, tuple)) or not all(type(t) is int and 0 <= t < 5 for t in value):
-            raise expect.CheckFailed(f"changed_positions[{key!r}]: expected a list of positions (ints from 0 to 4), "
-                                     f"got {expect.describe(value)}")
+            raise expect.CheckFailed(_("changed_positions[{key!r}]: expected a list of positions (ints from 0 to 4), got {value}",
+                                       key=key, value=expect.describe(value)))
         if sorted(set(value)) != truth[key]:
             wrong.append(repr(key))
     if wrong:
-        raise expect.CheckFailed(f"changed_positions[{'], ['.join(wrong)}]: not the expected set of positions "
-                                 f"({len(wrong)} of {len(CHANGED_POSITIONS_KEYS)} answers)")
+        raise expect.CheckFailed(_("changed_positions[{wrong}]: not the expected set of positions ({count} of "
+                                   "{total} answers)",
+                                   wrong='], ['.join(wrong), count=len(wrong), total=len(CHANGED_POSITIONS_KEYS)))
 
 
 # --------------------------------------------------------------------------- 5: derive
@@ -300,11 +306,13 @@ def _check_count(got, want: int, name: str, mistakes: dict) -> None:
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
-        raise expect.CheckFailed(f"{name}: expected a whole number, got {expect.describe(got)}")
+        raise expect.CheckFailed(_("{name}: expected a whole number, got {got}",
+                                   name=name, got=expect.describe(got)))
     if abs(got - want) > 0.5:
         for slip, value in mistakes.items():
             if abs(got - value) <= 0.5:
-                raise expect.CheckFailed(f"{name} = {got:g} is not the expected value: it equals the count {slip}")
+                raise expect.CheckFailed(_("{name} = {got:g} is not the expected value: it equals the count {slip}",
+                                           name=name, got=got, slip=slip))
     expect.number(got, want, name, atol=0.5, rtol=0)
 
 
@@ -314,9 +322,9 @@ def _layer_mistakes(layer) -> dict:
     norms = sum(_count(m) for m in layer.modules() if isinstance(m, torch.nn.LayerNorm))
     biases = sum(m.bias.numel() for m in layer.modules() if isinstance(m, torch.nn.Linear))
     outputs = sum(_count(m.w_o) for m in layer.modules() if hasattr(m, "w_o"))
-    return {"without the LayerNorms' gains and biases": total - norms,
-            "without the biases of the linear layers": total - biases,
-            "without the attention's output projection w_o": total - outputs}
+    return {_("without the LayerNorms' gains and biases"): total - norms,
+            _("without the biases of the linear layers"): total - biases,
+            _("without the attention's output projection w_o"): total - outputs}
 
 
 ENCODER_SIZES = ((8, 24), (20, 7), (96, 384), (512, 2048), (12288, 49152))  # d_model, d_ff; the last is GPT-3's
@@ -327,7 +335,7 @@ def test_encoder_layer_parameters(submission):
         with torch.device("meta"):  # shapes without memory: the last size would take 7 GB
             layer = ref.EncoderLayer(d_model, 1, d_ff)
             decoder = ref.DecoderLayer(d_model, 1, d_ff)
-        mistakes = _layer_mistakes(layer) | {"of a decoder layer": _count(decoder)}
+        mistakes = _layer_mistakes(layer) | {_("of a decoder layer"): _count(decoder)}
         got = submission.call("encoder_layer_parameters", d_model, d_ff)
         _check_count(got, _count(layer), f"encoder_layer_parameters({d_model}, {d_ff})", mistakes)
 
@@ -338,7 +346,7 @@ def test_decoder_layer_parameters(submission):
         layer = ref.DecoderLayer(512, 8, 2048)
         encoder = ref.EncoderLayer(512, 8, 2048)
     _check_count(got, _count(layer), "decoder_layer_parameters",
-                 _layer_mistakes(layer) | {"of an encoder layer": _count(encoder)})
+                 _layer_mistakes(layer) | {_("of an encoder layer"): _count(encoder)})
 
 
 # --------------------------------------------------------------------------- 6: a variant
@@ -350,13 +358,13 @@ def _parallel_mistakes(r, x, mask) -> dict:
         return y + ff(n(y))
 
     return {
-        "in the parallel layer both sublayers read the same norm(x): the feed-forward network does not see "
-        "the attention's output (yours is the sequential pre-norm layer)": sequential,
-        "the feed-forward network reads the normalised input norm(x), as attention does": lambda: x + _sa(r, n(x), mask) + ff(x),
-        "the layer returns x plus both sublayers' outputs (the residual connection)": lambda: _sa(r, n(x), mask) + ff(n(x)),
-        "one LayerNorm before the sublayers and none after the sum: the residual stream is not normalised": lambda: n(x + _sa(r, x, mask) + ff(x)),
+        _("in the parallel layer both sublayers read the same norm(x): the feed-forward network does not see "
+          "the attention's output (yours is the sequential pre-norm layer)"): sequential,
+        _("the feed-forward network reads the normalised input norm(x), as attention does"): lambda: x + _sa(r, n(x), mask) + ff(x),
+        _("the layer returns x plus both sublayers' outputs (the residual connection)"): lambda: _sa(r, n(x), mask) + ff(n(x)),
+        _("one LayerNorm before the sublayers and none after the sum: the residual stream is not normalised"): lambda: n(x + _sa(r, x, mask) + ff(x)),
         NO_RELU: lambda: x + _sa(r, n(x), mask) + _ff_without_relu(ff, n(x)),
-        **({"the padding mask must reach self-attention: your output is the layer's without it": lambda: r(x)}
+        **({_("the padding mask must reach self-attention: your output is the layer's without it"): lambda: r(x)}
            if mask is not None else {}),
     }
 
@@ -368,8 +376,9 @@ def test_parallel_encoder_layer(submission):
         layer, call = _twin(submission, "ParallelEncoderLayer", reference, D_MODEL, HEADS, D_FF, dropout)
         x = torch.randn(3, 6, D_MODEL, generator=gen, dtype=torch.float64)
         got = layer(x)
-        _deterministic(got, layer(x), f"{call} without a mask")
-        expect.tensor_or_contract(got, reference(x), f"{call} in eval mode, without a mask", _parallel_mistakes(reference, x, None))
+        _deterministic(got, layer(x), _("{call} without a mask", call=call))
+        expect.tensor_or_contract(got, reference(x), _("{call} in eval mode, without a mask", call=call), _parallel_mistakes(reference, x, None))
         mask = _lengths([6, 2, 5], 6)[:, None, None, :]  # (B, 1, 1, S)
-        expect.tensor_or_contract(layer(x, mask), reference(x, mask), f"{call} with a padding mask of shape (3, 1, 1, 6)",
+        expect.tensor_or_contract(layer(x, mask), reference(x, mask), _("{call} with a padding mask of shape (3, 1, 1, 6)",
+                                                                        call=call),
                 _parallel_mistakes(reference, x, mask))

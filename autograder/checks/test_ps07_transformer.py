@@ -21,6 +21,7 @@ from types import SimpleNamespace
 import torch
 import torch.nn as nn
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from autograder.protocol import RAISED, StudentError
 from attnlab.decoding import IncrementalDecoder, greedy_decode, trim_after_eos
@@ -101,10 +102,10 @@ def test_padding_mask(submission):
                            (torch.tensor([[2, 3], [5, 6]]), 0)):
         got = submission.call("padding_mask", tokens, pad_id)
         expect.tensor_or_contract(got, padding_mask(tokens, pad_id), f"padding_mask(tokens {tokens.tolist()}, pad_id={pad_id})", {
-            "True marks the real tokens (keys that may be attended to), False the padding; yours is the other "
-            "way round": lambda: (tokens == pad_id)[:, None, None, :],
-            "the mask has shape (B, 1, 1, L): the two singleton axes broadcast over the heads and the queries of "
-            "the scores (B, h, Lq, L)": lambda: tokens != pad_id,
+            _("True marks the real tokens (keys that may be attended to), False the padding; yours is the other "
+              "way round"): lambda: (tokens == pad_id)[:, None, None, :],
+            _("the mask has shape (B, 1, 1, L): the two singleton axes broadcast over the heads and the queries of "
+              "the scores (B, h, Lq, L)"): lambda: tokens != pad_id,
         })
 
 
@@ -112,9 +113,9 @@ def test_causal_mask(submission):
     for length in (1, 4, 7):
         ones = torch.ones(length, length, dtype=torch.bool)
         expect.tensor_or_contract(submission.call("causal_mask", length), causal_mask(length), f"causal_mask({length})", {
-            "position t may attend to the positions <= t: True on and below the diagonal; yours lets each "
-            "position see the future": lambda: ones.triu(),
-            "a position may attend to itself: the diagonal is True": lambda: ones.tril(-1),
+            _("position t may attend to the positions <= t: True on and below the diagonal; yours lets each "
+              "position see the future"): lambda: ones.triu(),
+            _("a position may attend to itself: the diagonal is True"): lambda: ones.tril(-1),
         })
 
 
@@ -123,8 +124,9 @@ def _twin(submission, seed, **changes):
     config = {**SMALL, **changes}
     torch.manual_seed(seed)
     reference = Transformer(TransformerConfig(**config))
-    final = " (a pre-norm model ends each stack with a LayerNorm: encoder_norm, decoder_norm)" if config.get("norm_first") else ""
-    model, call = expect.twin(submission, "build_transformer", reference, hint=f"use the attribute names of the table{final}",
+    final = _(" (a pre-norm model ends each stack with a LayerNorm: encoder_norm, decoder_norm)") if config.get("norm_first") else ""
+    model, call = expect.twin(submission, "build_transformer", reference, hint=_("use the attribute names of the table{final}",
+                                                                                 final=final),
                               call="build_transformer(" + ", ".join(f"{k}={v!r}" for k, v in changes.items()) + ")",
                               **config)
     return reference, model, call, config
@@ -135,7 +137,8 @@ def _run(what: str, model, method: str, *args):
     try:
         return model(*args) if method == "__call__" else model.method(method, *args)
     except StudentError as exc:  # the learner's code raised or died: say so under this call's name
-        raise expect.CheckFailed(f"{what} raised {exc.detail}" if exc.kind == RAISED else f"{what}: {exc}") from None
+        raise expect.CheckFailed(_("{what} raised {detail}", what=what, detail=exc.detail) if exc.kind == RAISED
+                                 else _("{what}: {error}", what=what, error=str(exc))) from None
 
 
 def _decode_with(r, tgt, memory, src, self_mask, memory_mask):
@@ -171,22 +174,22 @@ def _transformer_mistakes(r, src, tgt) -> dict:
         return _decode_with(r, tgt, _encode_with(r, src, src_mask), src, self_mask, src_mask)
 
     return {
-        "these are the logits of a model whose padding masks are True on the padding: see padding_mask "
-        "(section 1), True marks the real tokens": lambda: with_masks(causal & tgt_pad, src_pad),
-        "these are the logits of a model whose causal mask lets each position see the future: see "
-        "causal_mask (section 1)": lambda: with_masks(ones.triu() & tgt_keep, src_keep),
-        "these are the logits of a model whose causal mask hides each position from itself: see causal_mask "
-        "(section 1)": lambda: with_masks(ones.tril(-1) & tgt_keep, src_keep),
-        "the embeddings are multiplied by sqrt(d_model) before the positional encoding is added; yours are not":
+        _("these are the logits of a model whose padding masks are True on the padding: see padding_mask "
+          "(section 1), True marks the real tokens"): lambda: with_masks(causal & tgt_pad, src_pad),
+        _("these are the logits of a model whose causal mask lets each position see the future: see "
+          "causal_mask (section 1)"): lambda: with_masks(ones.triu() & tgt_keep, src_keep),
+        _("these are the logits of a model whose causal mask hides each position from itself: see causal_mask "
+          "(section 1)"): lambda: with_masks(ones.tril(-1) & tgt_keep, src_keep),
+        _("the embeddings are multiplied by sqrt(d_model) before the positional encoding is added; yours are not"):
             unscaled,
-        "the decoder's self-attention needs the causal mask (a position must not see later target tokens)":
+        _("the decoder's self-attention needs the causal mask (a position must not see later target tokens)"):
             lambda: _decode_with(r, tgt, memory(), src, tgt_keep, src_keep),
-        "the decoder's self-attention mask is causal & target padding: yours leaves out the target padding":
+        _("the decoder's self-attention mask is causal & target padding: yours leaves out the target padding"):
             lambda: _decode_with(r, tgt, memory(), src, causal, src_keep),
-        "cross-attention must not attend to source padding: pass padding_mask(src) as the memory mask":
+        _("cross-attention must not attend to source padding: pass padding_mask(src) as the memory mask"):
             lambda: _decode_with(r, tgt, memory(), src, causal & tgt_keep, None),
-        "the encoder's self-attention must not attend to source padding: pass padding_mask(src) to every "
-        "encoder layer": lambda: _decode_with(r, tgt, _encode_with(r, src, None), src, causal & tgt_keep, src_keep),
+        _("the encoder's self-attention must not attend to source padding: pass padding_mask(src) to every "
+          "encoder layer"): lambda: _decode_with(r, tgt, _encode_with(r, src, None), src, causal & tgt_keep, src_keep),
     }
 
 
@@ -198,14 +201,16 @@ def _check_logits(submission, seed, **changes):
     tgt[:, 0] = BOS_ID
     with torch.no_grad():
         want = reference(src, tgt)
-    got = _run(f"model(src, tgt) of {call}", model, "__call__", src, tgt)
-    expect.tensor_or_contract(got, want, f"the logits of {call} on src (3, 7) and tgt (3, 6) with padding",
+    got = _run(_("model(src, tgt) of {call}", call=call), model, "__call__", src, tgt)
+    expect.tensor_or_contract(got, want, _("the logits of {call} on src (3, 7) and tgt (3, 6) with padding",
+                                           call=call),
             _transformer_mistakes(reference, src, tgt))
     with torch.no_grad():
         memory = reference.encode(src)
-    expect.tensor(_run(f"{call}.encode(src)", model, "encode", src), memory, f"{call}.encode(src) (the memory)")
-    got = _run(f"{call}.decode(tgt, memory, src)", model, "decode", tgt, memory, src)
-    expect.tensor(got, want, f"{call}.decode(tgt, memory, src)")
+    expect.tensor(_run(_("{call}.encode(src)", call=call), model, "encode", src), memory, _("{call}.encode(src) (the memory)",
+                                                                               call=call))
+    got = _run(_("{call}.decode(tgt, memory, src)", call=call), model, "decode", tgt, memory, src)
+    expect.tensor(got, want, _("{call}.decode(tgt, memory, src)", call=call))
 
 
 def test_transformer_post_norm(submission):
@@ -226,19 +231,20 @@ def test_transformer_mask_properties(submission):
     gen = _gen(706)
     src = _tokens(gen, [5, 3], 5, config["src_vocab_size"])
     tgt = _tokens(gen, [6, 6], 6, config["tgt_vocab_size"])
-    logits = _run(f"model(src, tgt) of {call}", model, "__call__", src, tgt)
+    logits = _run(_("model(src, tgt) of {call}", call=call), model, "__call__", src, tgt)
     if not isinstance(logits, torch.Tensor):
-        raise expect.CheckFailed(f"{call}(src, tgt): expected a tensor of logits, got {expect.describe(logits)}")
+        raise expect.CheckFailed(_("{call}(src, tgt): expected a tensor of logits, got {logits}",
+                                   call=call, logits=expect.describe(logits)))
     padded = torch.cat([src, torch.zeros(2, 3, dtype=torch.long)], dim=1)
-    expect.tensor(_run(f"model(padded src, tgt) of {call}", model, "__call__", padded, tgt), logits, f"{call}: the logits after appending 3 padding tokens to src "
-                                              "(padding must not change anything)")
+    expect.tensor(_run(_("model(padded src, tgt) of {call}", call=call), model, "__call__", padded, tgt), logits, _("{call}: the logits after appending 3 padding tokens to src (padding must not change anything)",
+                                                                                                       call=call))
     changed = tgt.clone()
     changed[:, 4:] = torch.randint(3, config["tgt_vocab_size"], (2, 2), generator=gen)
-    got = _run(f"model(src, changed tgt) of {call}", model, "__call__", src, changed)
+    got = _run(_("model(src, changed tgt) of {call}", call=call), model, "__call__", src, changed)
     if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(logits.shape):
         got = got[:, :4]
-    expect.tensor(got, logits[:, :4], f"{call}: the logits at target positions 0-3 after changing the "
-                                      "tokens at positions 4-5 (the future must not change the past)")
+    expect.tensor(got, logits[:, :4], _("{call}: the logits at target positions 0-3 after changing the tokens at positions 4-5 (the "
+                                        "future must not change the past)", call=call))
 
 
 # --------------------------------------------------------------------------- 3: greedy decoding
@@ -251,7 +257,7 @@ def _decoding_mistakes(model, src, bos_id, eos_id, max_len) -> dict:
         memory = model.encode(src)
         ys = torch.full((B, 1), bos_id, dtype=torch.long)
         done = torch.zeros(B, dtype=torch.bool)
-        for _ in range(max_len):
+        for _unused in range(max_len):
             token = model.decode(ys, memory, src)[:, position].argmax(-1)
             if stop:
                 token = token.masked_fill(done, pad)
@@ -266,13 +272,13 @@ def _decoding_mistakes(model, src, bos_id, eos_id, max_len) -> dict:
         return trim_after_eos(model.decode(ys, model.encode(src), src).argmax(-1), eos_id, pad)
 
     return {
-        "the output starts with the first generated token, without BOS": lambda: loop(),
-        "each row ends at its first EOS and everything after it is pad_id; yours keeps the tokens generated "
-        "after EOS": lambda: loop(stop=False)[:, 1:],
-        "the next token is the argmax of the logits at the LAST position of the prefix (the newest one), not "
-        "the first": lambda: loop(position=0)[:, 1:],
-        "greedy decoding is a loop: each chosen token is appended to the prefix and fed back for the next "
-        "step; yours matches one forward pass with the argmax taken at every position": one_pass,
+        _("the output starts with the first generated token, without BOS"): lambda: loop(),
+        _("each row ends at its first EOS and everything after it is pad_id; yours keeps the tokens generated "
+          "after EOS"): lambda: loop(stop=False)[:, 1:],
+        _("the next token is the argmax of the logits at the LAST position of the prefix (the newest one), not "
+          "the first"): lambda: loop(position=0)[:, 1:],
+        _("greedy decoding is a loop: each chosen token is appended to the prefix and fed back for the next "
+          "step; yours matches one forward pass with the argmax taken at every position"): one_pass,
     }
 
 
@@ -294,15 +300,17 @@ def test_greedy_decode(submission):
         src = _tokens(gen, [5] * batch, 5, 8)
         want = greedy_decode_toy(seed, src, BOS_ID, EOS_ID, max_len)
         got = submission.call("greedy_decode_toy", seed, src, BOS_ID, EOS_ID, max_len)
-        name = (f"greedy_decode(ToyModel(seed={seed}), src of shape {tuple(src.shape)}, bos_id={BOS_ID}, "
-                f"eos_id={EOS_ID}, max_len={max_len})")
+        name = (_("greedy_decode(ToyModel(seed={seed}), src of shape {src_shape}, bos_id={bos_id}, "
+                  "eos_id={eos_id}, max_len={max_len})",
+                  seed=seed, src_shape=tuple(src.shape), bos_id=BOS_ID, eos_id=EOS_ID, max_len=max_len))
         if isinstance(got, torch.Tensor) and got.dim() == 2 and got.size(1) > max_len:
-            raise expect.CheckFailed(f"{name}: {got.size(1)} tokens per row, more than max_len={max_len}")
+            raise expect.CheckFailed(_("{name}: {got_size} tokens per row, more than max_len={max_len}",
+                                       name=name, got_size=got.size(1), max_len=max_len))
         model = ToyModel(seed=seed)
         mistakes = {contract: (lambda m=mistake: _without_trailing_padding(m(), model.config.pad_id))
                     for contract, mistake in _decoding_mistakes(model, src, BOS_ID, EOS_ID, max_len).items()}
         expect.tensor_or_contract(_without_trailing_padding(got, model.config.pad_id), want,
-                f"{name} (compared up to trailing padding)", mistakes)
+                _("{name} (compared up to trailing padding)", name=name), mistakes)
 
 
 # --------------------------------------------------------------------------- 4: predict
@@ -357,18 +365,20 @@ def what_changes_truth(seed: int = 708) -> dict[str, str]:
 def test_what_changes(submission):
     got = submission.get("what_changes")
     if not isinstance(got, dict):
-        raise expect.CheckFailed(f"what_changes: expected a dict with the keys {', '.join(WHAT_CHANGES_KEYS)}, "
-                                 f"got {expect.describe(got)}")
+        raise expect.CheckFailed(_("what_changes: expected a dict with the keys {keys}, got {got}",
+                                   keys=', '.join(WHAT_CHANGES_KEYS), got=expect.describe(got)))
     for key in WHAT_CHANGES_KEYS:
         if key not in got:
-            raise expect.CheckFailed(f"what_changes has no key {key!r}")
+            raise expect.CheckFailed(_("what_changes has no key {key!r}", key=key))
         if got[key] not in CHOICES:
-            raise expect.CheckFailed(f"what_changes[{key!r}]: expected \"changed\" or \"unchanged\", got {got[key]!r}")
+            raise expect.CheckFailed(_('what_changes[{key!r}]: expected "changed" or "unchanged", got {got_key!r}',
+                                       key=key, got_key=got[key]))
     truth = what_changes_truth()
     wrong = sum(got[key] != truth[key] for key in WHAT_CHANGES_KEYS)
     if wrong:  # how many, not which: each answer is one of two
-        verb = "is not the expected one" if wrong == 1 else "are not the expected ones"
-        raise expect.CheckFailed(f"what_changes: {wrong} of the {len(WHAT_CHANGES_KEYS)} answers {verb}")
+        verb = _("is not the expected one") if wrong == 1 else _("are not the expected ones")
+        raise expect.CheckFailed(_("what_changes: {wrong} of the {total} answers {verb}",
+                                   wrong=wrong, total=len(WHAT_CHANGES_KEYS), verb=verb))
 
 
 # --------------------------------------------------------------------------- 5: derive
@@ -383,11 +393,12 @@ def test_big_parameters(submission):
     got = submission.get("big_parameters")
     if isinstance(got, (int, float)) and not isinstance(got, bool):
         if abs(got - untied) <= 0.5:
-            raise expect.CheckFailed(f"big_parameters = {got:g} is not the expected value: it is the count of the "
-                                     "model without tie_embeddings=True (the paper shares one embedding table)")
+            raise expect.CheckFailed(_("big_parameters = {got:g} is not the expected value: it is the count of the model without "
+                                       "tie_embeddings=True (the paper shares one embedding table)", got=got))
         if abs(got - base) <= 0.5:
-            raise expect.CheckFailed(f"big_parameters = {got:g} is not the expected value: it is the base model's "
-                                     "count (d_model=512); the big model has d_model=1024, 16 heads, d_ff=4096")
+            raise expect.CheckFailed(_("big_parameters = {got:g} is not the expected value: it is the base model's count "
+                                       "(d_model=512); the big model has d_model=1024, 16 heads, d_ff=4096",
+                                       got=got))
     expect.number(got, want, "big_parameters", atol=0.5, rtol=0)
 
 
@@ -400,7 +411,7 @@ def measured_kv_cache_values(num_layers: int, d_model: int, batch: int, length: 
     torch.manual_seed(seed)
     model = Transformer(config).eval()
     decoder = IncrementalDecoder(model, _tokens(gen, [4] * batch, 4, 9))
-    for _ in range(length):
+    for _unused in range(length):
         decoder.step(torch.randint(3, 9, (batch,), generator=gen))
     return sum(cache.k.numel() + cache.v.numel() for cache in decoder.self_caches)
 
@@ -417,15 +428,17 @@ def test_kv_cache_bytes(submission):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, (int, float)):
-            raise expect.CheckFailed(f"{name}: expected a whole number of bytes, got {expect.describe(got)}")
-        slips = {"of the keys alone: each layer caches its keys and its values": want / 2,
-                 "of numbers, not bytes: each number takes bytes_per_value bytes": values,
-                 "of one decoder layer: each layer has its own cache": want / num_layers,
-                 "of one sentence: each row of the batch has its own keys and values": want / batch}
+            raise expect.CheckFailed(_("{name}: expected a whole number of bytes, got {got}",
+                                       name=name, got=expect.describe(got)))
+        slips = {_("of the keys alone: each layer caches its keys and its values"): want / 2,
+                 _("of numbers, not bytes: each number takes bytes_per_value bytes"): values,
+                 _("of one decoder layer: each layer has its own cache"): want / num_layers,
+                 _("of one sentence: each row of the batch has its own keys and values"): want / batch}
         if abs(got - want) > 0.5:
             for slip, value in slips.items():
                 if abs(got - value) <= 0.5:
-                    raise expect.CheckFailed(f"{name} = {got:g} is not the expected value: it equals the count {slip}")
+                    raise expect.CheckFailed(_("{name} = {got:g} is not the expected value: it equals the count {slip}",
+                                               name=name, got=got, slip=slip))
         expect.number(got, want, name, atol=0.5, rtol=0)
 
 
@@ -438,13 +451,13 @@ def test_causal_lengths_mask(submission):
         real = torch.arange(length)[None, :] < lengths[:, None]  # (B, L)
         ones = torch.ones(length, length, dtype=torch.bool)
         expect.tensor_or_contract(got, want, f"causal_lengths_mask(lengths={lengths.tolist()}, length={length})", {
-            "the shape is (B, 1, L, L): the singleton axis broadcasts over the heads": lambda: want[:, 0],
-            "padding hides keys, not queries: a padded query keeps the real keys before it (a row of all False "
-            "would leave its softmax nothing to attend to)": lambda: want & real[:, None, :, None],
-            "query t may attend to keys <= t only: the mask is causal as well": lambda: real[:, None, None, :].expand_as(want),
-            "a row of length n has its real tokens at positions 0 to n - 1: position n is padding":
+            _("the shape is (B, 1, L, L): the singleton axis broadcasts over the heads"): lambda: want[:, 0],
+            _("padding hides keys, not queries: a padded query keeps the real keys before it (a row of all False "
+              "would leave its softmax nothing to attend to)"): lambda: want & real[:, None, :, None],
+            _("query t may attend to keys <= t only: the mask is causal as well"): lambda: real[:, None, None, :].expand_as(want),
+            _("a row of length n has its real tokens at positions 0 to n - 1: position n is padding"):
                 lambda: causal_mask(length) & (torch.arange(length)[None, :] <= lengths[:, None])[:, None, None, :],
-            "query t may attend to keys <= t: True on and below the diagonal": lambda: ones.triu() & real[:, None, None, :],
-            "a query may attend to its own position: the diagonal is True (for real tokens)":
+            _("query t may attend to keys <= t: True on and below the diagonal"): lambda: ones.triu() & real[:, None, None, :],
+            _("a query may attend to its own position: the diagonal is True (for real tokens)"):
                 lambda: ones.tril(-1) & real[:, None, None, :],
         })

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from autograder.protocol import Limits
 from attnlab.decoding import greedy_decode
@@ -84,8 +85,8 @@ def reverse_task_batches(n_batches: int, batch_size: int = 32, seed: int = 0, ma
     letters (ids 3, 4, ...), padded with 0; tgt = BOS, the letters reversed, EOS, padded with 0."""
     gen = torch.Generator().manual_seed(seed)
     batches = []
-    for _ in range(n_batches):
-        src, tgt_in, tgt_out, _ = reverse_batch(batch_size, 1, max_len, letters, generator=gen)
+    for _unused in range(n_batches):
+        src, tgt_in, tgt_out, _unused = reverse_batch(batch_size, 1, max_len, letters, generator=gen)
         batches.append((src, torch.cat([tgt_in[:, :1], tgt_out], dim=1)))  # tgt (B, S + 2): BOS, reversed, EOS
     return batches
 
@@ -129,7 +130,8 @@ def _is_number(value) -> bool:
 def _numbers(got, what: str, count: int, hint: str) -> torch.Tensor:
     """A list of ``count`` plain numbers from the worker, as a float64 tensor."""
     if not isinstance(got, list) or len(got) != count or not all(_is_number(v) for v in got):
-        raise expect.CheckFailed(f"{what}: expected a list of {count} numbers, got {expect.describe(got)}; {hint}")
+        raise expect.CheckFailed(_("{what}: expected a list of {count} numbers, got {got}; {hint}",
+                                   what=what, count=count, got=expect.describe(got), hint=hint))
     return torch.tensor(got, dtype=torch.float64)
 
 
@@ -147,7 +149,7 @@ def _name_the_contract(check, got, wrong_conventions: dict[str, torch.Tensor], *
     except expect.CheckFailed as exc:
         for contract, candidate in wrong_conventions.items():
             if _close(got, candidate, **tolerance):
-                raise expect.CheckFailed(f"{exc}. {contract}") from None
+                raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
         raise
 
 
@@ -162,13 +164,13 @@ def _smoothing_conventions(logits, target, pad_id, smoothing) -> dict[str, torch
     without_pad_class = torch.where(on_true, 1.0 - smoothing, smoothing / (V - 2))
     without_pad_class[..., pad_id] = 0.0
     found = {
-        "Padding positions must not count: the mean is over the positions whose target is not pad_id":
+        _("Padding positions must not count: the mean is over the positions whose target is not pad_id"):
             ((1 - smoothing) * nll - smoothing * log_probs.mean(-1)).mean(),
-        "q must sum to 1: the true token keeps 1 - ε and ε is spread as ε/V over all V classes":
+        _("q must sum to 1: the true token keeps 1 - ε and ε is spread as ε/V over all V classes"):
             (nll - smoothing * log_probs.sum(-1))[keep].mean(),
-        "ε/V goes to every one of the V classes, the true token included, as in F.cross_entropy(label_smoothing=ε)":
+        _("ε/V goes to every one of the V classes, the true token included, as in F.cross_entropy(label_smoothing=ε)"):
             (-(other_classes * log_probs).sum(-1))[keep].mean(),
-        "ε/V goes to every one of the V classes, the padding class included, as in F.cross_entropy(label_smoothing=ε)":
+        _("ε/V goes to every one of the V classes, the padding class included, as in F.cross_entropy(label_smoothing=ε)"):
             (-(without_pad_class * log_probs).sum(-1))[keep].mean(),
     }
     if not smoothing:  # without smoothing only the padding can be wrong
@@ -186,14 +188,15 @@ def test_label_smoothing(submission):
         target[-1, 1:] = PAD_ID
         got = submission.call("label_smoothed_cross_entropy", logits, target, PAD_ID, smoothing)
         want = label_smoothed_cross_entropy(logits, target, PAD_ID, smoothing)
-        label = f"label_smoothed_cross_entropy(logits {(B, T, V)} {dtype}, target with padding, pad_id=0, smoothing={smoothing})"
+        label = _("label_smoothed_cross_entropy(logits {shape} {dtype}, target with padding, pad_id=0, "
+                  "smoothing={smoothing})", shape=(B, T, V), dtype=dtype, smoothing=smoothing)
         _name_the_contract(lambda: expect.tensor(got, want, label), got,
                            _smoothing_conventions(logits, target, PAD_ID, smoothing), atol=1e-5, rtol=1e-4)
     logits = torch.randn(2, 3, 6, generator=gen, dtype=torch.float64)
     target = torch.tensor([[4, 4, 4], [5, 5, 5]])
     got = submission.call("label_smoothed_cross_entropy", logits, target, 4, 0.2)
     expect.tensor(got, label_smoothed_cross_entropy(logits, target, 4, 0.2),
-                  "label_smoothed_cross_entropy(..., pad_id=4, smoothing=0.2): padding is whatever pad_id says, not 0")
+                  _("label_smoothed_cross_entropy(..., pad_id=4, smoothing=0.2): padding is whatever pad_id says, not 0"))
 
 
 # The loss floor: measured as the loss of the prediction p = q (Gibbs' inequality: no p does better).
@@ -208,11 +211,11 @@ def measured_loss_floor(vocab_size: int, smoothing: float) -> float:
 def _floor_conventions(V: int, eps: float) -> dict[str, float]:
     xlogx = lambda x: 0.0 if x == 0 else x * math.log(x)  # noqa: E731
     return {
-        "That is the loss of a uniform prediction; the floor is the loss of the best prediction, p = q":
+        _("That is the loss of a uniform prediction; the floor is the loss of the best prediction, p = q"):
             math.log(V),
-        "ε/V goes to every one of the V classes, the true token included (q_y = 1 - ε + ε/V)":
+        _("ε/V goes to every one of the V classes, the true token included (q_y = 1 - ε + ε/V)"):
             -xlogx(1 - eps) - eps * (math.log(eps / (V - 1)) if eps else 0.0),
-        "q must sum to 1: the true token keeps 1 - ε + ε/V, every other class ε/V":
+        _("q must sum to 1: the true token keeps 1 - ε + ε/V, every other class ε/V"):
             -xlogx(1 - eps) - (V - 1) * xlogx(eps / V),
     }
 
@@ -224,15 +227,15 @@ def test_smoothed_loss_floor(submission):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if _is_number(got) and not math.isfinite(got) and eps == 0:
-            raise expect.CheckFailed(f"{call}: expected a finite number, got {got}. With smoothing 0, q has zeros, "
-                                     "and 0 · log 0 counts as 0 (the limit of x log x)")
+            raise expect.CheckFailed(_("{call}: expected a finite number, got {got}. With smoothing 0, q has zeros, and 0 · log 0 "
+                                       "counts as 0 (the limit of x log x)", call=call, got=got))
         want = measured_loss_floor(V, eps)
         try:
             expect.number(got, want, call, atol=1e-9, rtol=1e-6)
         except expect.CheckFailed as exc:
             for contract, value in _floor_conventions(V, eps).items():
                 if abs(got - value) <= 1e-9 + 1e-6 * abs(value) and abs(value - want) > 1e-6:
-                    raise expect.CheckFailed(f"{exc}. {contract}") from None
+                    raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
             raise
 
 
@@ -240,14 +243,15 @@ def test_schedule(submission):
     for warmup, steps in ((10, 40), (4000, 8), (1, 5), (100, 300)):
         what = f"schedule_values({warmup}, {steps})"
         got = _numbers(submission.call("schedule_values", warmup, steps), what, steps,
-                       "inverse_sqrt_lambda(warmup) should return a function of the step")
+                       _("inverse_sqrt_lambda(warmup) should return a function of the step"))
         want = torch.tensor(schedule_values(warmup, steps), dtype=torch.float64)
         w = max(1, warmup)
         from_zero = torch.tensor([min(s / w, math.sqrt(w / max(s, 1))) for s in range(steps)], dtype=torch.float64)
         _name_the_contract(
-            lambda: expect.tensor(got, want, f"the multipliers of inverse_sqrt_lambda({warmup}) at steps 0..{steps - 1}",
+            lambda: expect.tensor(got, want, _("the multipliers of inverse_sqrt_lambda({warmup}) at steps 0..{steps}",
+                                               warmup=warmup, steps=steps - 1),
                                   atol=1e-9, rtol=1e-7), got,
-            {"LambdaLR counts steps from 0: step s of the formula is step + 1": from_zero}, atol=1e-9, rtol=1e-7)
+            {_("LambdaLR counts steps from 0: step s of the formula is step + 1"): from_zero}, atol=1e-9, rtol=1e-7)
 
 
 def measured_peak(d_model: int, warmup: int) -> float:
@@ -267,14 +271,14 @@ def test_peak_learning_rate(submission):
             expect.number(got, want, call, atol=0, rtol=1e-6)
         except expect.CheckFailed as exc:
             conventions = {
-                "The paper's learning rate carries the factor d_model^-0.5": warmup ** -0.5,
-                "The second term of the min is step · warmup^-1.5, and the peak is where the two terms meet":
+                _("The paper's learning rate carries the factor d_model^-0.5"): warmup ** -0.5,
+                _("The second term of the min is step · warmup^-1.5, and the peak is where the two terms meet"):
                     d_model ** -0.5 * warmup ** -1.5,
-                "The peak is at step = warmup, not at the first step": d_model ** -0.5 * min(1.0, warmup ** -1.5),
+                _("The peak is at step = warmup, not at the first step"): d_model ** -0.5 * min(1.0, warmup ** -1.5),
             }
             for contract, value in conventions.items():
                 if abs(got - value) <= 1e-6 * abs(value) and abs(value - want) > 1e-6 * want:
-                    raise expect.CheckFailed(f"{exc}. {contract}") from None
+                    raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
             raise
 
 
@@ -289,13 +293,13 @@ def _cosine_conventions(warmup, total, final, steps) -> dict[str, torch.Tensor]:
         return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return {
-        "LambdaLR counts steps from 0: step s of the description is step + 1":
+        _("LambdaLR counts steps from 0: step s of the description is step + 1"):
             values(lambda step: step / w if step <= w else cosine(step, w, total - w, final)),
-        "The cosine runs from the end of the warmup to total_steps (over total_steps - warmup steps)":
+        _("The cosine runs from the end of the warmup to total_steps (over total_steps - warmup steps)"):
             values(lambda step: (step + 1) / w if step + 1 <= w else cosine(step + 1, w, total, final)),
-        "The cosine ends at final, not at 0": values(lambda step: (step + 1) / w if step + 1 <= w
+        _("The cosine ends at final, not at 0"): values(lambda step: (step + 1) / w if step + 1 <= w
                                                      else cosine(step + 1, w, total - w, 0.0)),
-        "After total_steps the multiplier stays at final": values(
+        _("After total_steps the multiplier stays at final"): values(
             lambda step: (step + 1) / w if step + 1 <= w
             else final + (1 - final) * 0.5 * (1 + math.cos(math.pi * (step + 1 - w) / (total - w)))),
     }
@@ -305,13 +309,13 @@ def test_cosine_schedule(submission):
     for warmup, total, final, steps in ((10, 50, 0.0, 60), (1, 20, 0.1, 25), (0, 8, 0.5, 10), (100, 1000, 0.0, 1100)):
         what = f"cosine_schedule_values({warmup}, {total}, {final}, {steps})"
         got = _numbers(submission.call("cosine_schedule_values", warmup, total, final, steps), what, steps,
-                       "warmup_cosine_lambda(warmup, total_steps, final) should return a function of the step")
+                       _("warmup_cosine_lambda(warmup, total_steps, final) should return a function of the step"))
         want = torch.tensor(cosine_schedule_values(warmup, total, final, steps), dtype=torch.float64)
         conventions = {k: v for k, v in _cosine_conventions(warmup, total, final, steps).items()
                        if not torch.allclose(v, want, atol=1e-9, rtol=1e-7)}
         _name_the_contract(
-            lambda: expect.tensor(got, want, f"the multipliers of warmup_cosine_lambda({warmup}, {total}, {final}) "
-                                             f"at steps 0..{steps - 1}", atol=1e-9, rtol=1e-7),
+            lambda: expect.tensor(got, want, _("the multipliers of warmup_cosine_lambda({warmup}, {total}, {final}) at steps 0..{steps}",
+                                               warmup=warmup, total=total, final=final, steps=steps - 1), atol=1e-9, rtol=1e-7),
             got, conventions, atol=1e-9, rtol=1e-7)
 
 
@@ -335,18 +339,19 @@ def test_train_step(submission):
         want = train_steps(config, weights, batches, 1e-2, smoothing, clip)
         got = submission.call("train_steps", config, weights, batches, 1e-2, smoothing, clip)
         if not isinstance(got, list) or len(got) != len(want):
-            raise expect.CheckFailed(f"train_steps(...) over {len(want)} batches: expected a list of {len(want)} losses, "
-                                     f"got {expect.describe(got)}")
+            raise expect.CheckFailed(_("train_steps(...) over {want} batches: expected a list of {want} losses, got {got}",
+                                       want=len(want), got=expect.describe(got)))
         for step, (g, w) in enumerate(zip(got, want)):
-            what = (f"the loss train_step returned at step {step} (smoothing={smoothing}, clip={clip}); "
-                    "step 0 checks the forward pass and the loss, later steps the update")
+            what = (_("the loss train_step returned at step {step} (smoothing={smoothing}, clip={clip}); step 0 "
+                      "checks the forward pass and the loss, later steps the update",
+                      step=step, smoothing=smoothing, clip=clip))
             try:
                 expect.number(g, w, what, atol=1e-7, rtol=1e-6)
             except expect.CheckFailed as exc:
                 if step == 0 and _is_number(g) and math.isclose(
                         g, _unshifted_first_loss(config, weights, batches[0], smoothing), rel_tol=1e-6, abs_tol=1e-7):
-                    raise expect.CheckFailed(f"{exc}. Teacher forcing shifts the target: the decoder reads "
-                                             "tgt[:, :-1] (BOS first) and predicts tgt[:, 1:]") from None
+                    raise expect.CheckFailed(_("{exc}. Teacher forcing shifts the target: the decoder reads tgt[:, :-1] (BOS first) and "
+                                               "predicts tgt[:, 1:]", exc=exc)) from None
                 raise
 
 
@@ -354,23 +359,25 @@ def test_training_run(submission):
     steps = 200
     got = submission.call("train_reverse_task", steps, 0)
     if not isinstance(got, dict) or not isinstance(got.get("losses"), list) or len(got["losses"]) != steps:
-        raise expect.CheckFailed(f"train_reverse_task({steps}, 0): expected a dict with {steps} losses, got {expect.describe(got)}")
+        raise expect.CheckFailed(_("train_reverse_task({steps}, 0): expected a dict with {steps} losses, got {got}",
+                                   steps=steps, got=expect.describe(got)))
     losses = got["losses"]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in losses):
-        raise expect.CheckFailed("train_reverse_task: some losses are not finite numbers")
+        raise expect.CheckFailed(_("train_reverse_task: some losses are not finite numbers"))
     first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
-    expect.true(last < 0.5 * first, f"the training loss did not come down: {first:.3f} over the first 20 steps, "
-                                    f"{last:.3f} over the last 20 (it should at least halve)")
+    expect.true(last < 0.5 * first, _("the training loss did not come down: {first:.3f} over the first 20 steps, {last:.3f} over the "
+                                      "last 20 (it should at least halve)", first=first, last=last))
     # The trained weights are tested here, on new words, by the course's model and decoder.
     weights = got.get("weights")
     model = reverse_task_model()
     if not isinstance(weights, dict) or set(weights) != set(model.state_dict()):
-        raise expect.CheckFailed("train_reverse_task: the trained weights (\"weights\") are missing or do not have the "
-                                 "parameter names of the course's Transformer")
+        raise expect.CheckFailed(_("train_reverse_task: the trained weights (\"weights\") are missing or do not have the "
+                                   "parameter names of the course's Transformer"))
     try:
         model.load_state_dict(weights)
     except (RuntimeError, TypeError) as exc:
-        raise expect.CheckFailed(f"train_reverse_task: the trained weights do not fit the model: {str(exc)[:300]}") from None
+        raise expect.CheckFailed(_("train_reverse_task: the trained weights do not fit the model: {exc}",
+                                   exc=str(exc)[:300])) from None
     match = reverse_exact_match(model, seed=2000)
-    expect.true(match >= 0.5, f"after {steps} steps the trained model reverses {match:.0%} of 200 new words exactly "
-                              "(expected at least 50%)")
+    expect.true(match >= 0.5, _("after {steps} steps the trained model reverses {match:.0%} of 200 new words exactly (expected "
+                                "at least 50%)", steps=steps, match=match))

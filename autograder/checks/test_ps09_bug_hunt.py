@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab import attention as ref_attention
 from attnlab import positional as ref_positional
@@ -105,7 +106,7 @@ def attention_probe():
     mask = torch.ones(2, 3, 5, dtype=torch.bool)  # (B, Lq, Lk), True = may attend
     mask[0, :, 3:] = False
     mask[1, 2, :] = False
-    heads = tuple(torch.randn(2, 2, 3, 4, generator=gen, dtype=torch.float64) for _ in range(3))  # (B, h, L, d_k)
+    heads = tuple(torch.randn(2, 2, 3, 4, generator=gen, dtype=torch.float64) for _unused in range(3))  # (B, h, L, d_k)
     return query, key, value, mask, heads
 
 
@@ -203,10 +204,12 @@ def _letters(submission, name: str) -> set[str]:
     if isinstance(got, (list, tuple)) and all(isinstance(item, str) for item in got):
         got = "".join(got)  # ["a", "d"] says the same as "ad"
     if not isinstance(got, str):
-        raise expect.CheckFailed(f"{name}: expected a string of letters such as \"ad\", got {expect.describe(got)}")
+        raise expect.CheckFailed(_('{name}: expected a string of letters such as "ad", got {got}',
+                                   name=name, got=expect.describe(got)))
     letters = {c for c in got.lower() if c.isalnum()}
     if not letters or not letters <= set(LETTERS):
-        raise expect.CheckFailed(f"{name}: expected letters among {', '.join(LETTERS)} (such as \"ad\"), got {got!r}")
+        raise expect.CheckFailed(_('{name}: expected letters among {letters} (such as "ad"), got {got!r}',
+                                   name=name, letters=', '.join(LETTERS), got=got))
     return letters
 
 
@@ -215,13 +218,14 @@ def _symptoms(submission, name: str, snippet: str, truth: set[str]) -> None:
     if got == truth:
         return
     if got < truth:
-        kind = "it shows a symptom you did not list"
+        kind = _("it shows a symptom you did not list")
     elif got > truth:
-        kind = "you listed a symptom it does not show"
+        kind = _("you listed a symptom it does not show")
     else:
-        kind = "some letters you listed it does not show, and it shows others you did not list"
-    raise expect.CheckFailed(f"{name}: not the symptoms {snippet} shows on the probe input ({kind}); "
-                             "measure each statement on the given input instead of reading the code")
+        kind = _("some letters you listed it does not show, and it shows others you did not list")
+    raise expect.CheckFailed(_("{name}: not the symptoms {snippet} shows on the probe input ({kind}); measure each statement "
+                               "on the given input instead of reading the code",
+                               name=name, snippet=snippet, kind=kind))
 
 
 def test_attention_symptoms(submission):
@@ -243,21 +247,22 @@ def _matches(got, candidate: torch.Tensor) -> bool:
 
 
 def _check_attention(submission, q, k, v, mask, what):
-    call = f"scaled_dot_product_attention({what})"
+    call = _("scaled_dot_product_attention({what})", what=what)
     out, weights = expect.sequence(submission.call("scaled_dot_product_attention", q, k, v, mask), 2, call)
     want_out, want_weights = ref_attention.scaled_dot_product_attention(q, k, v, mask)
     if isinstance(weights, torch.Tensor) and weights.shape == want_weights.shape and weights.isnan().any():
-        raise expect.CheckFailed(f"the weights returned by {call} contain NaN. Contract: a query whose keys are all "
-                                 "masked gets zero weights and a zero output (softmax of a row of -inf is 0/0)")
+        raise expect.CheckFailed(_("the weights returned by {call} contain NaN. Contract: a query whose keys are all masked gets "
+                                   "zero weights and a zero output (softmax of a row of -inf is 0/0)",
+                                   call=call))
     by_length = ref_attention.masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(k.size(-2)), mask)
     try:
-        expect.tensor(weights, want_weights, f"the weights returned by {call}")
+        expect.tensor(weights, want_weights, _("the weights returned by {call}", call=call))
     except expect.CheckFailed as exc:
         if _matches(weights, by_length):
-            raise expect.CheckFailed(f"{exc}. The scores are divided by sqrt(d_k), d_k the size of the last axis of "
-                                     "query and key, not by the square root of the key length") from None
+            raise expect.CheckFailed(_("{exc}. The scores are divided by sqrt(d_k), d_k the size of the last axis of query and key, "
+                                       "not by the square root of the key length", exc=exc)) from None
         raise
-    expect.tensor(out, want_out, f"the output returned by {call}")
+    expect.tensor(out, want_out, _("the output returned by {call}", call=call))
 
 
 def test_fixed_attention(submission):
@@ -269,20 +274,20 @@ def test_fixed_attention(submission):
         mask = torch.rand(*batch, lq, lk, generator=gen) > 0.4
         mask[..., 0] = True  # every query keeps a key: fully masked rows are the next check
         shape = f"query {tuple(q.shape)}, key {tuple(k.shape)}, {dtype}"
-        _check_attention(submission, q, k, v, mask, f"{shape}, a random mask")
+        _check_attention(submission, q, k, v, mask, _("{shape}, a random mask", shape=shape))
         _check_attention(submission, q, k, v, None, f"{shape}, mask=None")
-    q, k, v = (torch.randn(2, 2, 4, 8, generator=gen, dtype=torch.float64) for _ in range(3))
+    q, k, v = (torch.randn(2, 2, 4, 8, generator=gen, dtype=torch.float64) for _unused in range(3))
     causal = torch.ones(4, 4, dtype=torch.bool).tril()  # (Lq, Lk): broadcast over batch and heads
-    _check_attention(submission, q, k, v, causal, "query (2, 2, 4, 8), a causal mask of shape (4, 4)")
+    _check_attention(submission, q, k, v, causal, _("query (2, 2, 4, 8), a causal mask of shape (4, 4)"))
 
 
 def test_fixed_attention_fully_masked(submission):
     gen = torch.Generator().manual_seed(902)
-    q, k, v = (torch.randn(2, 3, 3, generator=gen, dtype=torch.float64) for _ in range(3))  # d_k = Lk = 3
+    q, k, v = (torch.randn(2, 3, 3, generator=gen, dtype=torch.float64) for _unused in range(3))  # d_k = Lk = 3
     mask = torch.ones(2, 3, 3, dtype=torch.bool)
     mask[0, 1] = False
     mask[1, :, 1:] = False
-    _check_attention(submission, q, k, v, mask, "query (2, 3, 3), a mask in which query 1 of item 0 may attend to nothing")
+    _check_attention(submission, q, k, v, mask, _("query (2, 3, 3), a mask in which query 1 of item 0 may attend to nothing"))
 
 
 # ------------------------------------------------------------------ checks: the fixed multi-head attention
@@ -297,12 +302,12 @@ def _reference_module(d_model, num_heads, seed, dtype):
 
 def _multihead_conventions(ref, query, key, value, mask) -> dict[str, torch.Tensor]:
     """Outputs of the usual wrong ways to split and merge heads, keyed by the contract each breaks."""
-    B, Lq, _ = query.shape
+    B, Lq, _unused = query.shape
     h, d = ref.num_heads, ref.d_head
 
     def run(project, split, merge):
         q, k, v = ((layer(t) if project else t) for layer, t in ((ref.w_q, query), (ref.w_k, key), (ref.w_v, value)))
-        out, _ = ref_attention.scaled_dot_product_attention(split(q), split(k), split(v), mask)  # (B, h, Lq, d)
+        out, _unused = ref_attention.scaled_dot_product_attention(split(q), split(k), split(v), mask)  # (B, h, Lq, d)
         return ref.w_o(merge(out))
 
     contiguous = lambda t: t.view(t.size(0), t.size(1), h, d).transpose(1, 2)  # noqa: E731
@@ -310,11 +315,11 @@ def _multihead_conventions(ref, query, key, value, mask) -> dict[str, torch.Tens
     merge = lambda o: o.transpose(1, 2).reshape(B, Lq, h * d)  # noqa: E731
     with torch.no_grad():
         return {
-            "Every head reads projected inputs: query W_q, key W_k and value W_v, then cut into heads":
+            _("Every head reads projected inputs: query W_q, key W_k and value W_v, then cut into heads"):
                 run(False, contiguous, merge),
-            "Merging the heads must move the head axis back next to d_head (transpose(1, 2)) before the reshape; "
-            "a reshape alone mixes positions": run(True, contiguous, lambda o: o.reshape(B, Lq, h * d)),
-            "Heads are contiguous slices of d_model: head i holds features i * d_head to (i + 1) * d_head - 1":
+            _("Merging the heads must move the head axis back next to d_head (transpose(1, 2)) before the reshape; "
+              "a reshape alone mixes positions"): run(True, contiguous, lambda o: o.reshape(B, Lq, h * d)),
+            _("Heads are contiguous slices of d_model: head i holds features i * d_head to (i + 1) * d_head - 1"):
                 run(True, interleaved, lambda o: o.permute(0, 2, 3, 1).reshape(B, Lq, h * d)),
         }
 
@@ -330,33 +335,35 @@ def _check_multihead(submission, d_model, num_heads, seed, dtype, query, key, va
         mine.method("load_state_dict", dict(ref.state_dict()))
     except AssertionError as exc:
         raise expect.CheckFailed(
-            f"{label}: the reference weights (w_q, w_k, w_v, w_o: nn.Linear({d_model}, {d_model}) with bias, as in "
-            f"MultiHeadAttentionV1) could not be loaded into your module: {exc}") from None
+            _("{label}: the reference weights (w_q, w_k, w_v, w_o: nn.Linear({d_model}, {d_model}) with bias, "
+              "as in MultiHeadAttentionV1) could not be loaded into your module: {exc}",
+              label=label, d_model=d_model, exc=exc)) from None
     args = (query, key, value) if mask is None else (query, key, value, mask)
-    call = f"{label} applied to {what}"
+    call = _("{label} applied to {what}", label=label, what=what)
     out, weights = expect.sequence(mine(*args), 2, call)
     with torch.no_grad():
         want_out, want_weights = ref(*args)
     try:
-        expect.tensor(out, want_out, f"the output returned by {call}")
+        expect.tensor(out, want_out, _("the output returned by {call}", call=call))
     except expect.CheckFailed as exc:
         for contract, candidate in _multihead_conventions(ref, query, key, value, mask).items():
             if _matches(out, candidate.to(dtype)):
-                raise expect.CheckFailed(f"{exc}. {contract}") from None
+                raise expect.CheckFailed(_("{failure}. {contract}", failure=exc.args[0], contract=contract)) from None
         raise
-    expect.tensor(weights, want_weights, f"the per-head weights returned by {call} (B, num_heads, Lq, Lk)")
+    expect.tensor(weights, want_weights, _("the per-head weights returned by {call} (B, num_heads, Lq, Lk)",
+                                           call=call))
 
 
 def test_fixed_multihead(submission):
     gen = torch.Generator().manual_seed(903)
     x = torch.randn(2, 6, 16, generator=gen, dtype=torch.float64)
     causal = torch.ones(6, 6, dtype=torch.bool).tril()
-    _check_multihead(submission, 16, 4, 1, torch.float64, x, x, x, causal, "x (2, 6, 16), float64, a causal mask (6, 6)")
+    _check_multihead(submission, 16, 4, 1, torch.float64, x, x, x, causal, _("x (2, 6, 16), float64, a causal mask (6, 6)"))
     query = torch.randn(2, 5, 24, generator=gen, dtype=torch.float64)
     memory = torch.randn(2, 7, 24, generator=gen, dtype=torch.float64)
     keep = torch.arange(7)[None, :] < torch.tensor([7, 4])[:, None]
     _check_multihead(submission, 24, 3, 2, torch.float64, query, memory, memory, keep[:, None, None, :],
-                     "query (2, 5, 24), key = value (2, 7, 24) (cross-attention), float64, a padding mask (2, 1, 1, 7)")
+                     _("query (2, 5, 24), key = value (2, 7, 24) (cross-attention), float64, a padding mask (2, 1, 1, 7)"))
     x = torch.randn(3, 4, 32, generator=gen)
     _check_multihead(submission, 32, 4, 3, torch.float32, x, x, x, None, "x (3, 4, 32), float32, mask=None")
 
@@ -372,6 +379,6 @@ def test_fixed_positional_encoding(submission):
             expect.tensor(got, want, call)
         except expect.CheckFailed as exc:
             if d_model > 2 and _matches(got, halves):
-                raise expect.CheckFailed(f"{exc}. Sines and cosines are interleaved: sin on feature 2i, cos on "
-                                         "feature 2i + 1, not all sines first") from None
+                raise expect.CheckFailed(_("{exc}. Sines and cosines are interleaved: sin on feature 2i, cos on feature 2i + 1, not all "
+                                           "sines first", exc=exc)) from None
             raise

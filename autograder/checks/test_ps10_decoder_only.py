@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab.decoder_only import causal_lm_loss, generate
 from attnlab.sampling import filter_probabilities, sample_next
@@ -57,7 +58,7 @@ class TinyLM(nn.Module):
 
         self.embed = weight(vocab_size, d_model)
         self.pos = weight(max_len, d_model)
-        self.w_q, self.w_k, self.w_v, self.w_o = (weight(d_model, d_model, scale=d_model ** -0.5) for _ in range(4))
+        self.w_q, self.w_k, self.w_v, self.w_o = (weight(d_model, d_model, scale=d_model ** -0.5) for _unused in range(4))
         self.head = weight(d_model, vocab_size, scale=1.5 * d_model ** -0.5)
         self.fed = 0
 
@@ -114,11 +115,11 @@ def _loss_mistakes(logits, tokens, pad_id):
         return F.cross_entropy(predicted.reshape(-1, V), targets.reshape(-1), **kw)
 
     return {
-        "position t's logits predict the NEXT token t + 1 (logits[:, :-1] against tokens[:, 1:]); yours matches "
-        "each position predicting its own token (no shift)": lambda: ce(logits, tokens, ignore_index=pad_id),
-        "position t's logits predict token t + 1, not t - 1; yours matches the shift the wrong way round "
-        "(logits[:, 1:] against tokens[:, :-1])": lambda: ce(logits[:, 1:], tokens[:, :-1], ignore_index=pad_id),
-        "padding is never a target: the mean runs over the non-padding targets only; yours counts the padding":
+        _("position t's logits predict the NEXT token t + 1 (logits[:, :-1] against tokens[:, 1:]); yours matches "
+          "each position predicting its own token (no shift)"): lambda: ce(logits, tokens, ignore_index=pad_id),
+        _("position t's logits predict token t + 1, not t - 1; yours matches the shift the wrong way round "
+          "(logits[:, 1:] against tokens[:, :-1])"): lambda: ce(logits[:, 1:], tokens[:, :-1], ignore_index=pad_id),
+        _("padding is never a target: the mean runs over the non-padding targets only; yours counts the padding"):
             lambda: ce(logits[:, :-1], tokens[:, 1:]),
     }
 
@@ -130,8 +131,8 @@ def test_causal_lm_loss(submission):
              (_logits(gen, 1, 4, 6), torch.tensor([[5, 3, 4, 5]]), 5)]  # another pad id; some targets are padding
     for logits, tokens, pad_id in cases:
         got = submission.call("causal_lm_loss", logits, tokens, pad_id)
-        name = (f"causal_lm_loss(logits {tuple(logits.shape)} float64, tokens {tokens.tolist()}, "
-                f"pad_id={pad_id})")
+        name = (_("causal_lm_loss(logits {logits_shape} float64, tokens {tokens}, pad_id={pad_id})",
+                  logits_shape=tuple(logits.shape), tokens=tokens.tolist(), pad_id=pad_id))
         expect.tensor_or_contract(got, causal_lm_loss(logits, tokens, pad_id), name, _loss_mistakes(logits, tokens, pad_id))
 
 
@@ -139,7 +140,8 @@ def test_causal_lm_loss(submission):
 def _filtered(submission, logits, **options):
     got = submission.call("filter_probabilities", logits, **options)
     shown = ", ".join(f"{k}={v}" for k, v in options.items())
-    return got, f"filter_probabilities(logits {tuple(logits.shape)} float64{', ' + shown if shown else ''})"
+    return got, _("filter_probabilities(logits {logits_shape} float64{shown})",
+                  logits_shape=tuple(logits.shape), shown=', ' + shown if shown else '')
 
 
 def test_temperature(submission):
@@ -149,9 +151,9 @@ def test_temperature(submission):
         got, name = _filtered(submission, logits, temperature=temperature)
         softmax = torch.softmax(logits, dim=-1)
         expect.tensor_or_contract(got, filter_probabilities(logits, temperature), name, {
-            "the temperature divides the LOGITS before the softmax, softmax(logits / T); yours matches the "
-            "probabilities divided by T after it": lambda: softmax / temperature,
-            "the temperature divides the logits before the softmax; yours matches the softmax without it":
+            _("the temperature divides the LOGITS before the softmax, softmax(logits / T); yours matches the "
+              "probabilities divided by T after it"): lambda: softmax / temperature,
+            _("the temperature divides the logits before the softmax; yours matches the softmax without it"):
                 lambda: softmax,
         })
 
@@ -167,9 +169,9 @@ def test_top_k(submission):
         kth = probs.topk(k, dim=-1).values[..., -1:]
         ties_kept = probs * (probs >= kth)
         expect.tensor_or_contract(got, want, name, {
-            "exactly k tokens survive: ties at the k-th probability are broken by index (the lower index is "
-            "kept); yours keeps every token tied with the k-th": lambda: ties_kept / ties_kept.sum(-1, keepdim=True),
-            "the kept probabilities are renormalised to sum to 1; yours are not": lambda: probs * (want > 0),
+            _("exactly k tokens survive: ties at the k-th probability are broken by index (the lower index is "
+              "kept); yours keeps every token tied with the k-th"): lambda: ties_kept / ties_kept.sum(-1, keepdim=True),
+            _("the kept probabilities are renormalised to sum to 1; yours are not"): lambda: probs * (want > 0),
         })
 
 
@@ -189,10 +191,10 @@ def test_top_p(submission):
         dropped = probs * below
         upto = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, cum - torch.gather(probs, -1, order) <= p)
         expect.tensor_or_contract(got, want, name, {
-            "top-p keeps the smallest set of most probable tokens whose probability reaches p, INCLUDING the token "
-            "that crosses p; yours drops that token": lambda: dropped / dropped.sum(-1, keepdim=True),
-            "the kept probabilities are renormalised to sum to 1; yours are not": lambda: probs * (want > 0),
-            "top-p stops at the first token that reaches p; yours also keeps tokens after it":
+            _("top-p keeps the smallest set of most probable tokens whose probability reaches p, INCLUDING the token "
+              "that crosses p; yours drops that token"): lambda: dropped / dropped.sum(-1, keepdim=True),
+            _("the kept probabilities are renormalised to sum to 1; yours are not"): lambda: probs * (want > 0),
+            _("top-p stops at the first token that reaches p; yours also keeps tokens after it"):
                 lambda: (probs * upto) / (probs * upto).sum(-1, keepdim=True),
         })
 
@@ -203,7 +205,7 @@ SAMPLING_CASES = ({}, {"temperature": 0.6}, {"temperature": 1.8}, {"top_k": 3}, 
 
 
 def _describe(options) -> str:
-    return ", ".join(f"{k}={v}" for k, v in options.items()) or "no filter"
+    return ", ".join(f"{k}={v}" for k, v in options.items()) or _("no filter")
 
 
 def test_sample_replay(submission):
@@ -217,11 +219,12 @@ def test_sample_replay(submission):
         sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
         in_sorted_order = torch.gather(order, -1, (torch.cumsum(sorted_probs, -1) <= noise[:, None]).sum(-1, keepdim=True)
                                        .clamp(max=probs.size(-1) - 1))[:, 0]
-        expect.tensor_or_contract(got, want, f"sample_next(logits (64, 9) float64, noise (64,), {_describe(options)})", {
-            "the noise picks the first token, in INDEX order, whose cumulative probability exceeds it; yours "
-            "matches the cumulative probabilities taken in order of decreasing probability": lambda: in_sorted_order,
-            "the token is drawn from the noise given as an argument (so that a draw can be replayed); yours "
-            "matches the most probable token": lambda: probs.argmax(-1),
+        expect.tensor_or_contract(got, want, _("sample_next(logits (64, 9) float64, noise (64,), {options})",
+                                                options=_describe(options)), {
+            _("the noise picks the first token, in INDEX order, whose cumulative probability exceeds it; yours "
+              "matches the cumulative probabilities taken in order of decreasing probability"): lambda: in_sorted_order,
+            _("the token is drawn from the noise given as an argument (so that a draw can be replayed); yours "
+              "matches the most probable token"): lambda: probs.argmax(-1),
         })
 
 
@@ -232,18 +235,20 @@ def test_sample_frequencies(submission):
     for options in SAMPLING_CASES:
         noise = torch.rand(n, generator=gen, dtype=torch.float64)
         got = submission.call("sample_next", logits.expand(n, -1).clone(), noise, **options)
-        name = f"sample_next on {n} rows of the same logits (7 tokens), {_describe(options)}"
+        name = _("sample_next on {n} rows of the same logits (7 tokens), {options}",
+                 n=n, options=_describe(options))
         expect.true(isinstance(got, torch.Tensor) and got.shape == (n,) and not got.is_floating_point()
                     and bool(((got >= 0) & (got < 7)).all()),
-                    f"{name}: expected {n} token ids (an integer tensor of shape ({n},) with values 0 to 6), "
-                    f"got {expect.describe(got)}")
+                    _("{name}: expected {n} token ids (an integer tensor of shape ({n},) with values 0 to 6), got "
+                      "{got}", name=name, n=n, got=expect.describe(got)))
         freq = torch.bincount(got.long(), minlength=7).double() / n
         probs = filter_probabilities(logits, **options)
         sigma = (probs * (1 - probs) / n).sqrt()
         worst = int(((freq - probs).abs() - 5 * sigma).argmax())
         expect.true(bool(((freq - probs).abs() <= 5 * sigma + 1e-12).all()),
-                    f"{name}: token {worst} was drawn {freq[worst]:.2%} of the time, but the filtered distribution "
-                    f"gives it {probs[worst]:.2%} (more than 5 standard deviations apart)")
+                    _("{name}: token {worst} was drawn {freq_worst:.2%} of the time, but the filtered distribution "
+                      "gives it {probs_worst:.2%} (more than 5 standard deviations apart)",
+                      name=name, worst=worst, freq_worst=freq[worst], probs_worst=probs[worst]))
 
 
 # ------------------------------------------------------------------ 4: generation
@@ -261,10 +266,12 @@ def _generation_cases(seed0: int):
 
 def _call(submission, seed, prompt, new, noise, options, use_cache):
     got = submission.call("generate_tiny", seed, prompt, new, noise, use_cache=use_cache, **options)
-    name = (f"generate(TinyLM(seed={seed}), prompt {tuple(prompt.shape)}, max_new_tokens={new}, "
-            f"{'noise ' + str(tuple(noise.shape)) + ', ' + _describe(options) if noise is not None else 'greedy'}, "
-            f"use_cache={use_cache})")
-    tokens, fed = expect.sequence(got, 2, f"generate_tiny(...) for {name}")
+    sampling = _("noise {shape}, {options}", shape=tuple(noise.shape), options=_describe(options)) \
+        if noise is not None else _("greedy")
+    name = _("generate(TinyLM(seed={seed}), prompt {prompt_shape}, max_new_tokens={new}, {sampling}, "
+             "use_cache={use_cache})", seed=seed, prompt_shape=tuple(prompt.shape), new=new, sampling=sampling,
+             use_cache=use_cache)
+    tokens, fed = expect.sequence(got, 2, _("generate_tiny(...) for {name}", name=name))
     return tokens, fed, name
 
 
@@ -272,11 +279,11 @@ def test_generate(submission):
     for seed, prompt, new, noise, options in _generation_cases(1007):
         if noise is not None:
             continue  # sampled generation is compared between the two modes (test_generate_cached)
-        tokens, _, name = _call(submission, seed, prompt, new, noise, options, use_cache=False)
-        want, _ = generate_tiny(seed, prompt, new, noise, use_cache=False, **options)
+        tokens, _unused, name = _call(submission, seed, prompt, new, noise, options, use_cache=False)
+        want, _unused = generate_tiny(seed, prompt, new, noise, use_cache=False, **options)
         expect.tensor_or_contract(tokens, want, name, {
-            "the output is the prompt followed by the new tokens, (B, P + max_new_tokens); yours matches the new "
-            "tokens alone": lambda: want[:, prompt.size(1):],
+            _("the output is the prompt followed by the new tokens, (B, P + max_new_tokens); yours matches the new "
+              "tokens alone"): lambda: want[:, prompt.size(1):],
         })
 
 
@@ -285,7 +292,7 @@ def test_generate_cached(submission):
         B, P = prompt.shape
         tokens, fed, name = _call(submission, seed, prompt, new, noise, options, use_cache=True)
         if noise is None:
-            want, _ = generate_tiny(seed, prompt, new, use_cache=False)
+            want, _unused = generate_tiny(seed, prompt, new, use_cache=False)
             model = TinyLM(seed=seed)
 
             def forgetting_positions():
@@ -296,15 +303,15 @@ def test_generate_cached(submission):
                     logits = model(out[:, -1:], cache)[:, -1]  # always at position 0
                 return out
 
-            expect.tensor_or_contract(tokens, want, name + " should give the tokens of use_cache=False", {
-                "each new token is fed at its own position, start = the number of tokens before it (P + t); yours "
-                "matches new tokens fed at position 0": forgetting_positions,
+            expect.tensor_or_contract(tokens, want, _("{name} should give the tokens of use_cache=False", name=name), {
+                _("each new token is fed at its own position, start = the number of tokens before it (P + t); yours "
+                  "matches new tokens fed at position 0"): forgetting_positions,
             })
         else:
-            plain, _, _ = _call(submission, seed, prompt, new, noise, options, use_cache=False)
-            expect.tensor(tokens, plain, f"{name} against your own use_cache=False with the same noise "
-                                         f"(the cache must not change the tokens)")
+            plain, _unused, _unused = _call(submission, seed, prompt, new, noise, options, use_cache=False)
+            expect.tensor(tokens, plain, _("{name} against your own use_cache=False with the same noise (the cache must not change the "
+                                           "tokens)", name=name))
         expect.true(isinstance(fed, int) and P + new - 1 <= fed <= P + new,
-                    f"{name}: TinyLM processed {fed} positions per row; with the cache, the prompt is fed once "
-                    f"and then each new token alone: {P + new - 1} positions ({P + new} if you also feed the last "
-                    f"token), not the whole sequence at every step")
+                    _("{name}: TinyLM processed {fed} positions per row; with the cache, the prompt is fed once and "
+                      "then each new token alone: {fed_once} positions ({fed_last} if you also feed the last token), not "
+                      "the whole sequence at every step", name=name, fed=fed, fed_once=P + new - 1, fed_last=P + new))

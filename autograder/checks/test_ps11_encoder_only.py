@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from attnlab.encoder_only import IGNORE, ClassificationHead, mlm_loss, mlm_mask
 
@@ -48,10 +49,13 @@ def _masked(submission, tokens, noise, vocab, call):
     got = submission.call("mlm_mask", tokens, noise, MASK, vocab, list(SPECIALS), FIRST)
     inputs, labels = expect.sequence(got, 2, call)
     for name, value in (("inputs", inputs), ("labels", labels)):
-        expect.true(isinstance(value, torch.Tensor), f"{call}: {name} should be a tensor, got {type(value).__name__}")
+        expect.true(isinstance(value, torch.Tensor), _("{call}: {name} should be a tensor, got {type}",
+                                                       call=call, name=name, type=type(value).__name__))
         expect.true(tuple(value.shape) == tuple(tokens.shape),
-                    f"{call}: {name} should have the shape of tokens, {tuple(tokens.shape)}, got {tuple(value.shape)}")
-        expect.true(value.dtype == torch.long, f"{call}: {name} should hold token ids (torch.long), got {value.dtype}")
+                    _("{call}: {name} should have the shape of tokens, {tokens_shape}, got {value_shape}",
+                      call=call, name=name, tokens_shape=tuple(tokens.shape), value_shape=tuple(value.shape)))
+        expect.true(value.dtype == torch.long, _("{call}: {name} should hold token ids (torch.long), got {value_dtype}",
+                                                 call=call, name=name, value_dtype=value.dtype))
     return inputs, labels
 
 
@@ -60,49 +64,57 @@ def test_mlm_mask_positions(submission):
     vocab = 40
     tokens = _padded([40, 30, 11, 3, 21], 40, vocab, 1101)
     noise = torch.rand(*tokens.shape, 3, generator=_gen(1102))
-    call = f"mlm_mask(tokens {tuple(tokens.shape)} with [CLS] and padding, noise, mask_id={MASK}, vocab_size={vocab}, " \
-           f"special_ids={SPECIALS}, first_ordinary={FIRST})"
+    call = _("mlm_mask(tokens {tokens_shape} with [CLS] and padding, noise, mask_id={mask_id}, "
+             "vocab_size={vocab}, special_ids={special_ids}, first_ordinary={first_ordinary})",
+             tokens_shape=tuple(tokens.shape), mask_id=MASK, vocab=vocab, special_ids=SPECIALS, first_ordinary=FIRST)
     inputs, labels = _masked(submission, tokens, noise, vocab, call)
     want_inputs, want_labels = mlm_mask(tokens, noise, MASK, vocab, SPECIALS, FIRST)
     chosen, maskable = labels != IGNORE, tokens >= FIRST
     expect.true(not (chosen & (tokens == PAD)).any(),
-                f"{call}: a padding position was chosen (its label is not {IGNORE}); padding is never chosen")
+                _("{call}: a padding position was chosen (its label is not {ignore}); padding is never chosen",
+                  call=call, ignore=IGNORE))
     expect.true(not (chosen & ~maskable).any(),
-                f"{call}: a special token ([CLS]) was chosen; only the tokens not in special_ids are maskable")
+                _("{call}: a special token ([CLS]) was chosen; only the tokens not in special_ids are maskable",
+                  call=call))
     counts, want_counts = chosen.sum(1).tolist(), (want_labels != IGNORE).sum(1).tolist()
     expect.true(counts == want_counts,
-                f"{call}: each sequence chooses exactly round(0.15 x its number of maskable tokens) positions "
-                f"(Python's round: 1.5 -> 2); the maskable counts are {maskable.sum(1).tolist()}, "
-                f"you chose {counts} positions")
+                _("{call}: each sequence chooses exactly round(0.15 x its number of maskable tokens) positions "
+                  "(Python's round: 1.5 -> 2); the maskable counts are {maskable}, you chose {counts} "
+                  "positions", call=call, maskable=maskable.sum(1).tolist(), counts=counts))
     expect.true(torch.equal(chosen, want_labels != IGNORE),
-                f"{call}: the chosen positions are, in each sequence, the maskable ones with the smallest noise[..., 0]; "
-                f"yours differ in {int((chosen != (want_labels != IGNORE)).sum())} positions")
-    expect.tensor(labels, want_labels, f"the labels of {call} (the original token where chosen, {IGNORE} elsewhere)")
+                _("{call}: the chosen positions are, in each sequence, the maskable ones with the smallest "
+                  "noise[..., 0]; yours differ in {differ} positions",
+                  call=call, differ=int((chosen != (want_labels != IGNORE)).sum())))
+    expect.tensor(labels, want_labels, _("the labels of {call} (the original token where chosen, {ignore} elsewhere)",
+                                         call=call, ignore=IGNORE))
     expect.tensor(torch.where(chosen, tokens, inputs), tokens,
-                  f"the inputs of {call} at the positions not chosen (they stay as they are)")
+                  _("the inputs of {call} at the positions not chosen (they stay as they are)", call=call))
 
 
 def test_mlm_mask_replacements(submission):
     vocab = 30
     tokens = torch.randint(FIRST, vocab, (50, 40), generator=_gen(1111))  # no padding, no special token
     noise = torch.rand(*tokens.shape, 3, generator=_gen(1112), dtype=torch.float64)
-    call = f"mlm_mask(tokens {tuple(tokens.shape)} without special tokens, noise, mask_id={MASK}, " \
-           f"vocab_size={vocab}, special_ids={SPECIALS}, first_ordinary={FIRST})"
+    call = _("mlm_mask(tokens {tokens_shape} without special tokens, noise, mask_id={mask_id}, "
+             "vocab_size={vocab}, special_ids={special_ids}, first_ordinary={first_ordinary})",
+             tokens_shape=tuple(tokens.shape), mask_id=MASK, vocab=vocab, special_ids=SPECIALS, first_ordinary=FIRST)
     inputs, labels = _masked(submission, tokens, noise, vocab, call)
     want_inputs, want_labels = mlm_mask(tokens, noise, MASK, vocab, SPECIALS, FIRST)
-    expect.tensor(labels, want_labels, f"the labels of {call}")
+    expect.tensor(labels, want_labels, _("the labels of {call}", call=call))
     chosen, u = want_labels != IGNORE, noise[..., 1]
     all_mask = torch.where(chosen, torch.full_like(tokens, MASK), tokens)
     expect.true(not torch.equal(inputs, all_mask),
-                f"{call}: every chosen position became [MASK]; only those with noise[..., 1] < 0.8 do, those in "
-                f"[0.8, 0.9) become a random ordinary token and the rest keep their token (80 / 10 / 10)")
-    for where, what in (((u < 0.8), "with noise[..., 1] < 0.8 become mask_id"),
-                        ((u >= 0.8) & (u < 0.9), "with noise[..., 1] in [0.8, 0.9) become first_ordinary + "
-                                                 "floor(noise[..., 2] x (vocab_size - first_ordinary))"),
-                        ((u >= 0.9), "with noise[..., 1] >= 0.9 keep their token")):
+                _("{call}: every chosen position became [MASK]; only those with noise[..., 1] < 0.8 do, those in "
+                  "[0.8, 0.9) become a random ordinary token and the rest keep their token (80 / 10 / 10)",
+                  call=call))
+    for where, what in (((u < 0.8), _("with noise[..., 1] < 0.8 become mask_id")),
+                        ((u >= 0.8) & (u < 0.9), _("with noise[..., 1] in [0.8, 0.9) become first_ordinary + "
+                                                   "floor(noise[..., 2] x (vocab_size - first_ordinary))")),
+                        ((u >= 0.9), _("with noise[..., 1] >= 0.9 keep their token"))):
         part = chosen & where
-        expect.tensor(inputs[part], want_inputs[part], f"the inputs of {call} at the chosen positions {what}")
-    expect.tensor(inputs, want_inputs, f"the inputs of {call}")
+        expect.tensor(inputs[part], want_inputs[part], _("the inputs of {call} at the chosen positions {what}",
+                                                         call=call, what=what))
+    expect.tensor(inputs, want_inputs, _("the inputs of {call}", call=call))
 
 
 def test_mlm_loss(submission):
@@ -112,16 +124,17 @@ def test_mlm_loss(submission):
         labels = torch.full((B, L), IGNORE)
         flat = torch.randperm(B * L, generator=gen)[:n_chosen]
         labels.view(-1)[flat] = torch.randint(0, V, (n_chosen,), generator=gen)
-        call = f"mlm_loss(logits {tuple(logits.shape)} float64, labels with {n_chosen} positions not {IGNORE})"
+        call = _("mlm_loss(logits {logits_shape} float64, labels with {n_chosen} positions not {ignore})",
+                 logits_shape=tuple(logits.shape), n_chosen=n_chosen, ignore=IGNORE)
         got = submission.call("mlm_loss", logits, labels)
         expect.true(isinstance(got, torch.Tensor) and got.dim() == 0,
-                    f"{call} should return a scalar tensor (0 dimensions), got "
-                    f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}")
+                    _("{call} should return a scalar tensor (0 dimensions), got {got_shape}",
+                      call=call, got_shape=tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__))
         per_position = F.cross_entropy(logits.view(-1, V), labels.view(-1), ignore_index=IGNORE, reduction="none")
-        expect.tensor_or_mistake(got, mlm_loss(logits, labels), f"the value of {call}", [
-            (per_position.sum() / (B * L), "the loss is the mean over the chosen positions only (labels not "
-                                           f"{IGNORE}); yours matches their sum divided by all B x L positions"),
-            (per_position.sum(), "the loss is the mean over the chosen positions; yours matches their sum"),
+        expect.tensor_or_mistake(got, mlm_loss(logits, labels), _("the value of {call}", call=call), [
+            (per_position.sum() / (B * L), _("the loss is the mean over the chosen positions only (labels not {ignore}); yours matches their "
+                                             "sum divided by all B x L positions", ignore=IGNORE)),
+            (per_position.sum(), _("the loss is the mean over the chosen positions; yours matches their sum")),
         ])
 
 
@@ -137,8 +150,9 @@ def _head(submission, pooling: str, d_model: int, classes: int, seed: int):
     try:
         mine.method("load_state_dict", dict(ref.state_dict()))
     except AssertionError as exc:
-        raise expect.CheckFailed(f"{label}: the reference weights (linear.weight ({classes}, {d_model}) and "
-                                 f"linear.bias ({classes},)) could not be loaded into your module: {exc}") from None
+        raise expect.CheckFailed(_("{label}: the reference weights (linear.weight ({classes}, {d_model}) and linear.bias "
+                                   "({classes},)) could not be loaded into your module: {exc}",
+                                   label=label, classes=classes, d_model=d_model, exc=exc)) from None
     return ref, mine, label
 
 
@@ -146,29 +160,31 @@ def test_head_first(submission):
     ref, mine, label = _head(submission, "first", 8, 3, 1131)
     tokens = _padded([6, 4, 2], 6, 20, 1132)
     hidden = torch.randn(3, 6, 8, generator=_gen(1133), dtype=torch.float64)
-    call = f"{label} applied to hidden {tuple(hidden.shape)} float64 and tokens {tuple(tokens.shape)} with padding"
+    call = _("{label} applied to hidden {hidden_shape} float64 and tokens {tokens_shape} with padding",
+             label=label, hidden_shape=tuple(hidden.shape), tokens_shape=tuple(tokens.shape))
     with torch.no_grad():
         want = ref(hidden, tokens)
         last = torch.stack([hidden[b, int((tokens[b] != PAD).sum()) - 1] for b in range(3)])
-        mistakes = [(ref.linear(hidden[:, -1]), "pooling 'first' takes the vector of position 0, the [CLS] token; "
-                                                "yours matches the vector of the last position"),
-                    (ref.linear(last), "pooling 'first' takes the vector of position 0, the [CLS] token; yours "
-                                       "matches the vector of the last real token"),
-                    (ref.linear(hidden.mean(1)), "pooling 'first' takes the vector of position 0; yours matches "
-                                                 "the mean over all positions")]
-    expect.tensor_or_mistake(mine(hidden, tokens), want, f"the logits of {call}", mistakes)
+        mistakes = [(ref.linear(hidden[:, -1]), _("pooling 'first' takes the vector of position 0, the [CLS] token; "
+                                                  "yours matches the vector of the last position")),
+                    (ref.linear(last), _("pooling 'first' takes the vector of position 0, the [CLS] token; yours "
+                                         "matches the vector of the last real token")),
+                    (ref.linear(hidden.mean(1)), _("pooling 'first' takes the vector of position 0; yours matches "
+                                                   "the mean over all positions"))]
+    expect.tensor_or_mistake(mine(hidden, tokens), want, _("the logits of {call}", call=call), mistakes)
 
 
 def test_head_mean(submission):
     ref, mine, label = _head(submission, "mean", 8, 5, 1141)
     tokens = _padded([7, 5, 3, 1], 7, 20, 1142)
     hidden = torch.randn(4, 7, 8, generator=_gen(1143), dtype=torch.float64)
-    call = f"{label} applied to hidden {tuple(hidden.shape)} float64 and tokens {tuple(tokens.shape)} with padding"
+    call = _("{label} applied to hidden {hidden_shape} float64 and tokens {tokens_shape} with padding",
+             label=label, hidden_shape=tuple(hidden.shape), tokens_shape=tuple(tokens.shape))
     with torch.no_grad():
         want = ref(hidden, tokens)
-        mistakes = [(ref.linear(hidden.mean(1)), "pooling 'mean' averages the vectors of the real tokens only "
-                                                 "(tokens != pad_id); yours matches the mean over all positions, "
-                                                 "padding included"),
-                     (ref.linear(hidden[:, 0]), "pooling 'mean' averages the vectors of the real tokens; yours "
-                                                "matches the vector of position 0")]
-    expect.tensor_or_mistake(mine(hidden, tokens), want, f"the logits of {call}", mistakes)
+        mistakes = [(ref.linear(hidden.mean(1)), _("pooling 'mean' averages the vectors of the real tokens only "
+                                                   "(tokens != pad_id); yours matches the mean over all positions, "
+                                                   "padding included")),
+                     (ref.linear(hidden[:, 0]), _("pooling 'mean' averages the vectors of the real tokens; yours "
+                                                  "matches the vector of position 0"))]
+    expect.tensor_or_mistake(mine(hidden, tokens), want, _("the logits of {call}", call=call), mistakes)

@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from autograder.protocol import StudentError
 from attnlab.efficient import online_softmax_update
@@ -56,7 +57,7 @@ def _empty_state(shape, d_v, dtype):
 
 def _unrescaled_sum(m, s, o, scores, values, mask=None):
     """The common slip: the running sum is not multiplied by exp(m - m') (the output is)."""
-    new_m, _, new_o = online_softmax_update(m, s, o, scores, values, mask)
+    new_m, _unused, new_o = online_softmax_update(m, s, o, scores, values, mask)
     shift = torch.where(torch.isinf(new_m), torch.zeros_like(new_m), new_m)
     if mask is not None:
         scores = scores.masked_fill(~mask, -math.inf)
@@ -64,8 +65,8 @@ def _unrescaled_sum(m, s, o, scores, values, mask=None):
 
 
 STATE = ("running_max", "running_sum", "running_out")
-NO_RESCALE = ("when a block raises the running maximum from m to m', the running sum and the running output "
-              "are both multiplied by exp(m - m'); your running sum matches one that is not rescaled")
+NO_RESCALE = (_("when a block raises the running maximum from m to m', the running sum and the running output "
+                "are both multiplied by exp(m - m'); your running sum matches one that is not rescaled"))
 
 
 def _fold(submission, scores, values, block, mask=None, what=""):
@@ -76,13 +77,14 @@ def _fold(submission, scores, values, block, mask=None, what=""):
         cut = slice(start, start + block)
         tile = None if mask is None else mask[..., cut]
         args = (*mine, scores[..., cut], values[..., cut, :]) + (() if tile is None else (tile,))
-        call = (f"online_softmax_update on the block of keys {start}..{min(start + block, scores.size(-1)) - 1} "
-                f"of scores {tuple(scores.shape)}, {scores.dtype}{what}")
+        call = (_("online_softmax_update on the block of keys {start}..{end} of scores {scores_shape}, "
+                  "{scores_dtype}{what}",
+                  start=start, end=min(start + block, scores.size(-1)) - 1, scores_shape=tuple(scores.shape), scores_dtype=scores.dtype, what=what))
         got = expect.sequence(submission.call("online_softmax_update", *args), 3, call)
         wrong = _unrescaled_sum(*mine, scores[..., cut], values[..., cut, :], tile)
         ref = online_softmax_update(*ref, scores[..., cut], values[..., cut, :], tile)
         for name, g, r, w in zip(STATE, got, ref, wrong):
-            expect.tensor_or_mistake(g, r, f"{name} returned by {call}", [(w, NO_RESCALE)] if name == "running_sum" else [])
+            expect.tensor_or_mistake(g, r, _("{name} returned by {call}", name=name, call=call), [(w, NO_RESCALE)] if name == "running_sum" else [])
         mine = ref  # the next block starts from the right state: one slip is reported once
     return ref
 
@@ -98,7 +100,7 @@ def test_online_softmax_blocks(submission):
 def test_online_softmax_large_scores(submission):
     scores = 1000.0 + 3 * _randn(2, 5, 12, seed=3)
     values = _randn(2, 12, 4, seed=4)
-    _fold(submission, scores, values, 4, what=" near 1000 (exp(1000) overflows: subtract the running maximum)")
+    _fold(submission, scores, values, 4, what=_(" near 1000 (exp(1000) overflows: subtract the running maximum)"))
 
 
 def test_online_softmax_masked(submission):
@@ -108,7 +110,7 @@ def test_online_softmax_masked(submission):
     mask[:, 0] = False  # a query with no allowed key at all
     mask[:, 1, :8] = False  # one with allowed keys in the last block only
     mask[:, 2, 4:] = False  # one with allowed keys in the first block only
-    _fold(submission, scores, values, 4, mask, what=", with a mask (True = may attend) that empties some rows")
+    _fold(submission, scores, values, 4, mask, what=_(", with a mask (True = may attend) that empties some rows"))
 
 
 # --------------------------------------------------------------------------- tiled attention
@@ -122,10 +124,11 @@ def _sdpa(q, k, v, mask=None):
 
 def _compare_tiled(submission, q, k, v, mask, block_q, block_k, what):
     args = (q, k, v) if mask is None else (q, k, v, mask)
-    call = (f"tiled_attention(query {tuple(q.shape)}, key {tuple(k.shape)}, value {tuple(v.shape)}{what}, "
-            f"block_q={block_q}, block_k={block_k}), {q.dtype}")
+    call = _("tiled_attention(query {q_shape}, key {k_shape}, value {v_shape}{what}, block_q={block_q}, "
+             "block_k={block_k}), {dtype}", q_shape=tuple(q.shape), k_shape=tuple(k.shape), v_shape=tuple(v.shape),
+             what=what, block_q=block_q, block_k=block_k, dtype=q.dtype)
     got = submission.call("tiled_attention", *args, block_q=block_q, block_k=block_k)
-    expect.tensor(got, _sdpa(q, k, v, mask), f"the output of {call}")
+    expect.tensor(got, _sdpa(q, k, v, mask), _("the output of {call}", call=call))
 
 
 def test_tiled_attention(submission):
@@ -134,21 +137,21 @@ def test_tiled_attention(submission):
         _compare_tiled(submission, q, k, v, None, block_q, block_k, "")
     q32, k32, v32 = (t.float() for t in (q, k, v))
     _compare_tiled(submission, q32, k32, v32, None, 5, 4, "")
-    _compare_tiled(submission, q[0, 0], k[0], v[0], None, 6, 7, " (the query broadcast over the heads of key and value)")
+    _compare_tiled(submission, q[0, 0], k[0], v[0], None, 6, 7, _(" (the query broadcast over the heads of key and value)"))
 
 
 def test_tiled_masks(submission):
     q, k, v = _randn(2, 2, 12, 8, seed=21), _randn(2, 2, 12, 8, seed=22), _randn(2, 2, 12, 4, seed=23)
     causal = torch.ones(12, 12, dtype=torch.bool).tril()
     padding = (torch.arange(12) < torch.tensor([12, 7])[:, None])[:, None, None, :]  # (B, 1, 1, Lk)
-    for mask, what in ((causal, "a causal mask (Lq, Lk)"), (padding, "a padding mask (B, 1, 1, Lk)"),
-                       (causal & padding, "causal and padding masks")):
+    for mask, what in ((causal, _("a causal mask (Lq, Lk)")), (padding, _("a padding mask (B, 1, 1, Lk)")),
+                       (causal & padding, _("causal and padding masks"))):
         for block_q, block_k in ((3, 5), (4, 4), (5, 3)):
-            _compare_tiled(submission, q, k, v, mask, block_q, block_k, f", {what}")
+            _compare_tiled(submission, q, k, v, mask, block_q, block_k, _(", {what}", what=what))
     empty = causal.clone()
     empty[3] = False  # query 3 may attend to nothing
     empty[9, :8] = False  # query 9 only to keys of the last block
-    _compare_tiled(submission, q, k, v, empty, 4, 4, ", a mask whose row 3 allows no key (its output: zeros)")
+    _compare_tiled(submission, q, k, v, empty, 4, 4, _(", a mask whose row 3 allows no key (its output: zeros)"))
 
 
 # --------------------------------------------------------------------------- grouped-query attention
@@ -170,9 +173,9 @@ def _gqa_pair(submission, d_model, num_heads, num_kv_heads, seed, bias=True, rot
     try:
         mine.method("load_state_dict", dict(ref.state_dict()))
     except AssertionError as exc:
-        raise expect.CheckFailed(f"{label}: the reference weights (w_q and w_o ({d_model}, {d_model}), w_k and w_v "
-                                 f"({num_kv_heads * d_model // num_heads}, {d_model})) could not be loaded into your "
-                                 f"module: {exc}") from None
+        raise expect.CheckFailed(_("{label}: the reference weights (w_q and w_o ({d_model}, {d_model}), w_k and w_v "
+                                   "({kv_size}, {d_model})) could not be loaded into your module: {exc}",
+                                   label=label, d_model=d_model, kv_size=num_kv_heads * d_model // num_heads, exc=exc)) from None
     return ref, mine, label
 
 
@@ -180,23 +183,23 @@ def _gqa_pair(submission, d_model, num_heads, num_kv_heads, seed, bias=True, rot
 def _tiled_groups(ref, x, mask):
     """The output when the key/value heads are tiled (Tensor.repeat) instead of repeated in place."""
     h, h_kv, d = ref.num_heads, ref.num_kv_heads, ref.d_head
-    B, L, _ = x.shape
+    B, L, _unused = x.shape
     q = ref.w_q(x).view(B, L, h, d).transpose(1, 2)
     k, v = (w(x).view(B, L, h_kv, d).transpose(1, 2).repeat(1, h // h_kv, 1, 1) for w in (ref.w_k, ref.w_v))
     return ref.w_o(_sdpa(q, k, v, mask).transpose(1, 2).reshape(B, L, h * d))
 
 
-GROUPS = ("query head i uses key/value head i // (num_heads // num_kv_heads): consecutive query heads share "
-          "one; your output matches the key/value heads tiled (head i using key/value head i % num_kv_heads)")
+GROUPS = (_("query head i uses key/value head i // (num_heads // num_kv_heads): consecutive query heads share "
+            "one; your output matches the key/value heads tiled (head i using key/value head i % num_kv_heads)"))
 
 
 def _compare_gqa(ref, mine, label, x, mask, what):
-    call = f"{label} applied to x {tuple(x.shape)}{what}"
+    call = _("{label} applied to x {x_shape}{what}", label=label, x_shape=tuple(x.shape), what=what)
     got = expect.sequence(mine(x, x, x) if mask is None else mine(x, x, x, mask), 2, call)
     with torch.no_grad():
         want_out, want_weights = ref(x, x, x, mask)
-    expect.tensor_or_mistake(got[0], want_out, f"the output of {call}", [(_tiled_groups(ref, x, mask), GROUPS)])
-    expect.tensor(got[1], want_weights, f"the per-head weights returned by {call}")
+    expect.tensor_or_mistake(got[0], want_out, _("the output of {call}", call=call), [(_tiled_groups(ref, x, mask), GROUPS)])
+    expect.tensor(got[1], want_weights, _("the per-head weights returned by {call}", call=call))
 
 
 def test_gqa_init(submission):
@@ -207,8 +210,9 @@ def test_gqa_init(submission):
             if exc.raised("ValueError"):
                 continue
             raise
-        raise expect.CheckFailed(f"GroupedQueryAttention({d_model}, {num_heads}, {num_kv_heads}) should raise a "
-                                 f"ValueError: {num_heads} heads cannot be shared out among {num_kv_heads} key/value heads")
+        raise expect.CheckFailed(_("GroupedQueryAttention({d_model}, {num_heads}, {num_kv_heads}) should raise a ValueError: "
+                                   "{num_heads} heads cannot be shared out among {num_kv_heads} key/value heads",
+                                   d_model=d_model, num_heads=num_heads, num_kv_heads=num_kv_heads))
     # Loading the reference's state_dict (strict) checks the names and shapes of every parameter.
     for d_model, num_heads, num_kv_heads, bias in ((24, 6, 2, True), (32, 8, 1, False)):
         _gqa_pair(submission, d_model, num_heads, num_kv_heads, seed=61, bias=bias)
@@ -225,14 +229,15 @@ def test_gqa_equals_mha(submission):
         mine.method("load_state_dict", dict(ref.state_dict()))
         x, memory = _randn(2, 5, d_model, seed=seed + 1), _randn(2, 7, d_model, seed=seed + 2)
         mask = (torch.arange(7) < torch.tensor([7, 4])[:, None])[:, None, None, :]
-        for args, what in (((x, x, x, torch.ones(5, 5, dtype=torch.bool).tril()), "self-attention with a causal mask"),
-                           ((x, memory, memory, mask), "cross-attention with a padding mask")):
-            call = f"{label} with the weights of MultiHeadAttention({d_model}, {num_heads}), {what}"
+        for args, what in (((x, x, x, torch.ones(5, 5, dtype=torch.bool).tril()), _("self-attention with a causal mask")),
+                           ((x, memory, memory, mask), _("cross-attention with a padding mask"))):
+            call = _("{label} with the weights of MultiHeadAttention({d_model}, {num_heads}), {what}",
+                     label=label, d_model=d_model, num_heads=num_heads, what=what)
             got = expect.sequence(mine(*args), 2, call)
             with torch.no_grad():
                 want = ref(*args)
-            expect.tensor(got[0], want[0], f"the output of {call}")
-            expect.tensor(got[1], want[1], f"the per-head weights of {call}")
+            expect.tensor(got[0], want[0], _("the output of {call}", call=call))
+            expect.tensor(got[1], want[1], _("the per-head weights of {call}", call=call))
 
 
 def test_gqa_grouping(submission):
@@ -240,7 +245,7 @@ def test_gqa_grouping(submission):
         ref, mine, label = _gqa_pair(submission, d_model, num_heads, num_kv_heads, seed, bias=seed != 42)
         x = _randn(2, 6, d_model, seed=seed + 1)
         _compare_gqa(ref, mine, label, x, None, "")
-        _compare_gqa(ref, mine, label, x, torch.ones(6, 6, dtype=torch.bool).tril(), " with a causal mask")
+        _compare_gqa(ref, mine, label, x, torch.ones(6, 6, dtype=torch.bool).tril(), _(" with a causal mask"))
 
 
 def test_gqa_cache(submission):
@@ -249,20 +254,22 @@ def test_gqa_cache(submission):
         x = _randn(1, 5, 24, seed=seed + 1)
         cache = submission.new("KVCache")
         steps = [expect.sequence(mine(x[:, t:t + 1], x[:, t:t + 1], x[:, t:t + 1], None, cache.handle), 2,
-                                 f"{label} on token {t} with a KVCache")[0] for t in range(5)]
+                                 _("{label} on token {t} with a KVCache", label=label, t=t))[0] for t in range(5)]
         # KVCache.update with no new position returns what the cache holds; it cannot concatenate
         # keys of num_kv_heads heads to a cache that holds another number of heads.
         nothing = torch.zeros(1, num_kv_heads, 0, 4, dtype=torch.float64)
-        wrong_heads = (f"{label} run on 5 tokens one at a time with a KVCache: the cache should hold the keys and "
-                       f"values of num_kv_heads = {num_kv_heads} heads, (1, {num_kv_heads}, 5, 4) each, and repeat "
-                       f"them for the groups of query heads only after the cache")
+        wrong_heads = (_("{label} run on 5 tokens one at a time with a KVCache: the cache should hold the keys and "
+                         "values of num_kv_heads = {num_kv_heads} heads, (1, {num_kv_heads}, 5, 4) each, and repeat them "
+                         "for the groups of query heads only after the cache",
+                         label=label, num_kv_heads=num_kv_heads))
         try:
             keys, values = expect.sequence(cache.method("update", nothing, nothing), 2, "KVCache.update")
         except StudentError:
             raise expect.CheckFailed(wrong_heads) from None
-        expect.true(tuple(keys.shape) == (1, num_kv_heads, 5, 4), f"{wrong_heads}; got {tuple(keys.shape)}")
+        expect.true(tuple(keys.shape) == (1, num_kv_heads, 5, 4), _("{wrong_heads}; got {keys_shape}",
+                                                                    wrong_heads=wrong_heads, keys_shape=tuple(keys.shape)))
         with torch.no_grad():
             want = ref(x, x, x, torch.ones(5, 5, dtype=torch.bool).tril())[0]
         for t, step in enumerate(steps):
-            expect.tensor(step, want[:, t:t + 1], f"the output of {label} on token {t}, run one token at a time with "
-                          f"a KVCache (the full pass with a causal mask gives the reference)")
+            expect.tensor(step, want[:, t:t + 1], _("the output of {label} on token {t}, run one token at a time with a KVCache (the full pass with "
+                                                    "a causal mask gives the reference)", label=label, t=t))

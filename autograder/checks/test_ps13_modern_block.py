@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from attnlab.course.messages import _
 from autograder.checks import expect
 from autograder.protocol import StudentError
 from attnlab import modern as ref
@@ -37,7 +38,8 @@ def _twin(submission, name, reference, *args):
     """``expect.twin``, naming every parameter (these modules have no submodules to name)."""
     names = ", ".join(sorted(reference.state_dict()))
     return expect.twin(submission, name, reference, *args,
-                       hint=f"the parameters must be exactly {names}, with the shapes of the task")
+                       hint=_("the parameters must be exactly {names}, with the shapes of the task",
+                              names=names))
 
 
 # --------------------------------------------------------------------------- 1: RMSNorm
@@ -49,12 +51,12 @@ def _rms_mistakes(r, x) -> dict:
         return c * torch.rsqrt(c.pow(2).mean(-1, keepdim=True) + eps) * g
 
     return {
-        "RMSNorm does not subtract the mean (that is LayerNorm): it divides x by the root of the mean of its "
-        "squares": centred,
-        "eps goes inside the square root, added to the mean of the squares": lambda: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * g,
-        "the mean of the squares, not their sum: divide by sqrt(mean(x^2) + eps)": lambda: x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * g,
-        "the statistic is over the last axis (the d_model features of each vector)": lambda: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * g,
-        "the gain `weight` multiplies the normalised vector": lambda: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps),
+        _("RMSNorm does not subtract the mean (that is LayerNorm): it divides x by the root of the mean of its "
+          "squares"): centred,
+        _("eps goes inside the square root, added to the mean of the squares"): lambda: x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * g,
+        _("the mean of the squares, not their sum: divide by sqrt(mean(x^2) + eps)"): lambda: x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * g,
+        _("the statistic is over the last axis (the d_model features of each vector)"): lambda: x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * g,
+        _("the gain `weight` multiplies the normalised vector"): lambda: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps),
     }
 
 
@@ -71,20 +73,21 @@ def test_rmsnorm(submission):
         for shape in ((3, 4, d_model), (2, d_model)):
             x = torch.randn(*shape, generator=gen, dtype=torch.float64) * 2 + 1  # a mean that LayerNorm would remove
             got = module(x)
-            name = f"{call} on x of shape {shape}"
+            name = _("{call} on x of shape {shape}", call=call, shape=shape)
             expect.tensor_or_contract(got, reference(x), name, _rms_mistakes(reference, x))
-            expect.tensor(got, torch_norm(x), f"{name}, against torch.nn.RMSNorm({d_model}, eps={eps})")
+            expect.tensor(got, torch_norm(x), _("{name}, against torch.nn.RMSNorm({d_model}, eps={eps})",
+                                                name=name, d_model=d_model, eps=eps))
 
 
 # --------------------------------------------------------------------------- 2: SwiGLU
 def _swiglu_mistakes(r, x) -> dict:
     a, b = r.w_1(x), r.w_3(x)
     return {
-        "the gate is w_1: SiLU(w_1(x)) * w_3(x); your SiLU is on w_3's branch": lambda: r.w_2(a * F.silu(b)),
-        "SiLU(z) = z * sigmoid(z), not sigmoid(z) alone (that is the original GLU)": lambda: r.w_2(torch.sigmoid(a) * b),
-        "the gate goes through the SiLU, not a ReLU (ReLU gating is ReGLU)": lambda: r.w_2(torch.relu(a) * b),
-        "the SiLU of w_1(x) multiplies w_3(x) element by element; without w_3 it is a plain SiLU network": lambda: r.w_2(F.silu(a)),
-        "SiLU(w_1(x)) * w_3(x): multiply the gate by the value, do not add them": lambda: r.w_2(F.silu(a) + b),
+        _("the gate is w_1: SiLU(w_1(x)) * w_3(x); your SiLU is on w_3's branch"): lambda: r.w_2(a * F.silu(b)),
+        _("SiLU(z) = z * sigmoid(z), not sigmoid(z) alone (that is the original GLU)"): lambda: r.w_2(torch.sigmoid(a) * b),
+        _("the gate goes through the SiLU, not a ReLU (ReLU gating is ReGLU)"): lambda: r.w_2(torch.relu(a) * b),
+        _("the SiLU of w_1(x) multiplies w_3(x) element by element; without w_3 it is a plain SiLU network"): lambda: r.w_2(F.silu(a)),
+        _("SiLU(w_1(x)) * w_3(x): multiply the gate by the value, do not add them"): lambda: r.w_2(F.silu(a) + b),
     }
 
 
@@ -97,10 +100,10 @@ def test_swiglu(submission):
         for shape in ((2, 5, d_model), (3, 1, d_model)):
             x = torch.randn(*shape, generator=gen, dtype=torch.float64)
             got = module(x)
-            name = f"{call} in eval mode, on x of shape {shape}"
+            name = _("{call} in eval mode, on x of shape {shape}", call=call, shape=shape)
             if isinstance(got, torch.Tensor) and not expect.close(got, module(x)):
-                raise expect.CheckFailed(f"{name}: two calls in eval mode gave different outputs: dropout must be off "
-                                         "after .eval() (an nn.Dropout module is, F.dropout(h, p) is not)")
+                raise expect.CheckFailed(_("{name}: two calls in eval mode gave different outputs: dropout must be off after .eval() (an "
+                                           "nn.Dropout module is, F.dropout(h, p) is not)", name=name))
             expect.tensor_or_contract(got, reference(x), name, _swiglu_mistakes(reference, x))
 
 
@@ -111,14 +114,14 @@ HEAD_COUNTS = (1, 2, 4, 8, 16, 3, 6, 12, 20)  # powers of two, then not
 def _slope_mistakes(n: int) -> dict:
     k = 2 ** math.floor(math.log2(n))
     return {
-        "the slopes form a geometric sequence (each the previous times 2^(-8/n)), not an arithmetic one":
+        _("the slopes form a geometric sequence (each the previous times 2^(-8/n)), not an arithmetic one"):
             lambda: torch.tensor([(h + 1) / n for h in range(n)], dtype=torch.float64),
-        "the first slope is 2^(-8/n), not 1: slope h (from 1) is 2^(-8h/n)":
+        _("the first slope is 2^(-8/n), not 1: slope h (from 1) is 2^(-8h/n)"):
             lambda: torch.tensor([2.0 ** (-8.0 * h / n) for h in range(n)], dtype=torch.float64),
-        "for a head count that is not a power of two, the slopes of the largest power of two below it come first, "
-        "then every other slope of twice that many heads":
+        _("for a head count that is not a power of two, the slopes of the largest power of two below it come first, "
+          "then every other slope of twice that many heads"):
             lambda: torch.tensor([2.0 ** (-8.0 * (h + 1) / n) for h in range(n)], dtype=torch.float64),
-        "after the k slopes of k heads come every other slope of 2k heads starting with the first (the 1st, 3rd, ...)":
+        _("after the k slopes of k heads come every other slope of 2k heads starting with the first (the 1st, 3rd, ...)"):
             lambda: torch.cat([ref.alibi_slopes(k), ref.alibi_slopes(2 * k)[1::2][: n - k]]),
     }
 
@@ -133,7 +136,7 @@ def test_alibi_slopes(submission):
         if exc.raised("ValueError"):
             return
         raise
-    raise expect.CheckFailed("alibi_slopes(0) returned: it should raise a ValueError (a model has at least one head)")
+    raise expect.CheckFailed(_("alibi_slopes(0) returned: it should raise a ValueError (a model has at least one head)"))
 
 
 def _bias_mistakes(n, lq, lk, causal) -> dict:
@@ -144,11 +147,11 @@ def _bias_mistakes(n, lq, lk, causal) -> dict:
     from_zero = torch.arange(lq).unsqueeze(1) - j
     from_zero = from_zero.clamp(min=0) if causal else from_zero.abs()
     mistakes = {
-        "the bias is minus slope times distance: a penalty, negative for distant keys": lambda: slopes * right,
-        "the queries are the last length_q of the length_k positions: query row i sits at position "
-        "length_k - length_q + i": lambda: -slopes * from_zero,
-        "causal=True: keys after the query get 0 (the mask removes them), not -slope * |i - j|": lambda: -slopes * (i - j).abs(),
-        "causal=False (an encoder): the distance is |i - j| on both sides": lambda: -slopes * (i - j).clamp(min=0),
+        _("the bias is minus slope times distance: a penalty, negative for distant keys"): lambda: slopes * right,
+        _("the queries are the last length_q of the length_k positions: query row i sits at position "
+          "length_k - length_q + i"): lambda: -slopes * from_zero,
+        _("causal=True: keys after the query get 0 (the mask removes them), not -slope * |i - j|"): lambda: -slopes * (i - j).abs(),
+        _("causal=False (an encoder): the distance is |i - j| on both sides"): lambda: -slopes * (i - j).clamp(min=0),
     }
     return {contract: (lambda wrong=wrong: wrong().float()) for contract, wrong in mistakes.items()}
 
@@ -176,11 +179,11 @@ def _layer_mistakes(d, h, kv, d_ff) -> dict:
     d_head = d // h
     right = 2 * d * d + 2 * d * kv * d_head + 3 * d * d_ff + 2 * d
     return {
-        "with full-size keys and values (grouped-query attention projects them to num_kv_heads * d_head features)":
+        _("with full-size keys and values (grouped-query attention projects them to num_kv_heads * d_head features)"):
             2 * d * d + 2 * d * d + 3 * d * d_ff + 2 * d,
-        "with two feed-forward matrices (SwiGLU has three)": right - d * d_ff,
-        "with biases in the linear layers (the modern layer has none)": right + 2 * d + 2 * kv * d_head + 2 * d_ff + d,
-        "with a bias in each norm (RMSNorm has a gain only)": right + 2 * d,
+        _("with two feed-forward matrices (SwiGLU has three)"): right - d * d_ff,
+        _("with biases in the linear layers (the modern layer has none)"): right + 2 * d + 2 * kv * d_head + 2 * d_ff + d,
+        _("with a bias in each norm (RMSNorm has a gain only)"): right + 2 * d,
     }
 
 
@@ -193,9 +196,11 @@ def test_modern_layer_parameters(submission):
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, (int, float)):
-            raise expect.CheckFailed(f"{name}: expected a whole number, got {expect.describe(got)}")
+            raise expect.CheckFailed(_("{name}: expected a whole number, got {got}",
+                                       name=name, got=expect.describe(got)))
         if abs(got - want) > 0.5:
             for slip, value in _layer_mistakes(d, h, kv, d_ff).items():
                 if value != want and abs(got - value) <= 0.5:
-                    raise expect.CheckFailed(f"{name} = {got:g} is not the expected value: it equals the count {slip}")
+                    raise expect.CheckFailed(_("{name} = {got:g} is not the expected value: it equals the count {slip}",
+                                               name=name, got=got, slip=slip))
         expect.number(got, want, name, atol=0.5, rtol=0)

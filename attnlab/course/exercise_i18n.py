@@ -3,7 +3,7 @@
     python tools/i18n.py exercises --lang zh_CN   # locales/zh_CN/LC_MESSAGES/exercises/<a>.po
 
 Every markdown cell of a source notebook is cut into messages at the granularity of the book's
-catalogues (Sphinx's gettext builder): a heading, a paragraph, a list item, a table (whole), an HTML
+catalogues (Sphinx's gettext builder): a heading, a paragraph, a list item, a table cell, an HTML
 block (a ``<details><summary>`` line) or any other block; a code fence and a ``$$`` math block are kept
 as they are and are not messages, nor is a block without words (math or code alone). A heading, a
 paragraph and a list item made of one paragraph are one line in their message (the line breaks of
@@ -57,6 +57,7 @@ class Segment:
     msgid: str
     prefix: str = ""
     indent: str = ""
+    columns: tuple[int, int] | None = None  # a table cell: characters start:end of its one line
 
 
 def segments(source: str) -> list[Segment]:
@@ -101,7 +102,11 @@ def segments(source: str) -> list[Segment]:
                 elif child.type == "list_item_open" and child.level == 1:
                     add(_list_item(lines, tokens, j, span(*child.map)))
                 j += 1
-        else:  # a table, a quote, an HTML block...: the block as it is
+        elif token.type == "table_open":
+            for row in range(start, end):
+                for column in _table_cells(lines[row]):
+                    add(Segment(row, row + 1, lines[row][column[0]:column[1]].strip(), columns=column))
+        else:  # a quote, an HTML block...: the block as it is
             add(Segment(start, end, "\n".join(lines[start:end])))
         # skip to the end of this block
         if token.nesting == 1:
@@ -112,6 +117,23 @@ def segments(source: str) -> list[Segment]:
         else:
             i += 1
     return found
+
+
+_CELL_EDGE = re.compile(r"(?<!\\)\|")
+
+
+def _table_cells(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each cell of a table row (GFM: cells split at unescaped pipes); none for the
+    delimiter row."""
+    if re.fullmatch(r"[\s|:-]*", line):
+        return []
+    edges = [m.start() for m in _CELL_EDGE.finditer(line)]
+    stripped = line.strip()
+    if not stripped.startswith("|"):
+        edges.insert(0, -1)
+    if not stripped.endswith("|") or stripped.endswith("\\|"):
+        edges.append(len(line))
+    return [(a + 1, b) for a, b in zip(edges, edges[1:])]
 
 
 def _list_item(lines: list[str], tokens, index: int, where: tuple[int, int]) -> Segment:
@@ -149,6 +171,12 @@ def translate_markdown(source: str, translations: dict[str, str]) -> str:
         text = translations.get(segment.msgid)
         if not text:
             continue
+        if segment.columns:  # a table cell: one line, no pipe of its own
+            a, b = segment.columns
+            line = lines[segment.start]
+            cell = " " + " ".join(text.split()).replace("|", "\\|") + " "
+            lines[segment.start] = line[:a] + cell + line[b:]
+            continue
         new = text.split("\n")
         new = [segment.prefix + new[0]] + [segment.indent + line if line.strip() else "" for line in new[1:]]
         lines[segment.start:segment.end] = new
@@ -177,7 +205,7 @@ def _md_lines(root: str, assignment: str) -> list[str]:
 
 HEADER = """\
 # The prose of the exercise notebook solutions/{assignment}/{assignment}.md, one message per heading,
-# paragraph, list item or table. Translate msgstr; an empty one stays English in exercises_zh/.
+# paragraph, list item or table cell. Translate msgstr; an empty one stays English in exercises_zh/.
 # Keep code spans, math ($...$), Markdown markup and HTML tags as they are.
 # After the English changes: `python tools/i18n.py exercises --lang {lang}` (keeps translations of unchanged
 # messages, drops stale ones), then `python -m attnlab.course.release` (builds exercises_zh/).

@@ -28,9 +28,15 @@
 2. ``nbgrader generate_assignment`` (through its Python API, in a scratch course folder) turns
    every ``solutions/<a>/<a>.ipynb`` into ``exercises/<a>/``, normalised so that the bytes do
    not change from run to run.
+3. Each translated release of ``TRANSLATIONS`` (``exercises_zh/``) is generated the same way from a
+   copy of the source notebook whose markdown is translated message by message through
+   ``locales/<lang>/LC_MESSAGES/exercises/<a>.po`` (:mod:`attnlab.course.exercise_i18n`; English where
+   a message has no translation), marked ``metadata["attnlab"]["language"]`` (read it with
+   :func:`notebook_language`), its setup cell ending with ``set_language(<lang>)``. Code cells,
+   grade_ids and points are the English ones; nbgrader computes the release's own checksums.
 
 ``--check`` builds everything in a scratch folder and fails (exit 1, listing the files) when
-``solutions/*/*.ipynb`` or ``exercises/`` differ from a fresh build.
+``solutions/*/*.ipynb``, ``exercises/`` or ``exercises_zh/`` differ from a fresh build.
 
 The chapter <-> exercise map is the file names (:func:`chapter_of`): ``psNN_<topic>`` is the
 exercise of the book page ``book/<label>_<topic>.md`` (ch02_attention, appA_bug_hunt).

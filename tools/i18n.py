@@ -95,9 +95,9 @@ def exercises(lang: str) -> None:
     ``locales/<lang>/LC_MESSAGES/exercises/<a>.po`` (attnlab.course.exercise_i18n; no book build needed).
     ``python -m attnlab.course.release`` then builds the translated release from them."""
     sys.path.insert(0, str(ROOT))
-    from attnlab.course import exercise_i18n
+    from attnlab.course import exercise_i18n, release
 
-    for path, messages, translated in exercise_i18n.update_all(lang, str(ROOT)):
+    for path, messages, translated in exercise_i18n.update_all(lang, str(ROOT), release.assignments(str(ROOT))):
         print(f"{Path(path).relative_to(ROOT)}: {messages} messages, {translated} translated")
 
 

@@ -276,14 +276,13 @@ def update_catalogue(nb, assignment: str, lang: str, root: str) -> tuple[str, in
     return path, len(messages), sum(1 for m in messages if m.string)
 
 
-def update_all(lang: str, root: str, names: list[str] | None = None) -> list[tuple[str, int, int]]:
-    """Update the catalogue of every assignment from its built ``solutions/<a>/<a>.ipynb``."""
+def update_all(lang: str, root: str, names: list[str]) -> list[tuple[str, int, int]]:
+    """Update the catalogue of each assignment of ``names`` from its built ``solutions/<a>/<a>.ipynb``
+    (the release imports this module, so the names come from the caller: release.assignments)."""
     import nbformat
 
-    from .release import assignments
-
     done = []
-    for name in names or assignments(root):
+    for name in names:
         with open(os.path.join(root, "solutions", name, name + ".ipynb"), encoding="utf-8") as handle:
             nb = nbformat.read(handle, as_version=4)
         done.append(update_catalogue(nb, name, lang, root))

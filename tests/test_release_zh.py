@@ -173,3 +173,16 @@ def test_the_chinese_release_is_graded_like_the_english_one(tmp_path):
     assert not solved.notebook_errors and solved.fatal is None
     blank = grade(assignment, write(release_notebook(assignment, ZH_RELEASE), tmp_path / "blank" / f"{assignment}.ipynb"))
     assert blank.score == 0 and blank.max_score == solved.max_score
+
+
+def test_the_chinese_setup_cell_runs_and_makes_the_self_checks_speak_chinese():
+    """Where the course is installed, the setup cell installs nothing and sets the language."""
+    import subprocess
+    import sys
+
+    setup = release_notebook("ps02_attention", ZH_RELEASE).cells[0].source
+    probe = setup + "\nimport attnlab.course.messages as m\nprint('language:', m.LANGUAGE)\n"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=release.ROOT,
+                         env={**os.environ, "PYTHONPATH": release.ROOT})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "language: zh_CN"

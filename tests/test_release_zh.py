@@ -77,7 +77,18 @@ def test_every_assignment_has_a_catalogue_in_step_with_its_source_notebook():
                                            f"(missing {missing}, stale {stale}): run `{UPDATE}`, then `make exercises`")
 
 
-def test_exercise_translations_are_chinese_and_none_is_fuzzy():
+def test_a_translation_keeps_the_code_spans_formulas_and_tags_of_its_english():
+    english = "Write `mha_flops(d, h)` for $L_q$ queries <b>now</b>, see [the chapter](../book/ch04.md)."
+    good = "为 $L_q$ 个查询写出 `mha_flops(d, h)` <b>现在</b>，见[该章](../book/ch04.md)。"
+    assert exercise_i18n.markup_problems(english, good) == []
+    bad = "为 $L_{q}$ 个查询写出 mha_flops(d, h) <b>现在</b>，见[该章](ch04.md)。"
+    assert exercise_i18n.markup_problems(english, bad) == [
+        "code spans differ (missing ['`mha_flops(d, h)`'], added [])",
+        "formulas differ (missing ['$L_q$'], added ['$L_{q}$'])",
+        "link targets differ (missing ['](../book/ch04.md)'], added ['](ch04.md)'])"]
+
+
+def test_exercise_translations_are_chinese_keep_their_markup_and_none_is_fuzzy():
     import re
 
     cjk = re.compile(r"[\u4e00-\u9fff]")
@@ -90,6 +101,7 @@ def test_exercise_translations_are_chinese_and_none_is_fuzzy():
                 problems.append(f"{assignment}: {message.id[:50]!r} is fuzzy")
             if not cjk.search(message.string):
                 problems.append(f"{assignment}: {message.id[:50]!r}: the translation has no Chinese characters")
+            problems += [f"{assignment}: {message.id[:50]!r}: {p}" for p in exercise_i18n.markup_problems(message.id, message.string)]
     assert not problems, "\n".join(problems[:20])
 
 

@@ -190,6 +190,24 @@ def translate_notebook(nb, translations: dict[str, str]) -> None:
             cell.source = translate_markdown(cell.source, translations)
 
 
+_MARKUP = {"code span": re.compile(r"`[^`]+`"), "formula": re.compile(r"\$\$.+?\$\$|\$[^$]+\$", re.S),
+           "HTML tag": re.compile(r"</?[A-Za-z][^>]*>"), "link target": re.compile(r"\]\([^)]*\)")}
+
+
+def markup_problems(msgid: str, msgstr: str) -> list[str]:
+    """What a translation lost or added of its English's code spans, formulas, HTML tags and link
+    targets (they are code, not prose: the same ones, each as many times; the order may change)."""
+    from collections import Counter
+
+    problems = []
+    for kind, pattern in _MARKUP.items():
+        english, translated = Counter(pattern.findall(msgid)), Counter(pattern.findall(msgstr))
+        lost, added = sorted((english - translated).elements()), sorted((translated - english).elements())
+        if lost or added:
+            problems.append(f"{kind}s differ (missing {lost}, added {added})")
+    return problems
+
+
 # --------------------------------------------------------------------------- catalogues
 def catalogue_path(root: str, lang: str, assignment: str) -> str:
     return os.path.join(root, LOCALES, lang, "LC_MESSAGES", DOMAIN, assignment + ".po")

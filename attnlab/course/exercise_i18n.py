@@ -22,11 +22,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 LOCALES = "locales"
 DOMAIN = "exercises"  # locales/<lang>/LC_MESSAGES/exercises/<assignment>.po
 
 
+@lru_cache(maxsize=1)
 def _parser():
     from markdown_it import MarkdownIt
     from mdit_py_plugins.dollarmath import dollarmath_plugin

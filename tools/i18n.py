@@ -91,13 +91,21 @@ def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: b
 
 # --------------------------------------------------------------------------- exercise notebooks
 def exercises(lang: str) -> None:
-    """Extract the prose of every ``solutions/<a>/<a>.ipynb`` and update its catalogue
-    ``locales/<lang>/LC_MESSAGES/exercises/<a>.po`` (attnlab.course.exercise_i18n; no book build needed).
+    """Extract the prose of every exercise's source notebook (built from ``solutions/<a>/<a>.md``) and
+    update its catalogue ``locales/<lang>/LC_MESSAGES/exercises/<a>.po`` (attnlab.course.exercise_i18n; no book build needed).
     ``python -m attnlab.course.release`` then builds the translated release from them."""
     sys.path.insert(0, str(ROOT))
+    import nbformat
+
     from attnlab.course import exercise_i18n, release
 
-    for path, messages, translated in exercise_i18n.update_all(lang, str(ROOT), release.assignments(str(ROOT))):
+    notebooks = {}
+    for name in release.assignments(str(ROOT)):
+        md, ipynb = ROOT / "solutions" / name / f"{name}.md", ROOT / "solutions" / name / f"{name}.ipynb"
+        # from the text source when there is one, so that `make exercises` need not run first
+        text = release.build_source(str(md)) if md.is_file() else ipynb.read_text(encoding="utf-8")
+        notebooks[name] = nbformat.reads(text, as_version=4)
+    for path, messages, translated in exercise_i18n.update_all(lang, str(ROOT), notebooks):
         print(f"{Path(path).relative_to(ROOT)}: {messages} messages, {translated} translated")
 
 

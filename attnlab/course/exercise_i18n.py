@@ -296,14 +296,8 @@ def update_catalogue(nb, assignment: str, lang: str, root: str) -> tuple[str, in
     return path, len(messages), sum(1 for m in messages if m.string)
 
 
-def update_all(lang: str, root: str, names: list[str]) -> list[tuple[str, int, int]]:
-    """Update the catalogue of each assignment of ``names`` from its built ``solutions/<a>/<a>.ipynb``
-    (the release imports this module, so the names come from the caller: release.assignments)."""
-    import nbformat
-
-    done = []
-    for name in names:
-        with open(os.path.join(root, "solutions", name, name + ".ipynb"), encoding="utf-8") as handle:
-            nb = nbformat.read(handle, as_version=4)
-        done.append(update_catalogue(nb, name, lang, root))
-    return done
+def update_all(lang: str, root: str, notebooks: dict) -> list[tuple[str, int, int]]:
+    """Update the catalogue of each assignment of ``notebooks`` ({assignment: its source notebook};
+    the release imports this module, so the caller builds them: tools/i18n.py, with
+    release.build_source)."""
+    return [update_catalogue(nb, name, lang, root) for name, nb in notebooks.items()]

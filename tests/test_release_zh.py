@@ -44,9 +44,9 @@ def test_markdown_is_cut_into_headings_paragraphs_list_items_and_table_cells():
         "**second** item", "key", "the change", "swap the heads", "<details><summary>Hint</summary>"]
     assert exercise_i18n.translate_markdown(source, {}) == source
     translated = exercise_i18n.translate_markdown(source, {
-        "Problem set 9: a title": "习题 9：标题", "A paragraph on two lines with $x$ and `code`.": "一段含 $x$ 和 `code` 的话。",
+        "Problem set 9: a title": "习题 9：\n标题", "A paragraph on two lines with $x$ and `code`.": "一段含 $x$ 和 `code` 的话。",
         "an item on two lines": "第一项\n分两行", "swap the heads": "交换头 | 两个"})
-    assert translated.startswith("# 习题 9：标题\n\n一段含 $x$ 和 `code` 的话。\n\n$$a = b$$\n\n- 第一项\n  分两行\n- **second** item\n")
+    assert translated.startswith("# 习题 9： 标题\n\n一段含 $x$ 和 `code` 的话。\n\n$$a = b$$\n\n- 第一项\n  分两行\n- **second** item\n")
     assert "| `\"k\"` | 交换头 \\| 两个 |\n" in translated
     assert "```python\nprint('code is not prose')\n```" in translated
     assert not exercise_i18n.has_words("$x = 1$ `f(x)` </details>") and exercise_i18n.has_words("注意力")
@@ -198,3 +198,19 @@ def test_the_chinese_setup_cell_runs_and_makes_the_self_checks_speak_chinese():
                          env={**os.environ, "PYTHONPATH": release.ROOT})
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "language: zh_CN"
+
+
+@pytest.mark.slow
+def test_a_new_translation_makes_the_committed_chinese_release_stale(tmp_path):
+    """`--check` builds with the catalogues as they are: a translation not yet released is a stale exercises_zh/."""
+    assignment = "ps02_attention"
+    title = exercise_i18n.cell_messages(source_notebook(assignment))[0][1].msgid
+    entries = {m.id: m.string for m in exercise_i18n.read_catalogue(
+        exercise_i18n.catalogue_path(release.ROOT, ZH, assignment)) if m.id and m.string}
+    entries[title] = "习题 2：新的译文"
+    write_catalogue(tmp_path / "catalogues", assignment, entries)
+    course = tmp_path / "course"
+    names = release.build(str(course), [assignment], catalogues=str(tmp_path / "catalogues"))
+    assert release.differences(str(course), names, only=True) == [f"{ZH_RELEASE}/{assignment}/{assignment}.ipynb (stale)"]
+    built = nbformat.read(course / ZH_RELEASE / assignment / f"{assignment}.ipynb", as_version=4)
+    assert any(c.cell_type == "markdown" and c.source.startswith("# 习题 2：新的译文\n") for c in built.cells)

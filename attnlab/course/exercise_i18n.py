@@ -179,6 +179,8 @@ def translate_markdown(source: str, translations: dict[str, str]) -> str:
             cell = " " + " ".join(text.split()).replace("|", "\\|") + " "
             lines[segment.start] = line[:a] + cell + line[b:]
             continue
+        if segment.prefix.lstrip().startswith("#"):  # a heading is one line
+            text = " ".join(text.split())
         new = text.split("\n")
         new = [segment.prefix + new[0]] + [segment.indent + line if line.strip() else "" for line in new[1:]]
         lines[segment.start:segment.end] = new

@@ -512,7 +512,7 @@ def generate(course: str, names: list[str], source: str = SOLUTIONS, release: st
     config.CourseDirectory.source_directory = source
     config.CourseDirectory.release_directory = release
     # The gradebook is scratch. nbgrader commits it once per cell and each SQLite commit waits for the
-    # disk: in memory-backed /dev/shm, where there is one, the release takes half the time.
+    # disk (seconds in all on a busy one): it goes to memory-backed /dev/shm where there is one.
     scratch = tempfile.mkdtemp(prefix="release-gradebook-", dir=SHM if os.access(SHM, os.W_OK) else course)
     try:
         config.CourseDirectory.db_url = "sqlite:///" + os.path.join(scratch, "gradebook.db")

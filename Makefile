@@ -25,7 +25,7 @@ book: venv exercises
 pdf: book
 	$(BIN)/python tools/book_pdf.py
 
-## Generate exercises/ from solutions/ with nbgrader.
+## Generate exercises/ (English) and exercises_zh/ (prose from locales/zh_CN/LC_MESSAGES/exercises/) from solutions/ with nbgrader.
 exercises: venv
 	$(BIN)/python -m attnlab.course.release
 

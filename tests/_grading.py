@@ -10,16 +10,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
 
 
-def release_notebook(assignment: str):
-    return nbformat.read(os.path.join(ROOT, "exercises", assignment, assignment + ".ipynb"), as_version=4)
+def release_notebook(assignment: str, release: str = "exercises"):
+    """The released notebook of ``release`` (exercises/, or a translated release such as exercises_zh/)."""
+    return nbformat.read(os.path.join(ROOT, release, assignment, assignment + ".ipynb"), as_version=4)
 
 
-def solved_notebook(assignment: str):
+def solved_notebook(assignment: str, release: str = "exercises"):
     """The release with every solution cell filled from the source notebook: a perfect learner."""
     source = nbformat.read(os.path.join(ROOT, "solutions", assignment, assignment + ".ipynb"), as_version=4)
     answers = {c.metadata["nbgrader"]["grade_id"]: MARKERS.sub("", c.source)
                for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")}
-    nb = release_notebook(assignment)
+    nb = release_notebook(assignment, release)
     for cell in nb.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in answers:

@@ -23,7 +23,7 @@ def source_copy(tmp_path: Path) -> Path:
                              capture_output=True, text=True, check=True).stdout.split("\n")
     src = tmp_path / "src"
     for rel in filter(None, listing):
-        if rel.startswith(("exercises/", "solutions/", "book/", "benchmarks/", "tests/")) or not (ROOT / rel).is_file():
+        if rel.startswith(("exercises/", "exercises_zh/", "solutions/", "book/", "benchmarks/", "tests/")) or not (ROOT / rel).is_file():
             continue  # not part of the distribution; keeps the copy small
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, src / rel)

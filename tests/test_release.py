@@ -148,14 +148,15 @@ def test_committed_release_is_a_fresh_generation(course):
 
 
 @pytest.mark.slow
-def test_check_detects_a_stale_release(course):
+@pytest.mark.parametrize("folder_name", ["exercises", *release.TRANSLATIONS.values()])
+def test_check_detects_a_stale_release(course, folder_name):
     folder, names = course
-    path = os.path.join(folder, "exercises", "ps02_attention", "ps02_attention.ipynb")
+    path = os.path.join(folder, folder_name, "ps02_attention", "ps02_attention.ipynb")
     original = open(path, "rb").read()
     try:
         with open(path, "ab") as handle:
             handle.write(b" ")
-        assert release.differences(folder, names) == ["exercises/ps02_attention/ps02_attention.ipynb (stale)"]
+        assert release.differences(folder, names) == [f"{folder_name}/ps02_attention/ps02_attention.ipynb (stale)"]
     finally:
         with open(path, "wb") as handle:
             handle.write(original)
@@ -164,8 +165,8 @@ def test_check_detects_a_stale_release(course):
 @pytest.mark.slow
 def test_release_has_no_solutions_or_hidden_tests(course):
     folder, names = course
-    for name in names:
-        released = os.path.join(release.ROOT, "exercises", name)
+    for name, folder_name in ((n, f) for n in names for f in ("exercises", *release.TRANSLATIONS.values())):
+        released = os.path.join(release.ROOT, folder_name, name)
         assert sorted(os.listdir(released)) == [name + ".ipynb"] or not any(f.endswith(".md") for f in os.listdir(released))
         text = open(os.path.join(released, name + ".ipynb"), encoding="utf-8").read()
         assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "run_check" not in text
@@ -196,7 +197,7 @@ def test_course_outline_lists_every_exercise_with_its_points():
 def test_every_notebook_begins_with_the_setup_cell_and_its_address_comes_from_the_config(tmp_path):
     from attnlab.course.release import ROOT, SETUP_METADATA, install_address, is_setup_cell, setup_cell
 
-    for folder in ("solutions", "exercises"):
+    for folder in ("solutions", "exercises", *release.TRANSLATIONS.values()):
         for path in sorted(Path(ROOT, folder).glob("ps*/ps*.ipynb")):
             nb = nbformat.read(path, as_version=4)
             assert is_setup_cell(nb.cells[0]), f"{path} does not begin with the setup cell"

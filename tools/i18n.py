@@ -3,6 +3,7 @@
     python tools/i18n.py extract                 # _build/i18n/pot/*.pot: every heading, paragraph, table cell
     python tools/i18n.py update --lang zh_CN     # locales/zh_CN/LC_MESSAGES/book/*.po (sphinx-intl)
     python tools/i18n.py build --lang zh_CN      # _build/html/zh/: the edition in that language
+    python tools/i18n.py exercises --lang zh_CN  # locales/zh_CN/LC_MESSAGES/exercises/<a>.po: the notebooks' prose
 
 Why a script of our own: jupyter-book 1's CLI builds one language and passes no ``-D language``. It
 does take another configuration file, so each step here builds with a copy of ``_config.yml``
@@ -88,11 +89,33 @@ def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: b
     return out
 
 
+# --------------------------------------------------------------------------- exercise notebooks
+def exercises(lang: str) -> None:
+    """Extract the prose of every exercise's source notebook (built from ``solutions/<a>/<a>.md``) and
+    update its catalogue ``locales/<lang>/LC_MESSAGES/exercises/<a>.po`` (attnlab.course.exercise_i18n; no book build needed).
+    ``python -m attnlab.course.release`` then builds the translated release from them."""
+    sys.path.insert(0, str(ROOT))
+    import nbformat
+
+    from attnlab.course import exercise_i18n, release
+
+    notebooks = {}
+    for name in release.assignments(str(ROOT)):
+        md, ipynb = ROOT / "solutions" / name / f"{name}.md", ROOT / "solutions" / name / f"{name}.ipynb"
+        # from the text source when there is one, so that `make exercises` need not run first
+        text = release.build_source(str(md)) if md.is_file() else ipynb.read_text(encoding="utf-8")
+        notebooks[name] = nbformat.reads(text, as_version=4)
+    for path, messages, translated in exercise_i18n.update_all(lang, str(ROOT), notebooks):
+        print(f"{Path(path).relative_to(ROOT)}: {messages} messages, {translated} translated")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python tools/i18n.py", description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("extract", "update", "build"))
+    parser.add_argument("step", choices=("extract", "update", "build", "exercises"))
     parser.add_argument("--lang", default="zh_CN", help="a Sphinx language code (default zh_CN)")
     args = parser.parse_args(argv)
+    if args.step == "exercises":  # the notebooks' prose: no book build involved
+        return exercises(args.lang)
     if not CACHE.is_dir():
         raise SystemExit("no execution cache in _build/.jupyter_cache: run `make book` first (the translated "
                          "editions reuse the English build's executed chapters)")

@@ -28,9 +28,15 @@
 2. ``nbgrader generate_assignment`` (through its Python API, in a scratch course folder) turns
    every ``solutions/<a>/<a>.ipynb`` into ``exercises/<a>/``, normalised so that the bytes do
    not change from run to run.
+3. Each translated release of ``TRANSLATIONS`` (``exercises_zh/``) is generated the same way from a
+   copy of the source notebook whose markdown is translated message by message through
+   ``locales/<lang>/LC_MESSAGES/exercises/<a>.po`` (:mod:`attnlab.course.exercise_i18n`; English where
+   a message has no translation), marked ``metadata["attnlab"]["language"]`` (read it with
+   :func:`notebook_language`), its setup cell ending with ``set_language(<lang>)``. Code cells,
+   grade_ids and points are the English ones; nbgrader computes the release's own checksums.
 
 ``--check`` builds everything in a scratch folder and fails (exit 1, listing the files) when
-``solutions/*/*.ipynb`` or ``exercises/`` differ from a fresh build.
+``solutions/*/*.ipynb``, ``exercises/`` or ``exercises_zh/`` differ from a fresh build.
 
 The chapter <-> exercise map is the file names (:func:`chapter_of`): ``psNN_<topic>`` is the
 exercise of the book page ``book/<label>_<topic>.md`` (ch02_attention, appA_bug_hunt).
@@ -76,6 +82,9 @@ def course_root(start: str | None = None) -> str | None:
 ROOT = course_root() or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOLUTIONS = "solutions"
 EXERCISES = "exercises"
+# The translated releases: {language: release folder}, each from the same source notebooks with their
+# prose translated through locales/<language>/LC_MESSAGES/exercises/<a>.po (attnlab.course.exercise_i18n).
+TRANSLATIONS = {"zh_CN": "exercises_zh"}
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 
 
@@ -253,7 +262,7 @@ def add_grading(nb, assignment: str, root: str = ROOT) -> None:
 # course from the repository address of `_config.yml` pinned to the release tag `v<version>`; with
 # no address configured it says what to do. Never a bare package name: nobody publishes ours, and
 # a squatter's package would run for every learner. The grader never runs it (its metadata, below).
-from .setup_cell import SETUP_METADATA, is_setup_cell  # noqa: E402,F401 - the marker, light for the grader
+from .setup_cell import SETUP_METADATA, is_setup_cell, notebook_language  # noqa: E402,F401 - light for the grader
 SETUP_SOURCE = """\
 # Setup: run this cell first. It installs the course library `attnlab` when it is missing (on Colab,
 # say) from the course's repository at its release tag; where the course is installed, it does nothing.
@@ -290,11 +299,20 @@ def install_address(root: str = ROOT) -> str:
     return f"git+{url.strip().rstrip('/')}@v{version}"
 
 
-def setup_cell(address: str):
-    """The first cell of every exercise notebook (see SETUP_SOURCE)."""
+# The translated releases' setup cell ends with this: the self-checks speak the notebook's language.
+SET_LANGUAGE = ('from attnlab.course.messages import set_language\n'
+                'set_language("{language}")  # the self-checks speak the language of this notebook\n')
+
+
+def setup_cell(address: str, language: str = "en"):
+    """The first cell of every exercise notebook (see SETUP_SOURCE); in another language than
+    English, it also sets the language of the self-checks (SET_LANGUAGE)."""
     import copy
 
-    cell = nbformat.v4.new_code_cell(SETUP_SOURCE.format(address=address))
+    source = SETUP_SOURCE.format(address=address)
+    if language != "en":
+        source += SET_LANGUAGE.format(language=language)
+    cell = nbformat.v4.new_code_cell(source)
     cell.pop("id", None)  # the notebooks are nbformat 4.4, without cell ids
     cell.metadata.update(copy.deepcopy(SETUP_METADATA))
     return cell
@@ -475,8 +493,12 @@ def _normalise(path: str) -> None:
         handle.write(notebook_text(nb))
 
 
-def generate(course: str, names: list[str]) -> None:
-    """Run nbgrader generate_assignment for each assignment in the scratch course folder."""
+SHM = "/dev/shm"
+
+
+def generate(course: str, names: list[str], source: str = SOLUTIONS, release: str = EXERCISES) -> None:
+    """Run nbgrader generate_assignment for each assignment in the scratch course folder, from
+    ``course/<source>/`` into ``course/<release>/``."""
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config.loader import PyFileConfigLoader
@@ -487,22 +509,52 @@ def generate(course: str, names: list[str]) -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     config = PyFileConfigLoader("nbgrader_config.py", path=ROOT).load_config()
     config.CourseDirectory.root = course
-    config.CourseDirectory.db_url = "sqlite:///" + os.path.join(course, "gradebook.db")
-    coursedir = CourseDirectory(config=config)
-    api = NbGraderAPI(coursedir=coursedir, config=config)
-    for name in names:
-        result = api.generate_assignment(name, force=True, create=True)
-        if not result.get("success"):
-            raise SystemExit(f"release: nbgrader generate_assignment {name} failed:\n{result.get('error') or result.get('log')}")
-    for dirpath, _, files in os.walk(os.path.join(course, EXERCISES)):
+    config.CourseDirectory.source_directory = source
+    config.CourseDirectory.release_directory = release
+    # The gradebook is scratch. nbgrader commits it once per cell and each SQLite commit waits for the
+    # disk (seconds in all on a busy one): it goes to memory-backed /dev/shm where there is one.
+    scratch = tempfile.mkdtemp(prefix="release-gradebook-", dir=SHM if os.access(SHM, os.W_OK) else course)
+    try:
+        config.CourseDirectory.db_url = "sqlite:///" + os.path.join(scratch, "gradebook.db")
+        coursedir = CourseDirectory(config=config)
+        api = NbGraderAPI(coursedir=coursedir, config=config)
+        for name in names:
+            result = api.generate_assignment(name, force=True, create=True)
+            if not result.get("success"):
+                raise SystemExit(f"release: nbgrader generate_assignment {name} failed:\n{result.get('error') or result.get('log')}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for dirpath, _, files in os.walk(os.path.join(course, release)):
         for name in files:
             if name.endswith(".ipynb"):
                 _normalise(os.path.join(dirpath, name))
 
 
-def build(course: str, only: list[str] | None = None) -> list[str]:
-    """Build sources and release into the scratch folder ``course``; return the assignment names
-    (all of them, or those in ``only``)."""
+def translated_source(text: str, assignment: str, language: str, catalogues: str = ROOT) -> str:
+    """The source notebook (its .ipynb text) in ``language``: every markdown message translated by
+    ``<catalogues>/locales/<language>/LC_MESSAGES/exercises/<a>.po`` (English where it has no
+    translation), ``metadata["attnlab"]["language"]`` set, and the setup cell setting the language of
+    the self-checks. Code cells and their nbgrader metadata are the English ones."""
+    from . import exercise_i18n
+
+    nb = nbformat.reads(text, as_version=4)
+    exercise_i18n.translate_notebook(nb, exercise_i18n.translations(catalogues, language, assignment))
+    nb.metadata["attnlab"] = {"language": language}
+    setups = [index for index, cell in enumerate(nb.cells) if is_setup_cell(cell)]
+    if len(setups) != 1:
+        raise SystemExit(f"release: {SOLUTIONS}/{assignment}/{assignment}.ipynb has {len(setups)} setup cells, not one")
+    english = nb.cells[setups[0]]
+    if not english.source.startswith(SETUP_SOURCE.split("{address!r}")[0]):
+        raise SystemExit(f"release: the setup cell of {SOLUTIONS}/{assignment}/{assignment}.ipynb is not the release's")
+    english.source = english.source.rstrip("\n") + "\n" + SET_LANGUAGE.format(language=language)
+    nbformat.validate(nb)
+    return notebook_text(nb)
+
+
+def build(course: str, only: list[str] | None = None, catalogues: str = ROOT) -> list[str]:
+    """Build sources and releases (English and TRANSLATIONS, these with the catalogues under
+    ``catalogues``) into the scratch folder ``course``; return the assignment names (all of them, or
+    those in ``only``)."""
     names = assignments()
     if only:
         unknown = sorted(set(only) - set(names))
@@ -517,8 +569,22 @@ def build(course: str, only: list[str] | None = None) -> list[str]:
         if os.path.isfile(md):
             with open(os.path.join(dst_dir, name + ".ipynb"), "w", encoding="utf-8") as handle:
                 handle.write(build_source(md))
+        with open(os.path.join(dst_dir, name + ".ipynb"), encoding="utf-8") as handle:
+            english = handle.read()
+        for language in TRANSLATIONS:
+            target = os.path.join(course, _source_folder(language), name)
+            shutil.copytree(dst_dir, target)
+            with open(os.path.join(target, name + ".ipynb"), "w", encoding="utf-8") as handle:
+                handle.write(translated_source(english, name, language, catalogues))
     generate(course, names)
+    for language, release in TRANSLATIONS.items():
+        generate(course, names, _source_folder(language), release)
     return names
+
+
+def _source_folder(language: str) -> str:
+    """The scratch folder of the translated source notebooks (never committed)."""
+    return f"{SOLUTIONS}_{language}"
 
 
 def _tree(folder: str) -> dict[str, bytes]:
@@ -540,20 +606,21 @@ def differences(course: str, names: list[str], only: bool = False) -> list[str]:
         here = os.path.join(ROOT, SOLUTIONS, name, name + ".ipynb")
         if not os.path.isfile(here) or open(here, "rb").read() != open(built, "rb").read():
             diffs.append(os.path.relpath(here, ROOT))
-    fresh, committed = _tree(os.path.join(course, EXERCISES)), _tree(os.path.join(ROOT, EXERCISES))
-    if only:
-        committed = {rel: data for rel, data in committed.items() if rel.split(os.sep)[0] in names}
-    for rel in sorted(set(fresh) | set(committed)):
-        if fresh.get(rel) != committed.get(rel):
-            state = "missing" if rel not in committed else "stale" if rel in fresh else "not generated by the release"
-            diffs.append(f"{EXERCISES}/{rel} ({state})")
+    for release in (EXERCISES, *TRANSLATIONS.values()):
+        fresh, committed = _tree(os.path.join(course, release)), _tree(os.path.join(ROOT, release))
+        if only:
+            committed = {rel: data for rel, data in committed.items() if rel.split(os.sep)[0] in names}
+        for rel in sorted(set(fresh) | set(committed)):
+            if fresh.get(rel) != committed.get(rel):
+                state = "missing" if rel not in committed else "stale" if rel in fresh else "not generated by the release"
+                diffs.append(f"{release}/{rel} ({state})")
     return diffs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m attnlab.course.release", description=__doc__.split("\n\n")[0])
     parser.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
-    parser.add_argument("--check", action="store_true", help="fail if solutions/*.ipynb or exercises/ are stale")
+    parser.add_argument("--check", action="store_true", help="fail if solutions/*.ipynb, exercises/ or exercises_zh/ are stale")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="release-") as course:
         names = build(course, args.assignments)
@@ -568,9 +635,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             built = os.path.join(course, SOLUTIONS, name, name + ".ipynb")
             shutil.copyfile(built, os.path.join(ROOT, SOLUTIONS, name, name + ".ipynb"))
-            target = os.path.join(ROOT, EXERCISES, name)
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(os.path.join(course, EXERCISES, name), target)
+            for release in (EXERCISES, *TRANSLATIONS.values()):
+                target = os.path.join(ROOT, release, name)
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(os.path.join(course, release, name), target)
         print(f"release: built {len(names)} assignment(s): {', '.join(names)}")
     return 0
 

@@ -12,7 +12,8 @@ neither, and these ~300 lines are all of it. Used by the browser tests (tests/te
 by the book's PDF printer (tools/book_pdf.py).
 
 Chromium is Debian's ``chromium`` package: ``find_chromium()`` installs it with apt-get when it is
-missing and we are root, and otherwise returns None with the reason (the caller skips).
+missing and we are root, and otherwise returns None with the reason (the caller skips). It installs
+the Chinese edition's font (Debian's ``fonts-noto-cjk``) the same way, found through fontconfig.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from system import find_or_install  # tools/system.py
+from system import find_or_install, find_or_install_cjk_font  # tools/system.py
 
 # Candidates, first found wins; $CHROMIUM overrides.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -59,6 +60,9 @@ def find_chromium() -> tuple[str | None, str]:
     if override:
         return (override, "") if shutil.which(override) else (None, f"$CHROMIUM={override} is not executable")
     path, reason = find_or_install(BROWSERS, "chromium")
+    # and the Chinese edition's font (fonts-noto-cjk), which Chromium finds through fontconfig: without it
+    # a zh page shows boxes; its absence is not the browser's (tests/test_browser.py checks it for zh pages)
+    find_or_install_cjk_font()
     return (path, "") if path else (None, reason + " (or point $CHROMIUM at a Chrome/Chromium binary)")
 
 

@@ -227,8 +227,23 @@ class Browser:
         page loads twice: itself, then its target).
         """
         self._drain()
-        report = PageReport(url)
         self.call("Page.navigate", session=True, url=url)
+        return self._wait_for_load(url, settle_js, redirects)
+
+    def click(self, selector: str, settle_js: str | None = None) -> PageReport:
+        """Click the first element that matches ``selector`` (a link, as a reader would) and wait for the
+        page it opens to load; the report is that page's (``url`` is where the browser went)."""
+        self._drain()
+        clicked = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                                "if (!e) return false; e.click(); return true; })()")
+        if not clicked:
+            raise BrowserError(f"nothing to click: no {selector} on {self.evaluate('location.href')}")
+        report = self._wait_for_load(selector, settle_js, 0)
+        report.url = self.evaluate("location.href")
+        return report
+
+    def _wait_for_load(self, url: str, settle_js: str | None, redirects: int) -> PageReport:
+        report = PageReport(url)
         deadline = time.monotonic() + LOAD_GUARD_S
         events = []
         loads = 0
@@ -281,6 +296,22 @@ class Browser:
             details = result["exceptionDetails"]
             raise BrowserError(f"JavaScript failed: {details.get('exception', {}).get('description') or details}")
         return result.get("result", {}).get("value")
+
+    def platform_fonts(self, selector: str) -> list[dict]:
+        """The fonts Chromium drew the text of the first element matching ``selector`` with (its own
+        text, not its children's: ``CSS.getPlatformFontsForNode``), each ``{familyName, glyphCount, ...}``:
+        a character that no font has is drawn as a box (tofu) by a font that does not have it."""
+        self.call("DOM.enable", session=True)
+        self.call("CSS.enable", session=True)
+        try:
+            root = self.call("DOM.getDocument", session=True, depth=0)["root"]["nodeId"]
+            node = self.call("DOM.querySelector", session=True, nodeId=root, selector=selector)["nodeId"]
+            if not node:
+                raise BrowserError(f"no {selector} on the page")
+            return self.call("CSS.getPlatformFontsForNode", session=True, nodeId=node)["fonts"]
+        finally:
+            self.call("CSS.disable", session=True)
+            self.call("DOM.disable", session=True)
 
     def screenshot(self, path: Path, full_page: bool = False) -> Path:
         params = {"format": "png"}

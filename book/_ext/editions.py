@@ -29,6 +29,13 @@ from sphinx.errors import ConfigError
 TEMPLATE = "edition-switch.html"
 TEMPLATES = Path(__file__).parent / "templates"
 DEFAULT = [{"language": "en", "label": "English", "folder": ""}]
+# The header's start (the sidebar toggle, then the switch) in one row; the switch is not printed (make pdf).
+STYLE = """
+<style>
+  .header-article-items__start { display: flex; align-items: center; }
+  .edition-switch .edition-switch-link { font-size: 0.95rem; white-space: nowrap; }
+  @media print { .edition-switch { display: none; } }
+</style>"""
 
 
 def hreflang(language: str) -> str:
@@ -86,7 +93,7 @@ def page_links(app: Sphinx, pagename: str, templatename: str, context: dict, doc
               for e in editions(app.config) if e is not here]
     context["editions"] = others
     context["metatags"] = context.get("metatags", "") + "".join(
-        f'\n<link rel="alternate" hreflang="{e["lang"]}" href="{e["href"]}" />' for e in others)
+        f'\n<link rel="alternate" hreflang="{e["lang"]}" href="{e["href"]}" />' for e in others) + STYLE
 
 
 def setup(app: Sphinx) -> dict:

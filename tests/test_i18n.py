@@ -241,3 +241,18 @@ def test_chinese_search_finds_a_word_inside_a_sentence(built_zh_book):
         assert PAGE in pages_with(index, word), f"{word} (inside a longer word) is not a search term of {PAGE}"
     english = search_index(HTML)
     assert not pages_with(english, "注意力"), "the English edition's index has the Chinese term"
+
+
+def test_chinese_search_knows_every_term_of_the_glossary(built_zh_book):
+    """jieba alone cuts 束搜索 (beam search) into 和束 / 搜索: the glossary's Chinese terms are its user
+    dictionary (book/_ext/editions.py), so each is a search term of the glossary page."""
+    sys.path.insert(0, str(i18n.ROOT / "book" / "_ext"))
+    try:
+        import editions
+    finally:
+        sys.path.remove(str(i18n.ROOT / "book" / "_ext"))
+    terms = editions.glossary_terms()
+    assert {"束搜索", "多头注意力", "缩放点积注意力", "键值缓存", "层规范化"} <= set(terms), terms
+    index = search_index(built_zh_book)
+    missing = [term for term in terms if "book/appB_glossary" not in pages_with(index, term)]
+    assert not missing, f"glossary terms that searching the Chinese edition does not find on appendix B: {missing}"

@@ -14,6 +14,13 @@ The current edition is the one whose language is Sphinx's ``language`` (``en`` b
 name is the same in every edition (translation changes text, never the table of contents), so the
 counterpart of ``book/ch04_multihead`` is ``book/ch04_multihead`` in each folder.
 
+A Chinese edition's search. Sphinx's zh search cuts Chinese text into words with jieba (pinned in
+requirements.txt; without it Sphinx indexes no Chinese word at all, Chinese writing no spaces between
+them). jieba's dictionary does not know every term of the course (束搜索, beam search, would be cut
+into 和束 / 搜索), so the terms of appendix B's glossary (its 中文 column, the one list both editions
+use) are given to jieba as a user dictionary (Sphinx's ``html_search_options["dict"]``), written at
+the start of the build into the doctree folder.
+
 Our own because neither Sphinx, sphinx-intl nor sphinx-book-theme has a language switch for editions
 that are separate builds (Read the Docs adds one on its own hosting only); this is a template and
 one event handler.
@@ -21,6 +28,7 @@ one event handler.
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -71,6 +79,38 @@ def counterpart(pagename: str, here: dict, there: dict) -> str:
     return posixpath.relpath(target, posixpath.dirname(source) or ".")
 
 
+GLOSSARY = Path(__file__).resolve().parents[1] / "appB_glossary.md"
+CJK_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
+
+
+def glossary_terms(glossary: Path = GLOSSARY) -> list[str]:
+    """The Chinese terms of the glossary's table (its second column), each run of Chinese characters of a
+    cell one term: "注意力分数（注意力评分）" gives 注意力分数 and 注意力评分."""
+    text = glossary.read_text(encoding="utf-8")
+    start = text.find("## Glossary")
+    if start < 0:
+        raise ConfigError(f"{glossary} has no '## Glossary' section: the Chinese search's terms come from it")
+    terms = []
+    for line in text[start:].splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) > 1:
+            terms += CJK_WORD.findall(cells[1])
+    return list(dict.fromkeys(terms))
+
+
+def search_dictionary(app: Sphinx, config) -> None:
+    """A Chinese edition's search cuts text with the glossary's terms as words (jieba's user dictionary)."""
+    if not (config.language or "").startswith("zh") or "dict" in (config.html_search_options or {}):
+        return
+    terms = glossary_terms()
+    if not terms:
+        raise ConfigError(f"no Chinese term in the glossary table of {GLOSSARY}")
+    path = Path(app.doctreedir) / "search_words.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{term}\n" for term in terms), encoding="utf-8")
+    config.html_search_options = {**(config.html_search_options or {}), "dict": str(path)}
+
+
 def add_switch(app: Sphinx, config) -> None:
     """Put the switch's template on the template path and at the start of the article header."""
     current(config)  # an unknown language fails the build at once
@@ -99,5 +139,6 @@ def page_links(app: Sphinx, pagename: str, templatename: str, context: dict, doc
 def setup(app: Sphinx) -> dict:
     app.add_config_value("editions", DEFAULT, "html", types=[list])
     app.connect("config-inited", add_switch)
+    app.connect("config-inited", search_dictionary)
     app.connect("html-page-context", page_links)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -23,7 +23,7 @@ the start of the build into the doctree folder.
 
 Our own because neither Sphinx, sphinx-intl nor sphinx-book-theme has a language switch for editions
 that are separate builds (Read the Docs adds one on its own hosting only); this is a template and
-one event handler.
+three event handlers.
 """
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ STYLE = """
 <style>
   .header-article-items__start { display: flex; align-items: center; }
   .edition-switch .edition-switch-link { font-size: 0.95rem; white-space: nowrap; }
+  .edition-switch .edition-switch-link i { margin-right: 0.3em; }
   @media print { .edition-switch { display: none; } }
 </style>"""
 

@@ -16,14 +16,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-## Build the book into _build/html (strict: warnings fail) and generate the student release in exercises/.
+## Build the book into _build/html (strict: warnings fail) and generate the student release in exercises/;
+## then the Chinese edition into _build/html/zh/ (strict, from the catalogues in locales/ and the English
+## build's executed chapters: nothing runs twice). Every page links to its counterpart in the other edition.
 book: venv exercises
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python tools/i18n.py build --lang zh_CN
 
-## The whole book as one PDF, _build/pdf/attention-from-scratch.pdf: headless Chromium prints the built
-## HTML (Debian's chromium package; installed by the script when run as root).
+## The whole book as one PDF per edition, _build/pdf/attention-from-scratch.pdf and
+## attention-from-scratch.zh_CN.pdf: headless Chromium prints the built HTML (Debian's chromium package
+## and, for the Chinese one, its fonts-noto-cjk; installed by the script when run as root).
 pdf: book
 	$(BIN)/python tools/book_pdf.py
+	$(BIN)/python tools/book_pdf.py --lang zh_CN
 
 ## Generate exercises/ (English) and exercises_zh/ (prose from locales/zh_CN/LC_MESSAGES/exercises/) from solutions/ with nbgrader.
 exercises: venv

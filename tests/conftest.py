@@ -11,6 +11,11 @@ working (``course_solutions: false``, book/instructors.md section 10), from a te
 ``built_book`` and reads the same execution cache (`_build/.jupyter_cache`), so no chapter is executed
 twice: only Sphinx runs again. Used by tests/test_no_answers.py.
 
+``built_zh_book``: the Chinese edition, ONE strict build per session after ``built_book`` (`python
+tools/i18n.py build --lang zh_CN`, the second step of `make book`) into `_build/html/zh/`, the folder
+that every English page's language switch points at; it reads the English build's execution cache,
+so only Sphinx runs again. Used by tests/test_i18n.py and tests/test_browser.py (both editions).
+
 ``course_wheel``: ONE build of the distribution's wheel per session, installed into a fresh venv
 that sees no checkout (tests/_venvs.py): ``(wheel, python)``. Used by tests/test_packaging.py and by
 the learner's journey (tests/test_journeys.py), whose notebooks run in a kernel of that venv.
@@ -48,6 +53,13 @@ def strict_build(*options: str) -> str:
 def built_book() -> Path:
     strict_build()
     return HTML
+
+
+@pytest.fixture(scope="session")
+def built_zh_book(built_book) -> Path:
+    from i18n import build
+
+    return build("zh_CN")
 
 
 def config_without_solutions(folder: Path) -> Path:

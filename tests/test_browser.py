@@ -104,9 +104,16 @@ new Promise(resolve => {
 """
 
 
+def edition_folders() -> list[str]:
+    """The folders of the translated editions in the English site (_config.yml's editions; zh)."""
+    editions = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["editions"]
+    return [e["folder"] for e in editions if e["folder"]]
+
+
 def pages_of(html: Path) -> list[str]:
-    """Every HTML page of the site, relative to its root (MathJax's own files are not pages)."""
-    skip = ("mathjax", "_static", "_sources", "_downloads", "_images")
+    """Every HTML page of the English site, relative to its root (MathJax's own files are not pages, and
+    the translated editions in their folders are visited by the tests at the end, a few pages each)."""
+    skip = ("mathjax", "_static", "_sources", "_downloads", "_images", *edition_folders())
     return sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
                   if p.relative_to(html).parts[0] not in skip)
 
@@ -141,8 +148,8 @@ def inspect(browser: Browser, url: str, redirects: int = 0) -> dict:
 
 
 @pytest.fixture(scope="module")
-def site(chromium, built_book):  # Chromium first: a skip should not wait for a build
-    """(base url, browser) with the built book served locally."""
+def site(chromium, built_book, built_zh_book):  # Chromium first: a skip should not wait for a build
+    """(base url, browser, root) with the built book, both editions (`make book`), served locally."""
     with StaticServer(built_book) as base, Browser(chromium) as browser:
         yield base, browser, built_book
 
@@ -392,6 +399,124 @@ def test_screenshots_are_saved(visits):
     for shot in shots:
         assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG at {shot}"
         assert shot.stat().st_size > 20_000, f"{shot} is suspiciously small ({shot.stat().st_size} bytes): a blank page?"
+
+
+# ----------------------------------------------------------------------------------------------
+# The Chinese edition (_build/html/zh/, tools/i18n.py): a few pages through the same checks, its search,
+# its font, and the language switch between the editions.
+
+ZH = "zh/"
+ZH_PAGES = ["book/intro.html", "book/ch02_attention.html", CHAPTER_4]  # the landing page, math and figures
+ZH_SEARCH_WORD = "注意力"  # attention: inside longer words (多头注意力) and sentences, never between spaces
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+SWITCH = ".edition-switch a.edition-switch-link"
+PAGE_FACTS_JS = r"""
+(() => {
+  const link = document.querySelector(".edition-switch a.edition-switch-link");
+  const box = link ? link.getBoundingClientRect() : null;
+  return {lang: document.documentElement.lang, title: (document.querySelector("article h1") || {}).innerText || "",
+          switchText: link ? link.innerText.trim() : null, switchHref: link ? link.href : null,
+          switchVisible: !!box && box.width > 0 && box.height > 0 && box.top >= 0 && box.top < 150};
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def zh_visits(site) -> dict[str, dict]:
+    base, browser, html = site
+    found = {}
+    for page in ZH_PAGES:
+        assert (html / ZH / page).is_file(), f"the Chinese edition lacks {page}"
+        found[page] = inspect(browser, base + ZH + page)
+        found[page].update(browser.evaluate(PAGE_FACTS_JS))
+        if page == CHAPTER_4:
+            browser.screenshot(SCREENSHOTS / "zh_book_ch04_multihead.png")
+    return found
+
+
+@pytest.mark.slow
+def test_zh_pages_load_in_chinese_with_math_figures_and_no_console_errors(site, zh_visits):
+    base = site[0]
+    problems = {}
+    for page, v in zh_visits.items():
+        issues = v["console"] + v["failed"] + ([] if v["loaded"] else ["no load event"])
+        issues += [f"request outside the local server: {u}" for u in _outside(base, v["requests"])]
+        if v["lang"] != "zh-CN":
+            issues.append(f'<html lang="{v["lang"]}">, expected zh-CN')
+        if not CJK.search(v["title"]):
+            issues.append(f"the title {v['title']!r} is not in Chinese")
+        if v["untypeset"] or v["mathErrors"] or v["raw"] or (v["math"] and not v["mjx"]):
+            issues.append(f"math not rendered: {v['untypeset'][:3]} {v['mathErrors'][:3]} {v['raw'][:3]}")
+        issues += [f"image not loaded: {i['src']}" for i in v["images"]
+                   if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
+        if issues:
+            problems[page] = issues
+    assert not problems, "Chinese pages with problems:\n" + json.dumps(problems, indent=1, ensure_ascii=False)
+    assert zh_visits["book/ch02_attention.html"]["mjx"], "chapter 2 of the Chinese edition shows no typeset math"
+    figures = [i for i in zh_visits["book/ch02_attention.html"]["images"] if "_images/" in (i["src"] or "")]
+    assert figures, "chapter 2 of the Chinese edition shows no computed figure"
+
+
+@pytest.mark.slow
+def test_zh_text_is_drawn_with_a_chinese_font(site, zh_visits):
+    """No boxes (tofu) for Chinese characters: fontconfig has a font for zh-CN (Noto Sans CJK, installed
+    with Chromium by tools/system.py when we are root), and Chromium draws chapter 4's title with it."""
+    import os
+
+    from system import cjk_font_family, find_or_install_cjk_font
+
+    fonts, reason = find_or_install_cjk_font()
+    if not fonts and os.geteuid() != 0:
+        pytest.skip(f"no font for Chinese, so the Chinese pages would show boxes: {reason}")
+    assert fonts, f"no font for Chinese: {reason}"
+    family = cjk_font_family()
+    assert family, "fc-match :lang=zh-cn picks a font without Chinese characters (Chromium would draw boxes)"
+    base, browser, _ = site
+    browser.open(base + ZH + CHAPTER_4)
+    title = browser.evaluate("document.querySelector('article h1').firstChild.textContent")
+    used = browser.platform_fonts("article h1")
+    chinese = {f.split(":")[0] for f in cjk_families()}
+    drawn = sum(f["glyphCount"] for f in used if f["familyName"] in chinese)
+    assert drawn >= len(CJK.findall(title)) > 0, (
+        f"chapter 4's title {title!r} is drawn with {used}, not with a Chinese font ({sorted(chinese)[:5]})")
+
+
+def cjk_families() -> list[str]:
+    import subprocess
+
+    from system import CJK_LANG
+
+    listed = subprocess.run(["fc-list", f":lang={CJK_LANG}", "family"], capture_output=True, text=True).stdout
+    return [name for line in listed.splitlines() for name in line.split(",") if name]
+
+
+@pytest.mark.slow
+def test_zh_search_finds_a_chinese_word_of_chapter_4(site, zh_visits):
+    base, browser, html = site
+    assert ZH_SEARCH_WORD in (html / ZH / CHAPTER_4).read_text(encoding="utf-8")
+    report = browser.open(f"{base}{ZH}search.html?q={urllib.parse.quote(ZH_SEARCH_WORD)}")
+    found = browser.evaluate(SEARCH_JS)
+    browser.screenshot(SCREENSHOTS / "zh_search.png")
+    assert not report.console_errors, report.console_errors
+    assert found["summary"] and found["hits"], f"the search did not finish or found nothing: {found}"
+    hits = [h.split("#")[0].split("?")[0] for h in found["hits"]]
+    assert CHAPTER_4 in hits, f"searching {ZH_SEARCH_WORD} did not find {CHAPTER_4}; results: {found}"
+
+
+@pytest.mark.slow
+def test_the_language_switch_navigates_between_the_editions(site, zh_visits):
+    base, browser, html = site
+    for page, v in zh_visits.items():
+        assert v["switchVisible"] and v["switchText"] == "English", f"zh/{page}: no visible switch to English: {v}"
+    browser.open(base + CHAPTER_4)
+    english = browser.evaluate(PAGE_FACTS_JS)
+    assert english["switchVisible"] and english["switchText"] == "中文", f"{CHAPTER_4}: no visible switch to 中文: {english}"
+    report = browser.click(SWITCH)
+    assert report.loaded and report.url == base + ZH + CHAPTER_4, f"中文 on {CHAPTER_4} went to {report.url}"
+    assert browser.evaluate("document.documentElement.lang") == "zh-CN"
+    report = browser.click(SWITCH)
+    assert report.loaded and report.url == base + CHAPTER_4, f"English on zh/{CHAPTER_4} went to {report.url}"
+    assert browser.evaluate("document.documentElement.lang") == "en"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,9 +4,13 @@ strict build with ``language`` set (through a copy of _config.yml: jupyter-book'
 ``-D language``) puts a translated message into a page whose code is the English build's."""
 from __future__ import annotations
 
+import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from babel.messages.pofile import read_po, write_po
 
 import i18n
@@ -110,8 +114,197 @@ def test_translations_are_chinese_and_none_is_fuzzy():
     assert not problems, "\n".join(problems[:20])
 
 
-def test_the_chinese_edition_builds_strictly_from_the_committed_catalogues(built_book, tmp_path):
-    edition = i18n.build("zh_CN", out=tmp_path / "zh")
-    pages = sorted(edition.glob("book/*.html"))
+def test_the_chinese_edition_builds_strictly_from_the_committed_catalogues(built_zh_book):
+    """`make book`'s second step (the session's one build, tests/conftest.py) into _build/html/zh/."""
+    assert built_zh_book == HTML / "zh"
+    pages = sorted(built_zh_book.glob("book/*.html"))
     assert len(pages) >= 20
     assert all('lang="zh-CN"' in page.read_text(encoding="utf-8") for page in pages)
+
+
+# --------------------------------------------------------------------------- the two editions as one site
+def editions_config() -> list[dict]:
+    return yaml.safe_load((i18n.ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
+
+
+def edition_pages(root: Path, folders: list[str]) -> list[str]:
+    """Every page of the edition at ``root`` (not MathJax's files, not another edition's folder, not a
+    redirect such as index.html), relative to ``root``."""
+    skip = {"mathjax", "_static", "_sources", "_downloads", "_images", *folders}
+    pages = []
+    for path in sorted(root.rglob("*.html")):
+        relative = path.relative_to(root)
+        if relative.parts[0] in skip or 'http-equiv="Refresh"' in path.read_text(encoding="utf-8")[:2000]:
+            continue
+        pages.append(relative.as_posix())
+    return pages
+
+
+SWITCH = re.compile(r'<nav class="edition-switch".*?</nav>', re.S)
+SWITCH_LINK = re.compile(r'<a class="[^"]*edition-switch-link[^"]*" href="([^"]+)" hreflang="([^"]+)"[^>]*>(.*?)</a>', re.S)
+
+
+def switch_problems(root: Path, page: str, other_root: Path, other_lang: str, label: str) -> list[str]:
+    """What is wrong with the language switch of ``root/page``: it must sit in the article header and link,
+    relatively, to the same page of the other edition, which exists."""
+    html = (root / page).read_text(encoding="utf-8")
+    header = html.find('class="bd-header-article')
+    nav = SWITCH.search(html)
+    if not nav:
+        return [f"{page}: no language switch"]
+    problems = []
+    if header < 0 or not header < nav.start() < html.find("<h1", header):
+        problems.append(f"{page}: the language switch is not in the article header at the top of the page")
+    links = SWITCH_LINK.findall(nav.group(0))
+    if len(links) != 1:
+        return problems + [f"{page}: {len(links)} links in the language switch, expected 1"]
+    href, lang, text = links[0]
+    target = ((root / page).parent / href).resolve()
+    if href.startswith(("/", "http:", "https:", "file:")):
+        problems.append(f"{page}: the switch's address {href} is not relative")
+    if target != (other_root / page).resolve():
+        problems.append(f"{page}: the switch points at {href}, not at the same page of the {other_lang} edition")
+    elif not target.is_file():
+        problems.append(f"{page}: the switch points at {href}, which is not built")
+    if lang != other_lang or label not in text:
+        problems.append(f"{page}: the switch says {text.strip()!r} ({lang}), expected {label!r} ({other_lang})")
+    if f'<link rel="alternate" hreflang="{other_lang}" href="{href}"' not in html:
+        problems.append(f"{page}: no <link rel=alternate hreflang={other_lang}> to {href}")
+    return problems
+
+
+def test_every_page_of_each_edition_links_its_counterpart(built_book, built_zh_book):
+    english, chinese = editions_config()[0], editions_config()[1]
+    assert (english["language"], chinese["language"], chinese["folder"]) == ("en", "zh_CN", "zh")
+    en_pages = edition_pages(built_book, [chinese["folder"]])
+    zh_pages = edition_pages(built_zh_book, [])
+    assert len(en_pages) >= 20 and en_pages == zh_pages, (
+        f"the editions have different pages: {sorted(set(en_pages) ^ set(zh_pages))}")
+    problems = [p for page in en_pages for p in switch_problems(built_book, page, built_zh_book, "zh-CN", "中文")]
+    problems += [p for page in zh_pages for p in switch_problems(built_zh_book, page, built_book, "en", "English")]
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_the_counterpart_check_fails_on_a_page_without_a_switch(built_book, built_zh_book, tmp_path):
+    """A page without the switch, one whose link points at another page, and one whose target is missing."""
+    page = "book/ch04_multihead.html"
+    html = (built_book / page).read_text(encoding="utf-8")
+    (tmp_path / "en" / "book").mkdir(parents=True)
+    (tmp_path / "en" / page).write_text(SWITCH.sub("", html), encoding="utf-8")
+    assert switch_problems(tmp_path / "en", page, built_zh_book, "zh-CN", "中文") == [f"{page}: no language switch"]
+    (tmp_path / "en" / page).write_text(html.replace("zh/book/ch04_multihead.html", "zh/book/ch03_self_attention.html"),
+                                        encoding="utf-8")
+    assert any("not at the same page" in p for p in switch_problems(tmp_path / "en", page, built_zh_book, "zh-CN", "中文"))
+    (tmp_path / "en" / page).write_text(html, encoding="utf-8")
+    assert any("not built" in p for p in switch_problems(tmp_path / "en", page, tmp_path / "en" / "zh", "zh-CN", "中文"))
+
+
+def test_a_page_links_its_counterpart_relatively_from_any_depth():
+    sys.path.insert(0, str(i18n.ROOT / "book" / "_ext"))
+    try:
+        import editions
+    finally:
+        sys.path.remove(str(i18n.ROOT / "book" / "_ext"))
+    en, zh = {"language": "en", "folder": ""}, {"language": "zh_CN", "folder": "zh"}
+    assert editions.counterpart("book/ch04_multihead", en, zh) == "../zh/book/ch04_multihead.html"
+    assert editions.counterpart("book/ch04_multihead", zh, en) == "../../book/ch04_multihead.html"
+    assert editions.counterpart("search", en, zh) == "zh/search.html"
+    assert editions.counterpart("search", zh, en) == "../search.html"
+    assert editions.hreflang("zh_CN") == "zh-CN"
+    config = type("Config", (), {"language": "fr", "editions": [{**en, "label": "English"}, {**zh, "label": "中文"}]})()
+    with pytest.raises(Exception, match="not one of the editions"):
+        editions.current(config)
+
+
+# --------------------------------------------------------------------------- Chinese full-text search
+def search_index(html: Path) -> dict:
+    text = (html / "searchindex.js").read_text(encoding="utf-8")
+    return json.loads(text[text.index("(") + 1:text.rindex(")")])
+
+
+def pages_with(index: dict, word: str) -> set[str]:
+    """The pages whose text or title has ``word`` as a term of Sphinx's index (what its search looks up)."""
+    found = set()
+    for terms in (index["terms"], index["titleterms"]):
+        hits = terms.get(word, [])
+        found |= {index["docnames"][i] for i in ([hits] if isinstance(hits, int) else hits)}
+    return found
+
+
+def test_chinese_search_finds_a_word_inside_a_sentence(built_zh_book):
+    """Sphinx's zh search cuts Chinese text into words with jieba (pinned): without it the index holds no
+    Chinese term at all, since Chinese writes no spaces between words."""
+    index = search_index(built_zh_book)
+    assert PAGE in pages_with(index, "注意力"), f"searching 注意力 does not find {PAGE}"
+    # words that occur only inside longer runs of characters: 多头 (of 多头注意力), 注意 (of 注意力)
+    for word in ("多头", "注意"):
+        assert PAGE in pages_with(index, word), f"{word} (inside a longer word) is not a search term of {PAGE}"
+    english = search_index(HTML)
+    assert not pages_with(english, "注意力"), "the English edition's index has the Chinese term"
+
+
+def test_chinese_search_knows_every_term_of_the_glossary(built_zh_book):
+    """jieba alone cuts 束搜索 (beam search) into 和束 / 搜索: the glossary's Chinese terms are its user
+    dictionary (book/_ext/editions.py), so each is a search term of the glossary page."""
+    sys.path.insert(0, str(i18n.ROOT / "book" / "_ext"))
+    try:
+        import editions
+    finally:
+        sys.path.remove(str(i18n.ROOT / "book" / "_ext"))
+    terms = editions.glossary_terms()
+    assert {"束搜索", "多头注意力", "缩放点积注意力", "键值缓存", "层规范化"} <= set(terms), terms
+    index = search_index(built_zh_book)
+    missing = [term for term in terms if "book/appB_glossary" not in pages_with(index, term)]
+    assert not missing, f"glossary terms that searching the Chinese edition does not find on appendix B: {missing}"
+
+
+# --------------------------------------------------------------------------- figures: a Chinese label renders
+FIGURE_SCRIPT = r"""
+import hashlib, io, sys, warnings
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+def figure(style, label, family=None):
+    with plt.style.context(style), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if family:
+            plt.rcParams["font.family"] = family
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [0, 1, 4], label=label)
+        ax.set_title(label)
+        ax.set_xlabel("position $i$ − 1")
+        ax.legend()
+        out = io.BytesIO()
+        fig.savefig(out, format="png", metadata={"Software": None})
+        plt.close(fig)
+    return hashlib.sha256(out.getvalue()).hexdigest(), [str(w.message) for w in caught]
+
+style = sys.argv[1]
+english = "Scaled dot-product attention (heads = 4, α = 0.5)"
+print(figure(style, english)[0] == figure(style, english, "DejaVu Sans")[0])
+print(figure(style, "缩放点积注意力")[1])
+"""
+
+
+def test_the_book_style_draws_chinese_labels_and_leaves_english_figures_unchanged(tmp_path):
+    """book/course.mplstyle: DejaVu Sans, then Noto Sans CJK SC (installed with Chromium as root) for the
+    characters DejaVu lacks; an English figure is the same, byte for byte, as with DejaVu Sans alone."""
+    import os
+    import subprocess
+
+    from system import find_or_install_cjk_font
+
+    fonts, reason = find_or_install_cjk_font()
+    if not fonts and os.geteuid() != 0:
+        pytest.skip(f"no font for Chinese: {reason}")
+    assert fonts, reason
+    script = tmp_path / "figure.py"
+    script.write_text(FIGURE_SCRIPT, encoding="utf-8")
+    # a fresh interpreter: matplotlib reads the system's fonts at its start (after any install above)
+    result = subprocess.run([sys.executable, str(script), str(i18n.ROOT / "book" / "course.mplstyle")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    same, chinese_warnings = result.stdout.strip().splitlines()[-2:]
+    assert same == "True", "an English figure drawn with the book's style differs from one drawn with DejaVu Sans alone"
+    assert chinese_warnings == "[]", f"a Chinese label is not drawn (missing glyphs): {chinese_warnings[:300]}"

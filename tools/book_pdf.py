@@ -1,6 +1,7 @@
 """The whole book as one PDF: ``make pdf`` (= ``python tools/book_pdf.py``, after ``make book``).
 
     python tools/book_pdf.py [--html _build/html] [--out _build/pdf/attention-from-scratch.pdf]
+    python tools/book_pdf.py --lang zh_CN       # the Chinese edition, _build/html/zh -> ...zh_CN.pdf
 
 Headless Chromium prints each page of the built HTML book, in the order of ``_toc.yml``, and pypdf
 joins them into one file with a bookmark per page. Printing the HTML, not LaTeX, because the HTML
@@ -12,11 +13,18 @@ once MathJax has typeset and every image has decoded; the theme's print style dr
 
 Chromium is Debian's package (``tools/browser.find_chromium`` installs it as root; otherwise the
 error says what to install). Nothing is fetched from the network.
+
+A translated edition (``--lang zh_CN``, built by ``tools/i18n.py`` into its folder of the site) is printed
+the same way into ``attention-from-scratch.<lang>.pdf``, its bookmarks titled by its pages' own headings.
+Its characters need a font that has them (Noto Sans CJK, Debian's ``fonts-noto-cjk``, which
+``find_chromium`` installs as root); Chromium embeds the glyphs it uses, so the PDF reads anywhere.
 """
 from __future__ import annotations
 
 import argparse
+import html as html_text
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -43,7 +51,34 @@ def pages_in_order(root: Path = ROOT) -> list[tuple[str, str]]:
     return pages
 
 
-def print_book(html: Path, out: Path, root: Path = ROOT) -> Path:
+H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.S)
+
+
+def heading(page: Path) -> str:
+    """The text of a built page's first heading (without its ``#`` anchor link)."""
+    found = H1.search(page.read_text(encoding="utf-8"))
+    if not found:
+        raise SystemExit(f"make pdf: {page} has no <h1>")
+    text = re.sub(r'<a class="headerlink".*?</a>', "", found.group(1), flags=re.S)
+    return " ".join(html_text.unescape(re.sub(r"<[^>]+>", "", text)).split())
+
+
+def edition(lang: str, root: Path = ROOT) -> tuple[Path, Path]:
+    """(built HTML, PDF) of the edition in ``lang``: its folder of the site in _config.yml's editions."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    editions = config["sphinx"]["config"].get("editions") or [{"language": "en", "folder": ""}]
+    folder = next((e["folder"] for e in editions if e["language"] == lang), None)
+    if folder is None:
+        raise SystemExit(f"make pdf: no edition {lang} in _config.yml ({', '.join(e['language'] for e in editions)})")
+    if not folder:
+        return root / "_build" / "html", DEFAULT_OUT
+    return root / "_build" / "html" / folder, DEFAULT_OUT.with_suffix(f".{lang}.pdf")
+
+
+def print_book(html: Path, out: Path, root: Path = ROOT, titles_from_html: bool = False,
+               title: str = "Attention and Transformers, from scratch") -> Path:
+    """Print the built book ``html`` into ``out``; bookmarks are titled by the English sources' headings,
+    or by the built pages' own (``titles_from_html``, for a translated edition)."""
     from pypdf import PdfReader, PdfWriter
 
     chromium, reason = find_chromium()
@@ -52,16 +87,17 @@ def print_book(html: Path, out: Path, root: Path = ROOT) -> Path:
     missing = [page for page, _ in pages_in_order(root) if not (html / page).is_file()]
     if missing:
         raise SystemExit(f"make pdf: {html} lacks {', '.join(missing)}: build the book first (`make book`)")
+    pages = [(page, heading(html / page) if titles_from_html else name) for page, name in pages_in_order(root)]
     writer = PdfWriter()
     with StaticServer(html) as base, Browser(chromium) as browser:
-        for page, title in pages_in_order(root):
+        for page, title in pages:
             report = browser.open(base + page, settle_js=SETTLE_JS)
             if not report.loaded:
                 raise SystemExit(f"make pdf: {page} did not load")
             first = len(writer.pages)
             writer.append(PdfReader(io.BytesIO(browser.print_pdf(**PAGE))))
             writer.add_outline_item(title=title, page_number=first)
-    writer.add_metadata({"/Title": "Attention and Transformers, from scratch", "/Author": "The course authors"})
+    writer.add_metadata({"/Title": title, "/Author": "The course authors"})
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as handle:
         writer.write(handle)
@@ -70,10 +106,13 @@ def print_book(html: Path, out: Path, root: Path = ROOT) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--html", type=Path, default=ROOT / "_build" / "html", help="the built book")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the PDF to write")
+    parser.add_argument("--lang", default="en", help="the edition (a language of _config.yml's editions: en, zh_CN)")
+    parser.add_argument("--html", type=Path, help="the built book (default: the edition's folder of _build/html)")
+    parser.add_argument("--out", type=Path, help="the PDF to write (default: _build/pdf/attention-from-scratch[.LANG].pdf)")
     args = parser.parse_args(argv)
-    out = print_book(args.html, args.out)
+    html, out = edition(args.lang)
+    title = "Attention and Transformers, from scratch" + ("" if args.lang == "en" else f" ({args.lang})")
+    out = print_book(args.html or html, args.out or out, titles_from_html=args.lang != "en", title=title)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     return 0
 

@@ -12,7 +12,8 @@ neither, and these ~300 lines are all of it. Used by the browser tests (tests/te
 by the book's PDF printer (tools/book_pdf.py).
 
 Chromium is Debian's ``chromium`` package: ``find_chromium()`` installs it with apt-get when it is
-missing and we are root, and otherwise returns None with the reason (the caller skips).
+missing and we are root, and otherwise returns None with the reason (the caller skips). It installs
+the Chinese edition's font (Debian's ``fonts-noto-cjk``) the same way, found through fontconfig.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from system import find_or_install  # tools/system.py
+from system import find_or_install, find_or_install_cjk_font  # tools/system.py
 
 # Candidates, first found wins; $CHROMIUM overrides.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -59,6 +60,9 @@ def find_chromium() -> tuple[str | None, str]:
     if override:
         return (override, "") if shutil.which(override) else (None, f"$CHROMIUM={override} is not executable")
     path, reason = find_or_install(BROWSERS, "chromium")
+    # and the Chinese edition's font (fonts-noto-cjk), which Chromium finds through fontconfig: without it
+    # a zh page shows boxes; its absence is not the browser's (tests/test_browser.py checks it for zh pages)
+    find_or_install_cjk_font()
     return (path, "") if path else (None, reason + " (or point $CHROMIUM at a Chrome/Chromium binary)")
 
 
@@ -223,8 +227,23 @@ class Browser:
         page loads twice: itself, then its target).
         """
         self._drain()
-        report = PageReport(url)
         self.call("Page.navigate", session=True, url=url)
+        return self._wait_for_load(url, settle_js, redirects)
+
+    def click(self, selector: str, settle_js: str | None = None) -> PageReport:
+        """Click the first element that matches ``selector`` (a link, as a reader would) and wait for the
+        page it opens to load; the report is that page's (``url`` is where the browser went)."""
+        self._drain()
+        clicked = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+                                "if (!e) return false; e.click(); return true; })()")
+        if not clicked:
+            raise BrowserError(f"nothing to click: no {selector} on {self.evaluate('location.href')}")
+        report = self._wait_for_load(selector, settle_js, 0)
+        report.url = self.evaluate("location.href")
+        return report
+
+    def _wait_for_load(self, url: str, settle_js: str | None, redirects: int) -> PageReport:
+        report = PageReport(url)
         deadline = time.monotonic() + LOAD_GUARD_S
         events = []
         loads = 0
@@ -277,6 +296,22 @@ class Browser:
             details = result["exceptionDetails"]
             raise BrowserError(f"JavaScript failed: {details.get('exception', {}).get('description') or details}")
         return result.get("result", {}).get("value")
+
+    def platform_fonts(self, selector: str) -> list[dict]:
+        """The fonts Chromium drew the text of the first element matching ``selector`` with (its own
+        text, not its children's: ``CSS.getPlatformFontsForNode``), each ``{familyName, glyphCount, ...}``:
+        a character that no font has is drawn as a box (tofu) by a font that does not have it."""
+        self.call("DOM.enable", session=True)
+        self.call("CSS.enable", session=True)
+        try:
+            root = self.call("DOM.getDocument", session=True, depth=0)["root"]["nodeId"]
+            node = self.call("DOM.querySelector", session=True, nodeId=root, selector=selector)["nodeId"]
+            if not node:
+                raise BrowserError(f"no {selector} on the page")
+            return self.call("CSS.getPlatformFontsForNode", session=True, nodeId=node)["fonts"]
+        finally:
+            self.call("CSS.disable", session=True)
+            self.call("DOM.disable", session=True)
 
     def screenshot(self, path: Path, full_page: bool = False) -> Path:
         params = {"format": "png"}

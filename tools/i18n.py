@@ -74,8 +74,16 @@ def update(lang: str, pot: Path = WORK / "pot", locales: Path = LOCALES) -> None
 
 
 def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: bool = True) -> Path:
-    """The edition in ``lang`` (e.g. zh_CN), by default into _build/html/<first part of lang>/."""
-    out = out or ROOT / "_build" / "html" / lang.split("_")[0].lower()
+    """The edition in ``lang`` (e.g. zh_CN), by default into its folder of the English site, the one that
+    ``_config.yml``'s ``editions`` names (zh_CN: _build/html/zh/), where every page's language switch
+    (book/_ext/editions.py) points."""
+    if out is None:
+        editions = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
+        folder = next((e["folder"] for e in editions if e["language"] == lang), None)
+        if not folder:
+            raise SystemExit(f"{lang} is not a translated edition in _config.yml's sphinx.config.editions "
+                             f"({', '.join(e['language'] for e in editions)})")
+        out = ROOT / "_build" / "html" / folder
     config = book_config(WORK, f"_config_{lang}.yml", language=lang, locale_dirs=[str(locales.resolve())],
                          gettext_compact=False)
     work = WORK / f"html_{lang}"

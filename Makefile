@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv book pdf exercises test lab clean
+.PHONY: venv fonts book pdf exercises test lab clean
 
 venv: $(STAMP)
 
@@ -16,10 +16,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+## The font the Chinese diagrams are drawn with (fonts-noto-cjk; installed with apt-get when run as root).
+fonts:
+	@$(BIN)/python tools/system.py fonts
+
 ## Build the book into _build/html (strict: warnings fail) and generate the student release in exercises/;
 ## then the Chinese edition into _build/html/zh/ (strict, from the catalogues in locales/ and the English
 ## build's executed chapters: nothing runs twice). Every page links to its counterpart in the other edition.
-book: venv exercises
+book: venv fonts exercises
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python tools/i18n.py build --lang zh_CN
 
@@ -35,7 +39,7 @@ exercises: venv
 	$(BIN)/python -m attnlab.course.release
 
 ## Run every test (the project's own, the checks against reference and mutants, the book build).
-test: venv
+test: venv fonts
 	$(BIN)/python -m pytest
 
 ## Open your copy of the exercises in JupyterLab: work/ gets a copy of each exercise not there yet,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -102,3 +103,25 @@ def cjk_font_family(lang: str = CJK_LANG) -> str:
                             capture_output=True, text=True)
     family, _, langs = result.stdout.strip().partition("\t")
     return family if lang in langs.split("|") else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python tools/system.py fonts``: the CJK font that the book's Chinese diagrams and plots are drawn
+    with (installed as root; `make book` and `make test` run this first). Exit 1, saying what to install, without one."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python tools/system.py", description=main.__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("fonts",))
+    parser.parse_args(argv)
+    fonts, reason = find_or_install_cjk_font()
+    if not fonts:
+        print(f"tools/system.py: no font for Chinese: {reason}. The Chinese diagrams of the book are measured "
+              f"with {CJK_FAMILY}: install Debian's/Ubuntu's `{CJK_PACKAGE}` (macOS: `brew install --cask "
+              "font-noto-sans-cjk-sc`) and run the command again.", file=sys.stderr)
+        return 1
+    print(f"tools/system.py: a font for Chinese: {cjk_font_family() or fonts[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,10 +34,10 @@ def render(student: str, result: GradeResult, note: str | None = None, lateness=
     def esc(text) -> str:  # every string, whatever its origin, through the one gate of text.clean
         return html.escape(clean(text))
 
+    passed, failed = esc(say(_("passed"))), esc(say(_("failed")))
     rows = []
     for test in result.tests:
-        status = (f'<span class="ok">{esc(say(_("passed")))}</span>' if test.passed else
-                  f'<span class="bad">{esc(say(_("failed")))}</span>')
+        status = f'<span class="ok">{passed}</span>' if test.passed else f'<span class="bad">{failed}</span>'
         rows.append(f"<tr><td>{esc(test.name)}</td><td>{test.points:g} / {test.max_points:g}</td><td>{status}</td>"
                     f'<td class="msg">{esc(test.shown_message(language))}</td></tr>')
     notes = []
@@ -46,13 +46,14 @@ def render(student: str, result: GradeResult, note: str | None = None, lateness=
     if lateness is not None:
         notes.append(f'<p class="note">{esc(say(lateness.describe()))}</p>')
     if result.fatal:
-        notes.append(f'<p class="note">{esc(say(_("Your notebook could not be graded normally:")))} '
-                     f"{esc(result.shown_fatal())}</p>")
+        could_not = esc(say(_("Your notebook could not be graded normally:")))
+        notes.append(f'<p class="note">{could_not} {esc(result.shown_fatal())}</p>')
     if result.notebook_errors:
-        items = "".join(f"<li>{esc(say(_('cell {cell}: {error}', cell=str(e.get('cell')), error=str(e.get('error')))))}</li>"
-                        for e in result.notebook_errors)
-        notes.append(f"<p>{esc(say(_('When your notebook ran from top to bottom, these cells raised an error:')))}</p>"
-                     f"<ul class=\"msg\">{items}</ul>")
+        cells = [esc(say(_("cell {cell}: {error}", cell=str(e.get("cell")), error=str(e.get("error")))))
+                 for e in result.notebook_errors]
+        items = "".join(f"<li>{cell}</li>" for cell in cells)
+        raised = esc(say(_("When your notebook ran from top to bottom, these cells raised an error:")))
+        notes.append(f"<p>{raised}</p><ul class=\"msg\">{items}</ul>")
     final = "" if lateness is None or not lateness.penalty else \
         say(_(" (after the late penalty: {score:g})", score=max(result.score - lateness.penalty, 0)))
     title = esc(say(_("{assignment}: feedback for {student}", assignment=result.assignment, student=student)))

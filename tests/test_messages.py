@@ -64,6 +64,20 @@ def test_no_f_string_message_is_left():
     assert not found, "messages to write with _(\"template\", name=value):\n" + "\n".join(found)
 
 
+def test_no_function_hides_the_message_function():
+    """``header, _ = ...`` in a function that also calls ``_()`` makes ``_`` local there: the call then fails."""
+    found = []
+    for path in MESSAGE_FILES:
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            stored = any(isinstance(n, ast.Name) and n.id == "_" and isinstance(n.ctx, ast.Store) for n in ast.walk(function))
+            called = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_" for n in ast.walk(function))
+            if stored and called:
+                found.append(f"{path.relative_to(ROOT)}:{function.lineno} {function.name}")
+    assert not found, f"functions that assign _ and call _(): {found}"
+
+
 def test_every_template_is_a_constant_that_babel_extracts():
     """Every _() has a constant template (not a variable: the functions that define _ aside), and babel's
     extractor finds each (one inside an f-string's braces, say, it would not)."""

@@ -309,7 +309,7 @@ def _grade_in_processes(assignment: str, notebooks: dict[str, str], jobs: int, l
         running.append(process)
 
     try:
-        for _ in range(jobs):
+        for _process in range(jobs):
             start()
         while todo or any(p.task is not None for p in running):
             for process in running:

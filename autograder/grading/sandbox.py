@@ -492,7 +492,7 @@ class Template:
             try:
                 self.sock.settimeout(max(BIRTH_S, deadline - time.monotonic()))
                 socket.send_fds(self.sock, [data], fds)
-                reply, received, _, _ = socket.recv_fds(self.sock, 4096, 1)
+                reply, received, _flags, _address = socket.recv_fds(self.sock, 4096, 1)
             except OSError as exc:  # TimeoutError too: the template is stuck or gone
                 self._kill()
                 raise TemplateError(f"the worker template did not answer ({type(exc).__name__})") from None
@@ -619,7 +619,7 @@ def _own_cgroups() -> dict[str, str]:
     own = {}
     with open("/proc/self/cgroup") as handle:
         for line in handle:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
+            _hierarchy, controllers, path = line.rstrip("\n").split(":", 2)
             for controller in controllers.split(",") if controllers else [""]:
                 own[controller] = path
     return own
@@ -676,7 +676,7 @@ class Cgroup:
                 os.mkdir(d)
             memory, pids = str(limits.memory_mb << 20), str(limits.nproc + 2)  # + the keeper and init
             if version == 1:
-                pids_dir, memory_dir, _ = group.dirs
+                pids_dir, memory_dir, _cpu_dir = group.dirs
                 _write(os.path.join(pids_dir, "pids.max"), pids)
                 _write(os.path.join(memory_dir, "memory.limit_in_bytes"), memory)
                 if os.path.exists(os.path.join(memory_dir, "memory.memsw.limit_in_bytes")):
@@ -723,7 +723,7 @@ class Cgroup:
                 time.sleep(0.005)
         except OSError:
             pass
-        for _ in range(100):
+        for _attempt in range(100):
             pids = self.pids()
             if not pids:
                 break
@@ -932,7 +932,7 @@ class Worker:
             return {}, []
         try:
             self._status.settimeout(max(0.001, deadline - time.monotonic()))
-            data, fds, _, _ = socket.recv_fds(self._status, 4096, 1)
+            data, fds, _flags, _address = socket.recv_fds(self._status, 4096, 1)
         except TimeoutError:
             raise
         except OSError:
@@ -982,7 +982,7 @@ class Worker:
         try:
             protocol.write_message(self._req, {"op": "run", "cells": self.cells}, deadline=deadline)
             while True:
-                header, _ = protocol.read_message(self._rep, deadline, max_blob=0)
+                header, _tensors = protocol.read_message(self._rep, deadline, max_blob=0)
                 if not booted:
                     if header != {"progress": None}:
                         raise protocol.ProtocolError("the worker did not announce itself")

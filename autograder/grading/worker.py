@@ -320,7 +320,7 @@ def serve(cfg: dict, rfd: int, wfd: int) -> None:
 
     protocol = sys.modules["protocol"]
     torch.set_num_threads(1)
-    header, _ = protocol.read_message(rfd)
+    header, _tensors = protocol.read_message(rfd)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     pristine = dict(builtins.__dict__)
 
@@ -476,7 +476,7 @@ def _reap() -> None:
     """Reap the template's children that ended (the keepers); the grader waits on them with pidfds."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -565,7 +565,7 @@ def serve_births(sock: socket.socket) -> None:
 def be_born(box: list, template: int) -> None:
     """A worker, just forked from the template: enter its cgroup, limits and namespaces, fork init
     (pid 1 of the new pid namespace) and keep it (never returns)."""
-    data, fds, _, _ = box.pop()
+    data, fds, _flags, _address = box.pop()
     cfg = json.loads(data)
     del data
     libc = _libc()
@@ -629,7 +629,7 @@ def keep(init: int) -> None:
     if pidfd not in events:
         with contextlib.suppress(OSError):
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    _, wait_status = os.waitpid(init, 0)
+    _pid, wait_status = os.waitpid(init, 0)
     with contextlib.suppress(OSError):
         status.send(json.dumps({"status": os.waitstatus_to_exitcode(wait_status)}).encode())
     os._exit(0)

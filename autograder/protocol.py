@@ -111,6 +111,12 @@ class StudentError(AssertionError):
         self.error_type = error_type
         self.error_types = tuple(error_types) or ((error_type,) if error_type else ())
 
+    def __str__(self):  # in the language self-checks speak, as CheckFailed (English in the grader)
+        messages = sys.modules.get("attnlab.course.messages")
+        if messages is not None and len(self.args) == 1:
+            return messages.render(self.args[0])
+        return super().__str__()
+
     def raised(self, type_name: str) -> bool:
         """Whether the learner's code raised a ``type_name`` (or a subclass of it)."""
         return self.kind == RAISED and type_name in self.error_types

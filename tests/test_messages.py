@@ -271,6 +271,29 @@ def test_self_checks_speak_the_chosen_language(chinese, capsys):
     assert compare.describe([1, 2]).render() == "一个包含 2 个值的列表"
 
 
+def test_checks_speak_the_notebook_language_inline_and_english_in_the_grader(chinese):
+    """Under plain nbgrader a hidden test cell shows the check's message in the kernel's language; the
+    grader records English whatever its process speaks."""
+    with pytest.raises(expect.CheckFailed) as failure:
+        expect.number(2.0, 1.0, "x")
+    assert str(failure.value) == "x：2 不是预期的值"
+    assert message_json(failure.value) == {"template": "{name}: {got:g} is not the expected value",
+                                           "params": {"name": "x", "got": 2.0}}
+    assert runner.english(failure.value) == "x: 2 is not the expected value"
+    error = StudentError("ValueError: no", RAISED, "`f`")
+    assert str(error) == "`f` 引发了 ValueError: no" and runner.english(error) == "`f` raised ValueError: no"
+
+
+def test_gradescope_output_speaks_the_notebook_language():
+    from autograder.grading import gradescope
+
+    result = GradeResult("ps02", "a.ipynb", tests=[_failed_check(), runner.TestResult("ok", 1, 1, True)],
+                         language="zh_CN", notebook_errors=[{"cell": 2, "error": "NameError: x"}])
+    out = gradescope.results_json(result, "root", 1.0)
+    assert out["tests"][0]["output"].startswith("weights：") and out["tests"][1]["output"] == "通过"
+    assert out["tests"][0]["status"] == "failed" and out["output"] == "单元格 2：NameError: x"
+
+
 def test_self_checks_stay_english_by_default(capsys):
     selfcheck.expect_shape("x", torch.ones(2), (2,))
     assert capsys.readouterr().out == "✓ x: shape (2,) as expected\n"

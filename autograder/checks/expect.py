@@ -11,7 +11,7 @@ import math
 import torch
 
 from attnlab.course.compare import describe, tensor_difference
-from attnlab.course.messages import _
+from attnlab.course.messages import _, render
 from autograder.protocol import RAISED, StudentError
 
 DEFAULT_TOLERANCE = {torch.float64: (1e-10, 1e-7), torch.float32: (1e-5, 1e-4),
@@ -19,7 +19,12 @@ DEFAULT_TOLERANCE = {torch.float64: (1e-10, 1e-7), torch.float32: (1e-5, 1e-4),
 
 
 class CheckFailed(AssertionError):
-    """A check found a difference; the message is for the learner."""
+    """A check found a difference; the message is for the learner: in English where the grader records
+    it, in ``messages.LANGUAGE`` when ``str()`` shows it in a notebook (the hidden test cells under plain
+    nbgrader, where the Chinese release's setup cell chose zh_CN)."""
+
+    def __str__(self):
+        return render(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 def tensor(got, expected: torch.Tensor, name: str, atol: float | None = None, rtol: float | None = None) -> torch.Tensor:

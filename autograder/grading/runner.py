@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from attnlab.course.messages import _, as_json, received
+from attnlab.course.messages import Message, _, as_json, received, render
 from autograder import checks
 from autograder.protocol import Limits
 
@@ -107,7 +107,7 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
             try:
                 getattr(module, name)(submission)
             except AssertionError as exc:  # CheckFailed and StudentError
-                result.tests.append(TestResult(name, 0, max_points, False, str(exc)[:2000],
+                result.tests.append(TestResult(name, 0, max_points, False, english(exc)[:2000],
                                                message_json=message_json(exc)))
             except Exception:  # noqa: BLE001 - a bug in the check, not in the submission
                 message = _("internal error in the check (not your fault; tell the course staff)")
@@ -138,11 +138,16 @@ def _bounded(data: dict | None) -> dict | None:
     return data if data is not None and len(json.dumps(data)) <= MAX_MESSAGE_JSON else None
 
 
+def english(exc: BaseException) -> str:
+    """A failed check's message in English (the record, whatever language this process speaks)."""
+    return render(exc.args[0], "en") if len(exc.args) == 1 and isinstance(exc.args[0], Message) else str(exc)
+
+
 def message_json(exc: BaseException) -> dict | None:
     """The translatable form of a failed check's message (None when it is plain text or too long):
     it crosses from the grading process to the grader beside the English text, which stays the record."""
     message = exc.args[0] if len(exc.args) == 1 else None
-    if len(str(exc)) > 2000:  # the English text is cut: the translation shows the same cut text
+    if len(english(exc)) > 2000:  # the English text is cut: the translation shows the same cut text
         return None
     return _bounded(as_json(message))
 

@@ -12,9 +12,13 @@ be extracted, which is why none is used for a message a learner reads.
 
 Translation happens where the reader is, never inside the grader's worker:
 
-* the grader's worker sends ``Message.to_json()`` (template and parameters, plain JSON) back; the
-  trusted side rebuilds it with :meth:`Message.from_json`, which accepts only strings, numbers and nested
-  messages, and renders it in the notebook's language with :func:`translate`;
+* the grader's worker (and each grading process) sends ``Message.to_json()`` (template and parameters,
+  plain JSON) beside the English text; the trusted side rebuilds it with :meth:`Message.from_json`, which
+  accepts only strings, numbers and nested messages, and renders it in the notebook's language
+  (``metadata.attnlab.language``) with :func:`received`, the English text where anything is amiss;
+* every template is formatted by a restricted ``str.format`` (:func:`format_message`): plain field names
+  only (no ``{x.attr}``, ``{x[0]}``, ``{0}``), plain format specs of bounded width, so that neither a
+  worker's template nor a translation looked up by it can reach an object's attributes;
 * a self-check in a learner's notebook renders in ``LANGUAGE``, which the Chinese release's setup cell
   sets.
 

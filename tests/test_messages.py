@@ -6,6 +6,7 @@ reads) is checked against the code."""
 from __future__ import annotations
 
 import ast
+import html
 import datetime as dt
 import json
 import re
@@ -299,3 +300,38 @@ def test_self_checks_stay_english_by_default(capsys):
     assert capsys.readouterr().out == "✓ x: shape (2,) as expected\n"
     with pytest.raises(ValueError):
         messages.set_language("fr")
+
+
+@pytest.mark.slow
+def test_a_chinese_notebook_is_graded_in_chinese(tmp_path):
+    """A real grading in the sandbox: the Chinese release's metadata gives Chinese feedback; the same
+    notebook without it gives the English one; the scores and the recorded English are the same."""
+    import nbformat
+    from _grading import solved_notebook, with_cells
+
+    from autograder.grading.runner import grade
+
+    wrong = {"scaled_dot_product_attention": "def scaled_dot_product_attention(query, key, value, mask=None, "
+                                             "dropout_p=0.0):\n    return query, query\n",
+             "masked_softmax": "def masked_softmax(scores, mask=None):\n    return undefined_name\n"}
+    results = {}
+    for language in ("en", "zh_CN"):
+        nb = with_cells(solved_notebook("ps02_attention"), replace=wrong)
+        nb.metadata["attnlab"] = {"language": language}
+        path = tmp_path / f"{language}.ipynb"
+        nbformat.write(nb, str(path))
+        results[language] = grade("ps02_attention", str(path))
+    en, zh = results["en"], results["zh_CN"]
+    assert zh.language == "zh_CN" and en.language == "en"
+    assert [(t.name, t.points, t.message) for t in zh.tests] == [(t.name, t.points, t.message) for t in en.tests]
+    # A check whose own words are not yet a _() template carries no message_json: shown in English.
+    failed = [t for t in zh.tests if not t.passed and t.message_json]
+    assert failed and "`masked_softmax` raised NameError" in zh.tests[0].message
+    page = feedback.render("小明", GradeResult.from_dict(json.loads(json.dumps(zh.to_dict()))))
+    assert '<html lang="zh-CN">' in page and "未通过" in page
+    shown = [t.shown_message("zh_CN") for t in failed]
+    assert all(CHINESE.search(text) and html.escape(text) in page for text in shown), shown
+    assert "`masked_softmax` 引发了 NameError" in page
+    english = feedback.render("bob", en)
+    assert '<html lang="en">' in english and not CHINESE.search(english)
+

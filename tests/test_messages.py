@@ -240,6 +240,15 @@ def test_hostile_message_json_falls_back_to_the_english_text(payload):
     assert "the English text" in page
 
 
+def test_a_message_pickles_and_copies():
+    import copy
+    import pickle
+
+    message = _("{name}: expected {{braces}} {got}", name="x", got=_("a {type}", type="dict {"))
+    for again in (pickle.loads(pickle.dumps(message)), copy.deepcopy(message)):
+        assert again == message and again.template == message.template and again.to_json() == message.to_json()
+
+
 def test_huge_parameters_are_cut():
     data = {"template": "{name}", "params": {"name": "x" * 10**6}}
     assert len(Message.from_json(data)) == messages.MAX_TEXT

@@ -101,6 +101,9 @@ class Message(str):
         self.params = params
         return self
 
+    def __reduce__(self):  # pickle and copy keep the text, template and parameters (no formatting again)
+        return _restore, (str.__str__(self), self.template, self.params)
+
     def render(self, language: str | None = None) -> str:
         """The text in ``language`` (default :data:`LANGUAGE`); English where no translation exists."""
         language = language or LANGUAGE
@@ -153,6 +156,12 @@ class Message(str):
             return cls(template, **params)
         except (ValueError, KeyError, IndexError, TypeError, RecursionError):
             raise ValueError("not a message") from None
+
+
+def _restore(text: str, template: str, params: dict) -> Message:
+    self = str.__new__(Message, text)
+    self.template, self.params = template, params
+    return self
 
 
 def _(template: str, /, **params) -> Message:

@@ -9,13 +9,14 @@ its traceback.
 """
 from __future__ import annotations
 
+from attnlab.course.messages import _
 from autograder import checks
 from autograder import protocol
 from autograder.protocol import StudentError
 
 
 # What the worker path adds to a missing name when no cell of the notebook failed.
-NAME_HINT = " (check the name: it must be spelled exactly like this)"
+NAME_HINT = _("check the name: it must be spelled exactly like this")
 
 
 def _copy(value):
@@ -36,13 +37,13 @@ def _run(label: str, function, args, kwargs, keep: bool = False):
     try:
         return _copy(result)
     except protocol.ProtocolError as exc:
-        raise StudentError(f"the result could not be sent back: {protocol.describe_error(exc)}",
+        raise StudentError(_("the result could not be sent back: {error}", error=protocol.describe_error(exc)),
                            protocol.UNSUPPORTED) from None
 
 
 def _callable(obj, label: str):
     if not callable(obj):
-        raise StudentError(f"`{label}` is not a function or class", protocol.MISSING)
+        raise StudentError(_("`{label}` is not a function or class", label=label), protocol.MISSING)
     return obj
 
 
@@ -56,9 +57,10 @@ class _LocalObject:
     def method(self, name, *args, **kwargs):
         label = f"{self.name}.{name}(...)"
         if name.startswith("_"):
-            raise StudentError("private methods cannot be called", protocol.PROTOCOL)
+            raise StudentError(_("private methods cannot be called"), protocol.PROTOCOL)
         if not hasattr(self.obj, name):
-            raise StudentError(f"`{label}` has no method `{name}`", protocol.MISSING, hint=NAME_HINT)
+            raise StudentError(_("`{label}` has no method `{method}`", label=label, method=name), protocol.MISSING,
+                               hint=NAME_HINT)
         return _run(label, _callable(getattr(self.obj, name), label), args, kwargs)
 
 
@@ -70,7 +72,7 @@ class LocalSubmission:
 
     def _lookup(self, name):
         if name not in self.namespace:
-            raise StudentError(f"the notebook does not define `{name}`", protocol.MISSING, hint=NAME_HINT)
+            raise StudentError(_("the notebook does not define `{name}`", name=name), protocol.MISSING, hint=NAME_HINT)
         return self.namespace[name]
 
     def call(self, name, *args, **kwargs):
@@ -84,7 +86,7 @@ class LocalSubmission:
         try:
             return _copy(self._lookup(name))
         except protocol.ProtocolError as exc:
-            raise StudentError(f"the result could not be sent back: {protocol.describe_error(exc)}",
+            raise StudentError(_("the result could not be sent back: {error}", error=protocol.describe_error(exc)),
                                protocol.UNSUPPORTED) from None
 
 

@@ -27,6 +27,7 @@ import math
 import os
 import select
 import struct
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -80,6 +81,14 @@ class Limits:
     max_reply_mb: int = 64
 
 
+def _(template: str, /, **params) -> str:
+    """A learner-facing message: the course's translatable ``attnlab.course.messages._`` where the course
+    library is loaded (the trusted side, which alone makes a StudentError), else the English text. This
+    module imports nothing of the project (the worker loads it alone), hence the lookup."""
+    messages = sys.modules.get("attnlab.course.messages")
+    return messages._(template, **params) if messages is not None else template.format(**params)
+
+
 class StudentError(AssertionError):
     """The learner's code gave no value; ``str(error)`` says why, in plain words, for the learner:
     "`f` raised ValueError: d_model must be even (cell 9, line 4)", "... did not return within 20 s".
@@ -93,12 +102,20 @@ class StudentError(AssertionError):
 
     def __init__(self, detail: str, kind: str, label: str | None = None, error_type: str | None = None,
                  error_types: tuple[str, ...] = (), hint: str = ""):
-        message = f"{label} raised {detail}" if kind == RAISED and label else detail
-        super().__init__(message + hint)
+        message = _("{label} raised {detail}", label=label, detail=detail) if kind == RAISED and label else detail
+        if hint:  # "... (check the name: it must be spelled exactly like this)"
+            message = _("{message} ({hint})", message=message, hint=hint)
+        super().__init__(message)
         self.kind = kind
         self.detail = detail
         self.error_type = error_type
         self.error_types = tuple(error_types) or ((error_type,) if error_type else ())
+
+    def __str__(self):  # in the language self-checks speak, as CheckFailed (English in the grader)
+        messages = sys.modules.get("attnlab.course.messages")
+        if messages is not None and len(self.args) == 1:
+            return messages.render(self.args[0])
+        return super().__str__()
 
     def raised(self, type_name: str) -> bool:
         """Whether the learner's code raised a ``type_name`` (or a subclass of it)."""

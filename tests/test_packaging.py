@@ -55,6 +55,7 @@ def test_wheel_holds_every_module_and_works_in_afresh_venv(course_wheel, tmp_pat
                 if "__pycache__" not in p.parts}
     assert not expected - names, f"modules missing from the wheel: {sorted(expected - names)}"
     assert "autograder/checks/README.md" in names
+    assert "attnlab/course/locale/zh_CN.json" in names, "the messages' catalogue must ship (pyproject package-data)"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Dist: torch" in metadata and "Requires-Dist: nbgrader" in metadata, metadata
     assert "License-Expression: MIT" in metadata and any(n.endswith("licenses/LICENSE-CODE") for n in names)

@@ -1,9 +1,10 @@
-"""Translations of the book from one source: Sphinx's gettext workflow (issue 20, started).
+"""Translations of the course from one source: Sphinx's gettext workflow for the book, catalogues for the exercises and the learner-facing messages.
 
     python tools/i18n.py extract                 # _build/i18n/pot/*.pot: every heading, paragraph, table cell
     python tools/i18n.py update --lang zh_CN     # locales/zh_CN/LC_MESSAGES/book/*.po (sphinx-intl)
     python tools/i18n.py build --lang zh_CN      # _build/html/zh/: the edition in that language
     python tools/i18n.py exercises --lang zh_CN  # locales/zh_CN/LC_MESSAGES/exercises/<a>.po: the notebooks' prose
+    python tools/i18n.py messages --lang zh_CN   # learner-facing messages: messages.po -> attnlab/course/locale/zh_CN.json
 
 Why a script of our own: jupyter-book 1's CLI builds one language and passes no ``-D language``. It
 does take another configuration file, so each step here builds with a copy of ``_config.yml``
@@ -117,13 +118,79 @@ def exercises(lang: str) -> None:
         print(f"{Path(path).relative_to(ROOT)}: {messages} messages, {translated} translated")
 
 
+# ------------------------------------------------------------------------------ learner-facing messages
+# Every ``_("template", ...)`` of attnlab/ and autograder/ (self-checks, the grader's checks, the
+# feedback page; attnlab.course.messages), extracted with babel's Python extractor, into
+# locales/<lang>/LC_MESSAGES/messages.po, and the translated entries into the JSON catalogue the course
+# library reads (attnlab/course/locale/<lang>.json, shipped in its wheel). Babel does the extraction and
+# reads and writes the .po; the update is our own few lines because babel's ``Catalog.update`` marks
+# near matches fuzzy, and this catalogue has none: a changed template is a new, empty entry.
+MESSAGE_SOURCES = ("attnlab", "autograder")
+MESSAGE_LOCALE = ROOT / "attnlab" / "course" / "locale"
+
+
+def message_templates(root: Path = ROOT) -> dict[str, list[str]]:
+    """Template -> the files that use it (relative paths), for every ``_()`` with a constant first argument."""
+    from babel.messages.extract import extract_from_file
+
+    found: dict[str, set[str]] = {}
+    for package in MESSAGE_SOURCES:
+        for path in sorted((root / package).rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            for _lineno, message, _comments, _context in extract_from_file("python", path, keywords={"_": None}):
+                if isinstance(message, str) and message:
+                    found.setdefault(message, set()).add(path.relative_to(root).as_posix())
+    return {template: sorted(files) for template, files in sorted(found.items())}
+
+
+def messages_po(lang: str, locales: Path = LOCALES) -> Path:
+    return locales / lang / "LC_MESSAGES" / "messages.po"
+
+
+def update_messages(lang: str, root: Path = ROOT, locales: Path = LOCALES, out: Path = MESSAGE_LOCALE) -> tuple[int, int]:
+    """messages.po brought up to the code (translations kept, stale entries dropped, nothing fuzzy) and
+    its translated entries written to ``out/<lang>.json``; returns (messages, translated)."""
+    import datetime
+    import json
+
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import read_po, write_po
+
+    po = messages_po(lang, locales)
+    old = {}
+    if po.is_file():
+        with po.open("rb") as handle:
+            old = {m.id: m.string for m in read_po(handle) if m.id and m.string and not m.fuzzy}
+    fixed = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)  # stable bytes: no dates that move
+    catalog = Catalog(locale=lang, project="attnlab course messages", version="1", creation_date=fixed,
+                      revision_date=fixed, fuzzy=False, language_team=f"{lang}: the course's translators", copyright_holder="the course's authors",
+                      last_translator="the course's translators")
+    templates = message_templates(root)
+    for template, files in templates.items():
+        catalog.add(template, old.get(template, ""), locations=[(f, None) for f in files])
+    po.parent.mkdir(parents=True, exist_ok=True)
+    with po.open("wb") as handle:
+        write_po(handle, catalog, width=100, sort_output=True, include_lineno=False, omit_header=False)
+    translated = {template: old[template] for template in templates if old.get(template)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{lang}.json").write_text(json.dumps(translated, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
+                                      encoding="utf-8")
+    return len(templates), len(translated)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python tools/i18n.py", description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("extract", "update", "build", "exercises"))
+    parser.add_argument("step", choices=("extract", "update", "build", "exercises", "messages"))
     parser.add_argument("--lang", default="zh_CN", help="a Sphinx language code (default zh_CN)")
     args = parser.parse_args(argv)
     if args.step == "exercises":  # the notebooks' prose: no book build involved
         return exercises(args.lang)
+    if args.step == "messages":  # no book involved
+        total, translated = update_messages(args.lang)
+        print(f"{messages_po(args.lang).relative_to(ROOT)}: {total} messages, {translated} translated; "
+              f"{(MESSAGE_LOCALE / f'{args.lang}.json').relative_to(ROOT)} written")
+        return
     if not CACHE.is_dir():
         raise SystemExit("no execution cache in _build/.jupyter_cache: run `make book` first (the translated "
                          "editions reuse the English build's executed chapters)")

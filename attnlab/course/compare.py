@@ -6,6 +6,10 @@ difference in plain words, or None. The values step names the worst entry: "larg
 is at index (1, 0): expected 0.5, got 0.25 (tolerance atol=1e-05, rtol=0.0001)". Each caller
 raises its own exception with that message and picks its own tolerances. Torch only: the
 grader imports this module, so it must not import the grader back.
+
+Every message is a translatable ``attnlab.course.messages.Message`` whose English text is the one
+above. A difference is ``"{name}: {problem}"``, so that a caller can reuse the problem alone
+(``difference.params["problem"]``) under its own words.
 """
 from __future__ import annotations
 
@@ -13,21 +17,27 @@ import math
 
 import torch
 
+from .messages import Message, _
 
-def describe(value) -> str:
+
+def describe(value) -> Message:
     """What a value is, in a few words (for "expected a tensor, got ...")."""
     if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+        return _("a tensor of shape {shape} and dtype {dtype}", shape=str(tuple(value.shape)), dtype=str(value.dtype))
     if isinstance(value, tuple):
-        return f"a tuple of {len(value)} values"
+        return _("a tuple of {n} values", n=len(value))
     if isinstance(value, list):
-        return f"a list of {len(value)} values"
+        return _("a list of {n} values", n=len(value))
     if value is None:
-        return "None"
+        return _("None")
     # What the grader's wire format gives back for objects that stay in (or cannot leave) its worker.
     if type(value).__name__ in ("Unsupported", "Handle") and hasattr(value, "type_name"):
-        return f"an object of type {value.type_name}"
-    return f"a {type(value).__name__}"
+        return _("an object of type {type}", type=str(value.type_name))
+    return _("a {type}", type=type(value).__name__)
+
+
+def _difference(name: str, problem: Message) -> Message:
+    return _("{name}: {problem}", name=name, problem=problem)
 
 
 def _index(flat_index: int, shape) -> tuple:
@@ -38,25 +48,30 @@ def _index(flat_index: int, shape) -> tuple:
     return tuple(reversed(idx))
 
 
-def tensor_difference(name: str, got, expected: torch.Tensor, atol: float, rtol: float) -> str | None:
+def tensor_difference(name: str, got, expected: torch.Tensor, atol: float, rtol: float) -> Message | None:
     """The first way ``got`` differs from ``expected`` ("name: expected shape (2, 4), got (4, 2)"),
     or None when it is a tensor of the same shape and dtype whose values agree within
     ``atol + rtol * |expected|`` (NaN and infinities only where ``expected`` has the same)."""
     if not isinstance(got, torch.Tensor):
-        return f"{name}: expected a tensor, got {describe(got)}"
+        return _difference(name, _("expected a tensor, got {got}", got=describe(got)))
     if tuple(got.shape) != tuple(expected.shape):
-        return f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+        return _difference(name, _("expected shape {expected}, got {got}", expected=str(tuple(expected.shape)),
+                                   got=str(tuple(got.shape))))
     if got.dtype != expected.dtype:
-        return f"{name}: expected dtype {expected.dtype}, got {got.dtype}"
+        return _difference(name, _("expected dtype {expected}, got {got}", expected=str(expected.dtype),
+                                   got=str(got.dtype)))
     # Compared on the CPU, without autograd: a self-check may be handed a CUDA tensor or one with grad.
     got, expected = got.detach().cpu(), expected.detach().cpu()
     if expected.is_floating_point():
         bad = ~torch.isfinite(got) & torch.isfinite(expected)
         if bad.any():
+            if not got.dim():
+                return _difference(name, _("{bad} of {total} entries are NaN or infinite, but all should be finite",
+                                           bad=int(bad.sum()), total=got.numel()))
             first = _index(int(bad.flatten().nonzero()[0]), got.shape)
-            where = f" (the first at index {first})" if got.dim() else ""
-            return (f"{name}: {int(bad.sum())} of {got.numel()} entries are NaN or infinite{where}, "
-                    "but all should be finite")
+            return _difference(name, _("{bad} of {total} entries are NaN or infinite (the first at index {first}), "
+                                       "but all should be finite", bad=int(bad.sum()), total=got.numel(),
+                                       first=str(first)))
     try:
         torch.testing.assert_close(got, expected, atol=atol, rtol=rtol, equal_nan=True)
     except AssertionError:
@@ -64,7 +79,7 @@ def tensor_difference(name: str, got, expected: torch.Tensor, atol: float, rtol:
     return None
 
 
-def _worst_difference(name: str, got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> str:
+def _worst_difference(name: str, got: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> Message:
     wide = torch.complex128 if expected.is_complex() else torch.float64  # no overflow, and booleans subtract
     g, e = got.to(wide).flatten(), expected.to(wide).flatten()
     same = (g == e) | (g.isnan() & e.isnan())  # equal infinities and NaN where NaN is expected agree
@@ -74,12 +89,16 @@ def _worst_difference(name: str, got: torch.Tensor, expected: torch.Tensor, atol
     n_bad = max(int(bad.sum()), 1)
     worst = int(torch.where(bad, diff, torch.full_like(diff, -1.0)).argmax()) if bad.any() else int(diff.argmax())
     # Integers and booleans are compared exactly: no tolerance to state.
-    tolerance = f" (tolerance atol={atol:g}, rtol={rtol:g})" if expected.is_floating_point() else ""
-    values = f"expected {_show(expected.flatten()[worst])}, got {_show(got.flatten()[worst])}{tolerance}"
+    shown = {"expected": _show(expected.flatten()[worst]), "got": _show(got.flatten()[worst])}
+    if expected.is_floating_point():
+        values = _("expected {expected}, got {got} (tolerance atol={atol}, rtol={rtol})", **shown,
+                   atol=f"{atol:g}", rtol=f"{rtol:g}")
+    else:
+        values = _("expected {expected}, got {got}", **shown)
     if got.dim() == 0:
-        return f"{name}: {values}"
-    return (f"{name}: {n_bad} of {got.numel()} values differ; the largest difference is at index "
-            f"{_index(worst, got.shape)}: {values}")
+        return _difference(name, values)
+    return _difference(name, _("{bad} of {total} values differ; the largest difference is at index {index}: {values}",
+                               bad=n_bad, total=got.numel(), index=str(_index(worst, got.shape)), values=values))
 
 
 def _show(entry: torch.Tensor) -> str:

@@ -5,6 +5,9 @@ values, with the same comparison as the grader (``attnlab.course.compare``), and
 when all is well. A failure raises ``SelfCheckFailed``, which Jupyter shows as one short message
 instead of a wall of traceback. These checks use small examples written in the notebook; the
 grade comes from the hidden checks, not from these.
+
+Every message is a translatable ``attnlab.course.messages.Message``, shown in the language of
+``messages.set_language`` (the Chinese release's setup cell sets "zh_CN").
 """
 from __future__ import annotations
 
@@ -13,29 +16,36 @@ import sys
 import torch
 
 from .compare import tensor_difference
+from .messages import _, render
 
 
 class SelfCheckFailed(AssertionError):
     """A self-check found a difference."""
 
+    def __str__(self):  # in the language self-checks speak (the English text where no translation exists)
+        return render(self.args[0]) if len(self.args) == 1 else super().__str__()
+
     def _render_traceback_(self):  # IPython shows this instead of the traceback
-        return [f"\u2717 {self}"]
+        return ["\u2717 " + str(self)]
 
 
-def expect_defined(*names: str, hint: str = "write it in the answer cell above and run that cell") -> None:
+def expect_defined(*names: str, hint: str | None = None) -> None:
     """Fail with one line naming the first of ``names`` that the notebook has not defined yet."""
     defined = sys._getframe(1).f_globals  # the notebook's namespace when called from a cell
+    hint = hint or _("write it in the answer cell above and run that cell")
     for name in names:
         if name not in defined:
-            raise SelfCheckFailed(f"`{name}` is not defined yet: {hint}")
+            raise SelfCheckFailed(_("`{name}` is not defined yet: {hint}", name=name, hint=hint))
 
 
 def expect_shape(name: str, got, shape) -> None:
     if not isinstance(got, torch.Tensor):
-        raise SelfCheckFailed(f"{name}: expected a tensor, got {type(got).__name__}")
+        raise SelfCheckFailed(_("{name}: {problem}", name=name, problem=_(
+            "expected a tensor, got {got}", got=type(got).__name__)))
     if tuple(got.shape) != tuple(shape):
-        raise SelfCheckFailed(f"{name}: expected shape {tuple(shape)}, got {tuple(got.shape)}")
-    print(f"\u2713 {name}: shape {tuple(shape)} as expected")
+        raise SelfCheckFailed(_("{name}: {problem}", name=name, problem=_(
+            "expected shape {expected}, got {got}", expected=str(tuple(shape)), got=str(tuple(got.shape)))))
+    print(render(_("\u2713 {name}: shape {shape} as expected", name=name, shape=str(tuple(shape)))))
 
 
 def expect_tensor(name: str, got, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> None:
@@ -43,7 +53,7 @@ def expect_tensor(name: str, got, expected: torch.Tensor, atol: float = 1e-5, rt
     difference = tensor_difference(name, got, expected, atol, rtol)
     if difference is not None:
         raise SelfCheckFailed(difference)
-    print(f"\u2713 {name}: shape, dtype and values as expected")
+    print(render(_("\u2713 {name}: shape, dtype and values as expected", name=name)))
 
 
 def _short_message(shell, etype, value, tb) -> str | None:
@@ -56,15 +66,19 @@ def _short_message(shell, etype, value, tb) -> str | None:
         return None
     at_cell_level = code.co_name == "<module>"
     if issubclass(etype, NotImplementedError):
-        what = "this answer is" if at_cell_level else f"`{getattr(code, 'co_qualname', code.co_name)}` is"
-        return (f"\u2717 {what} not written yet: in its cell, replace `raise NotImplementedError()` "
-                "with your code and run that cell, then run this check again.")
+        if at_cell_level:
+            return render(_("\u2717 this answer is not written yet: in its cell, replace `raise NotImplementedError()` "
+                            "with your code and run that cell, then run this check again."))
+        return render(_("\u2717 `{function}` is not written yet: in its cell, replace `raise NotImplementedError()` "
+                        "with your code and run that cell, then run this check again.",
+                        function=getattr(code, "co_qualname", code.co_name)))
     if at_cell_level and issubclass(etype, NameError):
-        return f"\u2717 {value}: write it in the answer cell above and run that cell first."
+        return render(_("\u2717 {error}: write it in the answer cell above and run that cell first.", error=str(value)))
     if at_cell_level and issubclass(etype, KeyError) and value.args and value.args[0] not in shell.user_ns:
-        return f"\u2717 {value.args[0]!r} is not defined: write it in the answer cell above and run that cell first."
+        return render(_("\u2717 {name!r} is not defined: write it in the answer cell above and run that cell first.",
+                        name=value.args[0]))
     if at_cell_level and issubclass(etype, AssertionError) and str(value):
-        return f"\u2717 {value}"
+        return "\u2717 " + str(value)
     return None
 
 

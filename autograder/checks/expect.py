@@ -1,7 +1,8 @@
 """Comparisons with plain-words messages: type, then shape, then dtype, then finiteness, then values.
 
 Every function raises ``CheckFailed`` (an AssertionError) whose message a learner can act on,
-e.g. ``weights: expected shape (2, 4, 5), got (2, 5, 4)``.
+e.g. ``weights: expected shape (2, 4, 5), got (2, 5, 4)``. Every message is a translatable
+``attnlab.course.messages.Message`` (``_()``), translated on the trusted side into the notebook's language.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import math
 import torch
 
 from attnlab.course.compare import describe, tensor_difference
+from attnlab.course.messages import _, render
 from autograder.protocol import RAISED, StudentError
 
 DEFAULT_TOLERANCE = {torch.float64: (1e-10, 1e-7), torch.float32: (1e-5, 1e-4),
@@ -17,7 +19,12 @@ DEFAULT_TOLERANCE = {torch.float64: (1e-10, 1e-7), torch.float32: (1e-5, 1e-4),
 
 
 class CheckFailed(AssertionError):
-    """A check found a difference; the message is for the learner."""
+    """A check found a difference; the message is for the learner: in English where the grader records
+    it, in ``messages.LANGUAGE`` when ``str()`` shows it in a notebook (the hidden test cells under plain
+    nbgrader, where the Chinese release's setup cell chose zh_CN)."""
+
+    def __str__(self):
+        return render(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 def tensor(got, expected: torch.Tensor, name: str, atol: float | None = None, rtol: float | None = None) -> torch.Tensor:
@@ -35,9 +42,11 @@ def tensor(got, expected: torch.Tensor, name: str, atol: float | None = None, rt
 def sequence(got, length: int, name: str, kind=tuple) -> tuple:
     """Check that ``got`` is a tuple (or list) of ``length`` values."""
     if not isinstance(got, (tuple, list)) or (kind is tuple and not isinstance(got, tuple) and not isinstance(got, list)):
-        raise CheckFailed(f"{name}: expected a tuple of {length} values, got {describe(got)}")
+        raise CheckFailed(_("{name}: expected a tuple of {length} values, got {got}", name=name, length=length,
+                            got=describe(got)))
     if len(got) != length:
-        raise CheckFailed(f"{name}: expected a tuple of {length} values, got {len(got)}")
+        raise CheckFailed(_("{name}: expected a tuple of {length} values, got {got}", name=name, length=length,
+                            got=len(got)))
     return tuple(got)
 
 
@@ -46,11 +55,11 @@ def number(got, expected: float, name: str, atol: float = 1e-6, rtol: float = 1e
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
-        raise CheckFailed(f"{name}: expected a number, got {describe(got)}")
+        raise CheckFailed(_("{name}: expected a number, got {got}", name=name, got=describe(got)))
     if not math.isfinite(got):
-        raise CheckFailed(f"{name}: expected a finite number, got {got}")
+        raise CheckFailed(_("{name}: expected a finite number, got {got}", name=name, got=got))
     if abs(got - expected) > atol + rtol * abs(expected):
-        raise CheckFailed(f"{name}: {got:g} is not the expected value")
+        raise CheckFailed(_("{name}: {got:g} is not the expected value", name=name, got=got))
     return float(got)
 
 
@@ -77,8 +86,10 @@ def tensor_or_mistake(got, expected: torch.Tensor, name: str, mistakes, atol: fl
             wrong_atol, wrong_rtol = tolerance[0] if tolerance else DEFAULT_TOLERANCE.get(wrong.dtype, (0.0, 0.0))
             if (tensor_difference("", wrong, expected, *DEFAULT_TOLERANCE.get(expected.dtype, (0.0, 0.0))) is not None
                     and tensor_difference("", got, wrong, wrong_atol, wrong_rtol) is None):
-                detail = str(failure).removeprefix(f"{name}: ")
-                raise CheckFailed(f"{name}: {explanation} ({detail})") from None
+                difference = failure.args[0]
+                detail = getattr(difference, "params", {}).get("problem") or str(difference).removeprefix(f"{name}: ")
+                raise CheckFailed(_("{name}: {explanation} ({detail})", name=name, explanation=explanation,
+                                    detail=detail)) from None
         raise
 
 
@@ -88,10 +99,11 @@ def choice(got, name: str, choices) -> str:
     Says what the choices are when ``got`` is not one of them, never which one is right."""
     options = ", ".join(repr(c) for c in choices)
     if not isinstance(got, str):
-        raise CheckFailed(f"{name}: expected one of the strings {options}, got {describe(got)}")
+        raise CheckFailed(_("{name}: expected one of the strings {options}, got {got}", name=name, options=options,
+                            got=describe(got)))
     answer = " ".join(got.split()).lower()
     if answer not in choices:
-        raise CheckFailed(f"{name}: expected one of {options}, got {got!r}")
+        raise CheckFailed(_("{name}: expected one of {options}, got {got}", name=name, options=options, got=repr(got)))
     return answer
 
 
@@ -119,7 +131,7 @@ def tensor_or_contract(got, expected: torch.Tensor, name: str, mistakes: dict) -
             except RuntimeError:
                 continue
             if close(got, wrong):
-                raise CheckFailed(f"{name}: {contract}")
+                raise CheckFailed(_("{name}: {contract}", name=name, contract=contract))
     tensor(got, expected, name)
 
 
@@ -141,6 +153,7 @@ def twin(submission, name: str, reference: torch.nn.Module, *args, hint: str | N
             raise
         if hint is None:
             names = sorted({key.split(".")[0] for key in reference.state_dict()})
-            hint = f"the submodules must be named {', '.join(names)}, with the shapes of the task"
-        raise CheckFailed(f"{call}.load_state_dict(the course's weights) raised {exc.detail}: {hint}") from None
+            hint = _("the submodules must be named {names}, with the shapes of the task", names=", ".join(names))
+        raise CheckFailed(_("{call}.load_state_dict(the course's weights) raised {detail}: {hint}", call=call,
+                            detail=exc.detail, hint=hint)) from None
     return module, call

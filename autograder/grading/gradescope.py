@@ -128,12 +128,17 @@ def build(assignment: str, out: str) -> str:
 
 def results_json(result, mode: str, seconds: float) -> dict:
     """Gradescope's results.json for one GradeResult (schema: *Autograder Specifications*, "Output format")."""
+    from attnlab.course.messages import _, render
+
+    language = result.language  # the learner's (the notebook's metadata): messages are shown in it
+    passed = render(_("passed"), language)
     tests = [{"name": t.name, "number": str(i), "score": t.points, "max_score": t.max_points,
-              "status": "passed" if t.passed else "failed", "output": t.message or ("passed" if t.passed else ""),
-              "visibility": "visible"}
+              "status": "passed" if t.passed else "failed",
+              "output": t.shown_message(language) or (passed if t.passed else ""), "visibility": "visible"}
              for i, t in enumerate(result.tests, start=1)]
-    notes = [result.fatal] if result.fatal else []
-    notes += [f"cell {e.get('cell')}: {e.get('error')}" for e in result.notebook_errors[:20]]
+    notes = [result.shown_fatal()] if result.fatal else []
+    notes += [render(_("cell {cell}: {error}", cell=str(e.get("cell")), error=str(e.get("error"))), language)
+              for e in result.notebook_errors[:20]]
     return {"score": result.score, "execution_time": round(seconds, 3), "output": "\n".join(notes),
             "output_format": "text", "visibility": "visible", "stdout_visibility": "hidden", "tests": tests,
             "extra_data": {"sandbox": mode}}
@@ -159,6 +164,7 @@ def run(assignment: str, root: str) -> dict:
         result = grade(assignment, notebook, mode=mode)
         if note:
             result.fatal = note if not result.fatal else f"{note}; {result.fatal}"
+            result.fatal_json = None  # the note is English: so is the whole
     results = results_json(result, mode, time.monotonic() - start)
     os.makedirs(os.path.join(root, "results"), exist_ok=True)
     with open(os.path.join(root, "results", "results.json"), "w", encoding="utf-8") as handle:

@@ -27,6 +27,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from attnlab.course.messages import Message, _
+
 UNITS = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d)\s*$")
 
@@ -153,14 +155,14 @@ class Lateness:
     late: dt.timedelta
     penalty: float
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
+        """For the learner's feedback (a translatable message)."""
         when = self.received.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         if self.late <= dt.timedelta(0):
-            return f"Received {when}, on time."
-        hours = self.late.total_seconds() / 3600
-        return (f"Received {when}, {hours:.1f} h after your deadline "
-                f"({self.due.astimezone(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}): "
-                f"late penalty {self.penalty:g} point(s).")
+            return _("Received {when}, on time.", when=when)
+        return _("Received {when}, {hours:.1f} h after your deadline ({due}): late penalty {penalty:g} point(s).",
+                 when=when, hours=self.late.total_seconds() / 3600, penalty=self.penalty,
+                 due=self.due.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 @dataclass

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from attnlab.course.messages import Message, _, as_json, received, render
 from autograder import checks
 from autograder.protocol import Limits
 
@@ -40,8 +41,13 @@ class TestResult:
     points: float
     max_points: float
     passed: bool
-    message: str = ""
+    message: str = ""  # in English
     internal_error: bool = False  # the check itself failed: not the learner's fault, look at it
+    message_json: dict | None = None  # the message's Message.to_json(), translated where it is shown
+
+    def shown_message(self, language: str = "en") -> str:
+        """The message in ``language`` (its English text where it cannot be translated)."""
+        return received(self.message, self.message_json, language) if self.message_json else self.message
 
 
 @dataclass
@@ -50,10 +56,18 @@ class GradeResult:
     notebook: str
     tests: list[TestResult] = field(default_factory=list)
     notebook_errors: list[dict] = field(default_factory=list)
-    fatal: str | None = None
+    fatal: str | None = None  # in English
     output: str = ""
     sandbox: str = ""
     seconds: float = 0.0
+    language: str = "en"  # the notebook's (its metadata's): the language of its feedback
+    fatal_json: dict | None = None  # the fatal message's Message.to_json()
+
+    def shown_fatal(self) -> str | None:
+        """``fatal`` in the notebook's language."""
+        if self.fatal is None or not self.fatal_json:
+            return self.fatal
+        return received(self.fatal, self.fatal_json, self.language)
 
     @property
     def internal_error(self) -> bool:
@@ -72,6 +86,7 @@ class GradeResult:
         data = asdict(self)
         data.update(score=self.score, max_score=self.max_score)
         return data
+
 
     @classmethod
     def from_dict(cls, data: dict) -> "GradeResult":
@@ -92,11 +107,12 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
             try:
                 getattr(module, name)(submission)
             except AssertionError as exc:  # CheckFailed and StudentError
-                result.tests.append(TestResult(name, 0, max_points, False, str(exc)[:2000]))
+                result.tests.append(TestResult(name, 0, max_points, False, english(exc)[:2000],
+                                               message_json=message_json(exc)))
             except Exception:  # noqa: BLE001 - a bug in the check, not in the submission
-                result.tests.append(TestResult(name, 0, max_points, False,
-                                               "internal error in the check (not your fault; tell the course staff)",
-                                               internal_error=True))
+                message = _("internal error in the check (not your fault; tell the course staff)")
+                result.tests.append(TestResult(name, 0, max_points, False, message, internal_error=True,
+                                               message_json=message.to_json()))
                 result.output += "\n" + traceback.format_exc(limit=-3)
             else:
                 result.tests.append(TestResult(name, max_points, max_points, True))
@@ -106,20 +122,56 @@ def grade(assignment: str, notebook: str, limits: Limits | None = None, mode: st
                 test.internal_error = True
         result.notebook_errors = submission.cell_errors
         result.fatal = submission.unreadable or submission.fatal
+        result.fatal_json = _bounded(as_json(result.fatal))
+        result.fatal = None if result.fatal is None else str(result.fatal)
+        result.language = submission.language
         result.output = (submission.output + result.output)[-20000:]
         submission.close()
     result.seconds = round(time.monotonic() - start, 3)
     return result
 
 
+MAX_MESSAGE_JSON = 20000  # characters of a message's JSON kept beside its English text
+
+
+def _bounded(data: dict | None) -> dict | None:
+    return data if data is not None and len(json.dumps(data)) <= MAX_MESSAGE_JSON else None
+
+
+def english(exc: BaseException) -> str:
+    """A failed check's message in English (the record, whatever language this process speaks)."""
+    return render(exc.args[0], "en") if len(exc.args) == 1 and isinstance(exc.args[0], Message) else str(exc)
+
+
+def message_json(exc: BaseException) -> dict | None:
+    """The translatable form of a failed check's message (None when it is plain text or too long):
+    it crosses from the grading process to the grader beside the English text, which stays the record."""
+    message = exc.args[0] if len(exc.args) == 1 else None
+    if len(english(exc)) > 2000:  # the English text is cut: the translation shows the same cut text
+        return None
+    return _bounded(as_json(message))
+
+
 def crashed(assignment: str, notebook: str, details: str) -> GradeResult:
     """The result of a grading that failed for the grader's reasons: every check an internal error
     (not the learner's fault), so it is recorded but not cached and the next run grades it again."""
-    message = "internal error of the grader (not your fault; tell the course staff)"
-    result = GradeResult(assignment, notebook, fatal=message, output=details[-20000:])
-    result.tests = [TestResult(name, 0, points, False, message, internal_error=True)
+    message = _("internal error of the grader (not your fault; tell the course staff)")
+    result = GradeResult(assignment, notebook, fatal=str(message), output=details[-20000:],
+                         fatal_json=message.to_json(), language=_language(notebook))
+    result.tests = [TestResult(name, 0, points, False, str(message), internal_error=True,
+                               message_json=message.to_json())
                     for name, points in checks.load(assignment).POINTS.items()]
     return result
+
+
+def _language(notebook: str) -> str:
+    """The notebook's language for a result made without grading it ("en" when it cannot be read)."""
+    from .submission import SubmissionUnreadable, notebook_language, read_notebook
+
+    try:
+        return notebook_language(read_notebook(notebook))
+    except (SubmissionUnreadable, OSError):
+        return "en"
 
 
 def grade_each(assignment: str, notebooks: dict[str, str], jobs: int | None = None, limits: Limits | None = None,
@@ -262,7 +314,7 @@ def _grade_in_processes(assignment: str, notebooks: dict[str, str], jobs: int, l
         running.append(process)
 
     try:
-        for _ in range(jobs):
+        for _process in range(jobs):
             start()
         while todo or any(p.task is not None for p in running):
             for process in running:

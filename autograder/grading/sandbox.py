@@ -89,6 +89,8 @@ import tempfile
 import threading
 import time
 
+from attnlab.course.messages import Message, _
+
 from .. import protocol
 from ..protocol import Limits
 from .text import clean
@@ -139,6 +141,7 @@ class WorkerError(Exception):
 
     def __init__(self, message: str, kind: str, error_type: str | None = None, error_types: tuple[str, ...] = ()):
         super().__init__(message)
+        self.message = message  # a Message (translatable) where the words are the grader's or the worker's
         self.kind = kind
         self.error_type = error_type
         self.error_types = tuple(error_types)
@@ -148,8 +151,15 @@ class WorkerError(Exception):
         """A failed reply, read as untrusted data: a kind a worker may send, short type names only."""
         kind = reply.get("kind")
         if not isinstance(kind, str) or kind not in protocol.WORKER_KINDS:
-            return cls("the notebook's process sent a malformed reply (an unknown kind of error)", protocol.PROTOCOL)
+            return cls(_("the notebook's process sent a malformed reply (an unknown kind of error)"), protocol.PROTOCOL)
         message = clean_text(reply.get("error", "unknown error"), 1000)
+        if kind != protocol.RAISED and "message" in reply:  # the worker's own words, to translate
+            try:
+                rebuilt = Message.from_json(reply["message"])
+                if clean_text(rebuilt, 1000) == message:
+                    message = rebuilt
+            except (ValueError, RecursionError):  # malformed or hostile: its English text only
+                pass
         if kind != protocol.RAISED:
             return cls(message, kind)
         names = reply.get("error_types")
@@ -482,7 +492,7 @@ class Template:
             try:
                 self.sock.settimeout(max(BIRTH_S, deadline - time.monotonic()))
                 socket.send_fds(self.sock, [data], fds)
-                reply, received, _, _ = socket.recv_fds(self.sock, 4096, 1)
+                reply, received, _flags, _address = socket.recv_fds(self.sock, 4096, 1)
             except OSError as exc:  # TimeoutError too: the template is stuck or gone
                 self._kill()
                 raise TemplateError(f"the worker template did not answer ({type(exc).__name__})") from None
@@ -609,7 +619,7 @@ def _own_cgroups() -> dict[str, str]:
     own = {}
     with open("/proc/self/cgroup") as handle:
         for line in handle:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
+            _hierarchy, controllers, path = line.rstrip("\n").split(":", 2)
             for controller in controllers.split(",") if controllers else [""]:
                 own[controller] = path
     return own
@@ -666,7 +676,7 @@ class Cgroup:
                 os.mkdir(d)
             memory, pids = str(limits.memory_mb << 20), str(limits.nproc + 2)  # + the keeper and init
             if version == 1:
-                pids_dir, memory_dir, _ = group.dirs
+                pids_dir, memory_dir, _cpu_dir = group.dirs
                 _write(os.path.join(pids_dir, "pids.max"), pids)
                 _write(os.path.join(memory_dir, "memory.limit_in_bytes"), memory)
                 if os.path.exists(os.path.join(memory_dir, "memory.memsw.limit_in_bytes")):
@@ -713,7 +723,7 @@ class Cgroup:
                 time.sleep(0.005)
         except OSError:
             pass
-        for _ in range(100):
+        for _attempt in range(100):
             pids = self.pids()
             if not pids:
                 break
@@ -922,7 +932,7 @@ class Worker:
             return {}, []
         try:
             self._status.settimeout(max(0.001, deadline - time.monotonic()))
-            data, fds, _, _ = socket.recv_fds(self._status, 4096, 1)
+            data, fds, _flags, _address = socket.recv_fds(self._status, 4096, 1)
         except TimeoutError:
             raise
         except OSError:
@@ -951,25 +961,28 @@ class Worker:
         cells = {c["index"] for c in self.cells}
         code_bytes = sum(len(c["source"].encode("utf-8", "surrogatepass")) for c in self.cells)
         if code_bytes > protocol.MAX_JSON_BYTES // 2:
-            self.dead, self.dead_kind = (f"the notebook's code cells hold {code_bytes >> 20} MB of text, more than the "
-                                         f"{protocol.MAX_JSON_BYTES >> 21} MB a grading worker accepts"), protocol.UNREADABLE
+            self.dead, self.dead_kind = _("the notebook's code cells hold {size} MB of text, more than the "
+                                          "{limit} MB a grading worker accepts", size=code_bytes >> 20,
+                                          limit=protocol.MAX_JSON_BYTES >> 21), protocol.UNREADABLE
             return
         deadline = time.monotonic() + self.limits.boot_s
         try:
             self._launch(self._prepare(), deadline)
         except TemplateTimeout:
             self.boot_failed = True
-            self._fail(f"the grading worker did not start within {self.limits.boot_s:g} s (not your fault: the machine is overloaded)")
+            self._fail(_("the grading worker did not start within {seconds:g} s (not your fault: the machine is overloaded)",
+                         seconds=self.limits.boot_s))
             return
         except OSError as exc:  # no worker: the grader's problem
             self.boot_failed = True
-            self._fail(f"the grading worker could not start (not your fault; tell the course staff): {exc}")
+            self._fail(_("the grading worker could not start (not your fault; tell the course staff): {error}",
+                         error=str(exc)))
             return
         current, booted = None, False
         try:
             protocol.write_message(self._req, {"op": "run", "cells": self.cells}, deadline=deadline)
             while True:
-                header, _ = protocol.read_message(self._rep, deadline, max_blob=0)
+                header, _tensors = protocol.read_message(self._rep, deadline, max_blob=0)
                 if not booted:
                     if header != {"progress": None}:
                         raise protocol.ProtocolError("the worker did not announce itself")
@@ -986,15 +999,20 @@ class Worker:
         except TimeoutError:
             if not booted:
                 self.boot_failed = True
-                self._fail(f"the grading worker did not start within {self.limits.boot_s:g} s (not your fault: the machine is overloaded)")
+                self._fail(_("the grading worker did not start within {seconds:g} s (not your fault: the machine is overloaded)",
+                         seconds=self.limits.boot_s))
                 return
-            self._fail(f"the notebook did not finish running within {self.limits.startup_s:g} s"
-                       + (f" (it was still running cell {current}: an infinite loop?)" if current is not None else ""),
-                       protocol.TIMEOUT)
+            if current is None:
+                self._fail(_("the notebook did not finish running within {seconds:g} s", seconds=self.limits.startup_s),
+                           protocol.TIMEOUT)
+            else:
+                self._fail(_("the notebook did not finish running within {seconds:g} s (it was still running cell "
+                             "{cell}: an infinite loop?)", seconds=self.limits.startup_s, cell=current), protocol.TIMEOUT)
         except (EOFError, protocol.ProtocolError, OSError) as exc:
             # Before the first message no learner code has run: a failure then is the grader's.
             self.boot_failed = not booted
-            self._fail(self._ended("while the notebook ran" + (f" (cell {current})" if current is not None else ""), exc))
+            self._fail(self._ended(_("while the notebook ran") if current is None else
+                                   _("while the notebook ran (cell {cell})", cell=current), exc))
 
     def _drain_output(self):
         cap = self.limits.output_kb << 10
@@ -1035,29 +1053,29 @@ class Worker:
         if self.cgroup and self.cgroup.pids():  # none left when the pid namespace did its work
             self.cgroup.kill()
 
-    def _ended(self, when: str, exc: BaseException) -> str:
+    def _ended(self, when: Message, exc: BaseException) -> Message:
         if isinstance(exc, EOFError):
             self._exit_code(2)  # the learner's process ended: let init report how before anything is killed
         self._kill()
         code = self._exit_code(1)
         if self._template is not None and self._template.died:
             self.boot_failed = True  # its death killed this worker: not the learner's doing
-            return "the grading worker's template stopped (not your fault; tell the course staff)"
+            return _("the grading worker's template stopped (not your fault; tell the course staff)")
         if isinstance(exc, Malformed):
-            return (f"the notebook's process sent the grader {exc} {when}: "
-                    "a notebook must not write to the grader's pipes")
+            return _("the notebook's process sent the grader {what} {when}: "
+                     "a notebook must not write to the grader's pipes", what=str(exc), when=when)
         if isinstance(exc, protocol.ProtocolError):
-            return f"the notebook's process sent a malformed reply {when}: {exc}"
+            return _("the notebook's process sent a malformed reply {when}: {error}", when=when, error=str(exc))
         if code is None:
-            return f"the worker stopped answering {when}"
+            return _("the worker stopped answering {when}", when=when)
         if code > 128:  # init reports a signal that killed the learner's process as 128 + n
             code = 128 - code
         if code < 0:
             name = SIGNAL_NAMES.get(-code, f"signal {-code}")
-            return f"the notebook's process was killed by {name} {when}"
+            return _("the notebook's process was killed by {signal} {when}", signal=name, when=when)
         if code == 0 and "MemoryError" in self.output:
-            return f"the notebook's process ran out of memory {when}"
-        return f"the notebook's process exited (exit code {code}) {when}; os._exit or sys.exit?"
+            return _("the notebook's process ran out of memory {when}", when=when)
+        return _("the notebook's process exited (exit code {code}) {when}; os._exit or sys.exit?", code=code, when=when)
 
     def _fail(self, message: str, kind: str = protocol.DEAD) -> None:
         self._kill()
@@ -1104,18 +1122,20 @@ class Worker:
             reply, out = protocol.read_message(self._rep, deadline, max_blob=self.limits.max_reply_mb << 20)
             check_reply(reply)
         except TimeoutError:
-            self._fail(f"{label} did not return within {self.limits.call_s:g} s (an infinite loop, "
-                       "or the notebook's process stopped reading?)", protocol.TIMEOUT)
+            self._fail(_("{label} did not return within {seconds:g} s (an infinite loop, "
+                         "or the notebook's process stopped reading?)", label=label, seconds=self.limits.call_s),
+                       protocol.TIMEOUT)
             raise WorkerError(self.dead, protocol.TIMEOUT) from None
         except (EOFError, OSError, protocol.ProtocolError) as exc:
-            self._fail(self._ended(f"during {label}", exc))
+            self._fail(self._ended(_("during {label}", label=label), exc))
             raise WorkerError(self.dead, protocol.DEAD) from None
         if not reply["ok"]:
             raise WorkerError.from_reply(reply)
         try:
             return protocol.decode(reply.get("value"), out)
         except protocol.ProtocolError as exc:
-            raise WorkerError(f"{label} returned something that could not be read: {exc}", protocol.PROTOCOL) from None
+            raise WorkerError(_("{label} returned something that could not be read: {error}", label=label, error=str(exc)),
+                              protocol.PROTOCOL) from None
 
     def call(self, target, *args, method: str | None = None, keep: bool = False, label: str | None = None, **kwargs):
         structure, tensors = protocol.encode([list(args), kwargs])

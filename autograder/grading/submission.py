@@ -26,6 +26,7 @@ import stat
 # The release's first cell installs the course where it is missing (Colab): it is never sent to a
 # worker, which has no network and must install nothing. (A learner who marks a cell of their own
 # so only keeps their own code from running.)
+from attnlab.course.messages import _
 from attnlab.course.setup_cell import is_setup_cell
 
 from .. import protocol
@@ -34,6 +35,18 @@ from .sandbox import Worker, WorkerError
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 MAX_RESTARTS = 3
+
+
+def notebook_language(nb) -> str:
+    """The language a notebook's learner reads (``metadata.attnlab.language``, "en" when absent or not
+    one of the course's languages). The same rule as ``attnlab.course.release.notebook_language``;
+    kept here so that grading does not depend on the release tooling."""
+    from attnlab.course.messages import LANGUAGES
+
+    meta = nb.get("metadata") if isinstance(nb, dict) else None
+    course = meta.get("attnlab") if isinstance(meta, dict) else None
+    language = course.get("language", "en") if isinstance(course, dict) else "en"
+    return language if isinstance(language, str) and language in LANGUAGES else "en"
 
 
 class SubmissionUnreadable(Exception):
@@ -49,17 +62,19 @@ def read_notebook(path: str) -> dict:
     try:  # O_NOFOLLOW: a link is not the learner's notebook; O_NONBLOCK: a FIFO cannot stall us
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise SubmissionUnreadable(f"{name} is a link: not graded" if exc.errno == errno.ELOOP
-                                   else f"no notebook found at {name}") from None
+        raise SubmissionUnreadable(_("{name} is a link: not graded", name=name) if exc.errno == errno.ELOOP
+                                   else _("no notebook found at {name}", name=name)) from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise SubmissionUnreadable(f"no notebook found at {name}")
+            raise SubmissionUnreadable(_("no notebook found at {name}", name=name))
         if info.st_size > MAX_NOTEBOOK_BYTES:
-            raise SubmissionUnreadable(f"{name} is {info.st_size >> 20} MB, more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
+            raise SubmissionUnreadable(_("{name} is {size} MB, more than the {limit} MB allowed", name=name,
+                                         size=info.st_size >> 20, limit=MAX_NOTEBOOK_BYTES >> 20))
         data = handle.read(MAX_NOTEBOOK_BYTES + 1)
     if len(data) > MAX_NOTEBOOK_BYTES:
-        raise SubmissionUnreadable(f"{name} is more than the {MAX_NOTEBOOK_BYTES >> 20} MB allowed")
+        raise SubmissionUnreadable(_("{name} is more than the {limit} MB allowed", name=name,
+                                     limit=MAX_NOTEBOOK_BYTES >> 20))
     try:
         nb = json.loads(data.decode("utf-8"))
         if not isinstance(nb, dict) or nb.get("nbformat") != 4:
@@ -67,9 +82,10 @@ def read_notebook(path: str) -> dict:
 
             nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - json, encoding and nbformat errors alike
-        raise SubmissionUnreadable(f"{name} is not a readable Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise SubmissionUnreadable(_("{name} is not a readable Jupyter notebook ({error})", name=name,
+                                     error=f"{type(exc).__name__}: {str(exc)[:200]}")) from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise SubmissionUnreadable(f"{name} has no cells")
+        raise SubmissionUnreadable(_("{name} has no cells", name=name))
     return nb
 
 
@@ -89,14 +105,15 @@ def code_cells(nb, skip_grade_ids=frozenset()) -> list[dict]:
     cells = []
     for index, cell in enumerate(nb["cells"], start=1):
         if not isinstance(cell, dict):
-            raise SubmissionUnreadable(f"cell {index} is not a notebook cell")
+            raise SubmissionUnreadable(_("cell {index} is not a notebook cell", index=index))
         if cell.get("cell_type") != "code" or is_test_cell(cell, skip_grade_ids) or is_setup_cell(cell):
             continue
         source = cell.get("source", "")
         if isinstance(source, list) and all(isinstance(line, str) for line in source):
             source = "".join(source)
         if not isinstance(source, str):
-            raise SubmissionUnreadable(f"cell {index} is malformed: its source is not text ({type(source).__name__})")
+            raise SubmissionUnreadable(_("cell {index} is malformed: its source is not text ({type})", index=index,
+                                         type=type(source).__name__))
         cells.append({"index": index, "source": source})
     return cells
 
@@ -130,14 +147,18 @@ class Submission:
         self.fatal: str | None = None  # the notebook itself cannot run: every call fails
         self.fatal_kind = protocol.DEAD
         self.infrastructure_error = False  # the worker itself could not start: grade again later
+        self.language = "en"  # the notebook's language (its metadata): the one its feedback speaks
 
     @classmethod
     def from_notebook(cls, path: str, skip_grade_ids=frozenset(), limits: Limits | None = None, mode: str | None = None):
         try:
-            cells = code_cells(read_notebook(path), frozenset(skip_grade_ids))
+            nb = read_notebook(path)
+            cells = code_cells(nb, frozenset(skip_grade_ids))
         except SubmissionUnreadable as exc:
-            return cls([], limits, mode, unreadable=str(exc))
-        return cls(cells, limits, mode)
+            return cls([], limits, mode, unreadable=exc.args[0])
+        submission = cls(cells, limits, mode)
+        submission.language = notebook_language(nb)
+        return submission
 
     # ------------------------------------------------------------------ worker
     def _worker(self) -> Worker:
@@ -150,7 +171,7 @@ class Submission:
         if self.worker is not None:
             self.worker.close()
             if self.restarts >= MAX_RESTARTS:
-                self.fatal = "the notebook's process failed too many times; the remaining checks were not run"
+                self.fatal = _("the notebook's process failed too many times; the remaining checks were not run")
                 self.fatal_kind = protocol.DEAD
                 raise StudentError(self.fatal, self.fatal_kind)
             self.restarts += 1
@@ -158,7 +179,8 @@ class Submission:
         try:
             self.worker.start()
         except OSError as exc:  # cannot even start a process: the grader's problem
-            self.worker.dead, self.worker.boot_failed = f"the grading worker could not start (not your fault; tell the course staff): {exc}", True
+            self.worker.dead, self.worker.boot_failed = _(
+                "the grading worker could not start (not your fault; tell the course staff): {error}", error=str(exc)), True
         if self.worker.dead:
             self.fatal, self.fatal_kind = self.worker.dead, self.worker.dead_kind
             self.infrastructure_error = self.worker.boot_failed
@@ -184,25 +206,25 @@ class Submission:
     def _hint(self, name: str = "") -> str:
         """Why a name may be missing: preferably the error of the cell that should define it."""
         if not self.cell_errors:
-            return " (check the name: it must be spelled exactly like this)"
+            return _("check the name: it must be spelled exactly like this")
         defines = re.compile(rf"^\s*(def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*=", re.M) if name else None
         cells = {c["index"] for c in self.cells if defines and defines.search(c["source"])}
         chosen = next((e for e in self.cell_errors if e.get("cell") in cells), self.cell_errors[0])
-        return f" (when the notebook ran, cell {chosen['cell']} failed with {chosen['error']})"
+        return _("when the notebook ran, cell {cell} failed with {error}", cell=chosen["cell"], error=chosen["error"])
 
     def _call(self, target, args, kwargs, method=None, keep=False, label=None, broken_key=None):
         key = broken_key or (target if isinstance(target, str) else label)
         if key in self.broken:
             message, kind = self.broken[key]
-            raise StudentError(f"{message} (not run again)", kind)
+            raise StudentError(_("{message} (not run again)", message=message), kind)
         worker = self._worker()
         try:
             return worker.call(target, *args, method=method, keep=keep, label=label, **kwargs)
         except WorkerError as exc:
             if exc.kind in (protocol.DEAD, protocol.TIMEOUT):
-                self.broken[key] = (str(exc), exc.kind)
+                self.broken[key] = (exc.message, exc.kind)
             hint = self._hint(key if isinstance(key, str) else "") if exc.kind == protocol.MISSING else ""
-            raise StudentError(str(exc), exc.kind, label, exc.error_type, exc.error_types, hint=hint) from None
+            raise StudentError(exc.message, exc.kind, label, exc.error_type, exc.error_types, hint=hint) from None
 
     # ------------------------------------------------------------------ API for checks
     def call(self, name: str, *args, **kwargs):
@@ -222,5 +244,5 @@ class Submission:
             return self._worker().get(name)
         except WorkerError as exc:
             hint = self._hint(name) if exc.kind == protocol.MISSING else ""
-            raise StudentError(str(exc), exc.kind, error_type=exc.error_type, error_types=exc.error_types,
+            raise StudentError(exc.message, exc.kind, error_type=exc.error_type, error_types=exc.error_types,
                                hint=hint) from None

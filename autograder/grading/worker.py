@@ -320,7 +320,7 @@ def serve(cfg: dict, rfd: int, wfd: int) -> None:
 
     protocol = sys.modules["protocol"]
     torch.set_num_threads(1)
-    header, _ = protocol.read_message(rfd)
+    header, _tensors = protocol.read_message(rfd)
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     pristine = dict(builtins.__dict__)
 
@@ -357,7 +357,16 @@ def serve(cfg: dict, rfd: int, wfd: int) -> None:
             protocol.write_message(wfd, reply, out)
         except BaseException as exc:  # noqa: BLE001
             protocol.write_message(wfd, {"ok": False, "kind": protocol.UNSUPPORTED,
-                                         "error": f"the result could not be sent back: {protocol.describe_error(exc)}"})
+                                         **_("the result could not be sent back: {error}",
+                                             error=protocol.describe_error(exc))})
+
+
+def _(template: str, **params) -> dict:
+    """A failed reply's message: its English text ("error") and, as ``attnlab.course.messages.Message.to_json``
+    writes it, its template and parameters ("message"), which the trusted side translates. The worker
+    cannot import the course library (the sandbox hides it) and never needs the catalogues; the
+    template is a constant, extracted with the others by ``python tools/i18n.py messages``."""
+    return {"error": template.format(**params), "message": {"template": template, "params": params}}
 
 
 def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> dict:
@@ -366,27 +375,28 @@ def handle(request, tensors, namespace, handles, protocol, restore_builtins) -> 
         if op == "get":
             name = request["name"]
             if name not in namespace:
-                return {"ok": False, "kind": protocol.MISSING, "error": f"the notebook does not define `{name}`"}
+                return {"ok": False, "kind": protocol.MISSING, **_("the notebook does not define `{name}`", name=name)}
             return {"ok": True, "value": namespace[name]}
         if op != "call":
-            return {"ok": False, "kind": protocol.PROTOCOL, "error": f"unknown request {op!r}"}
+            return {"ok": False, "kind": protocol.PROTOCOL, **_("unknown request {op}", op=repr(op))}
         target = request["target"]
         if isinstance(target, str):
             if target not in namespace:
-                return {"ok": False, "kind": protocol.MISSING, "error": f"the notebook does not define `{target}`"}
+                return {"ok": False, "kind": protocol.MISSING, **_("the notebook does not define `{name}`", name=target)}
             obj = namespace[target]
         else:
             obj = handles[int(target)]
         method = request.get("method")
         if method:
             if method.startswith("_") and method not in ("__call__",):
-                return {"ok": False, "kind": protocol.PROTOCOL, "error": "private methods cannot be called"}
+                return {"ok": False, "kind": protocol.PROTOCOL, **_("private methods cannot be called")}
             if not hasattr(obj, method):
                 return {"ok": False, "kind": protocol.MISSING,
-                        "error": f"`{request.get('label', target)}` has no method `{method}`"}
+                        **_("`{label}` has no method `{method}`", label=str(request.get("label", target)), method=method)}
             obj = getattr(obj, method)
         if not callable(obj):
-            return {"ok": False, "kind": protocol.MISSING, "error": f"`{request.get('label', target)}` is not a function or class"}
+            return {"ok": False, "kind": protocol.MISSING,
+                    **_("`{label}` is not a function or class", label=str(request.get("label", target)))}
         args = protocol.decode(request.get("args", []), tensors)
         kwargs = protocol.decode(request.get("kwargs", {"$dict": {}}), tensors)
         args = [handles[a.ident] if isinstance(a, protocol.Handle) else a for a in args]
@@ -466,7 +476,7 @@ def _reap() -> None:
     """Reap the template's children that ended (the keepers); the grader waits on them with pidfds."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -555,7 +565,7 @@ def serve_births(sock: socket.socket) -> None:
 def be_born(box: list, template: int) -> None:
     """A worker, just forked from the template: enter its cgroup, limits and namespaces, fork init
     (pid 1 of the new pid namespace) and keep it (never returns)."""
-    data, fds, _, _ = box.pop()
+    data, fds, _flags, _address = box.pop()
     cfg = json.loads(data)
     del data
     libc = _libc()
@@ -619,7 +629,7 @@ def keep(init: int) -> None:
     if pidfd not in events:
         with contextlib.suppress(OSError):
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    _, wait_status = os.waitpid(init, 0)
+    _pid, wait_status = os.waitpid(init, 0)
     with contextlib.suppress(OSError):
         status.send(json.dumps({"status": os.waitstatus_to_exitcode(wait_status)}).encode())
     os._exit(0)

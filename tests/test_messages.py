@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # once converted: add them here).
 MESSAGE_FILES = sorted([ROOT / "attnlab/course/compare.py", ROOT / "attnlab/course/selfcheck.py",
                         ROOT / "autograder/checks/expect.py", ROOT / "autograder/inline.py",
-                        ROOT / "autograder/protocol.py", *(ROOT / "autograder/grading").glob("*.py")])
+                        ROOT / "autograder/protocol.py", *(ROOT / "autograder/grading").glob("*.py"),
+                        *(ROOT / "autograder/checks").glob("test_ps*.py")])
 FAILURES = {"CheckFailed", "SelfCheckFailed", "StudentError", "SubmissionUnreadable", "WorkerError", "_fail"}
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 

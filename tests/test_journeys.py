@@ -11,6 +11,10 @@ Run All again: every cell runs and every self-check prints its tick.
 
 Instructor: the grading commands of the instructors' guide on a folder of three submissions (one
 perfect, one partial, one broken): the CSV of scores and a feedback file per student.
+
+In Chinese (issue 20): the learner's journey on Chinese notebooks of `exercises_zh/` (the self-checks
+speak Chinese, and still name what to write), and the instructor's on a class that handed in the Chinese
+notebook: the same scores, and feedback pages in Chinese (`lang="zh-CN"`).
 """
 from __future__ import annotations
 
@@ -26,6 +30,11 @@ from attnlab.course.release import is_setup_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "exercises"
+EXERCISES_ZH = ROOT / "exercises_zh"
+# The Chinese learner's journey on two assignments (the English one runs on every assignment, and the
+# notebooks differ only in their prose and one line of the setup cell, which tests/test_release_zh.py checks)
+ZH_JOURNEYS = ("ps02_attention", "ps10_decoder_only")
+CJK = re.compile(r"[\u4e00-\u9fff]")
 SOLUTIONS = ROOT / "solutions"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # Hang guard per cell (an exercise cell runs in seconds), not a performance limit.
@@ -35,8 +44,14 @@ FRAME = re.compile(r"^(-{20,}|Cell In\[|\s*-+>\s*\d+|Traceback \(most recent cal
 MAX_MESSAGE_LINES = 4
 
 
-def released() -> list[str]:
-    return sorted(p.name for p in EXERCISES.glob("ps*") if (p / f"{p.name}.ipynb").is_file())
+def released(folder: Path = EXERCISES) -> list[str]:
+    return sorted(p.name for p in folder.glob("ps*") if (p / f"{p.name}.ipynb").is_file())
+
+
+def journeys() -> list:
+    english = [pytest.param(("exercises", a), id=a) for a in released()]
+    chinese = [pytest.param(("exercises_zh", a), id=f"zh-{a}") for a in ZH_JOURNEYS if a in released(EXERCISES_ZH)]
+    return english + chinese
 
 
 def nbgrader(cell) -> dict:
@@ -90,15 +105,21 @@ def fill_in(exercise, solution):
     return filled
 
 
-@pytest.fixture(scope="module", params=released() or ["(none released)"])
-def assignment(request) -> str:
-    if request.param == "(none released)":
+@pytest.fixture(scope="module", params=journeys() or [("exercises", "(none released)")])
+def edition(request) -> tuple[str, str]:
+    """(release folder, assignment): every English assignment, and ZH_JOURNEYS in Chinese."""
+    if request.param[1] == "(none released)":
         pytest.fail("no exercise notebook in exercises/: run `make exercises`")
     return request.param
 
 
-def _load(assignment: str):
-    exercise = nbformat.read(EXERCISES / assignment / f"{assignment}.ipynb", as_version=4)
+@pytest.fixture(scope="module")
+def assignment(edition) -> str:
+    return edition[1]
+
+
+def _load(assignment: str, release: str = "exercises"):
+    exercise = nbformat.read(ROOT / release / assignment / f"{assignment}.ipynb", as_version=4)
     solution = nbformat.read(SOLUTIONS / assignment / f"{assignment}.ipynb", as_version=4)
     return exercise, solution
 
@@ -150,8 +171,9 @@ def learner_session(exercise, solution, folder: Path, python: Path):
 
 
 @pytest.fixture(scope="module")
-def journey(assignment, tmp_path_factory, course_wheel):
-    exercise, solution = _load(assignment)
+def journey(edition, tmp_path_factory, course_wheel):
+    release, assignment = edition
+    exercise, solution = _load(assignment, release)
     released_run, filled_run, where = learner_session(exercise, solution, tmp_path_factory.mktemp(assignment),
                                                       course_wheel[1])
     return exercise, solution, released_run, filled_run, where
@@ -190,6 +212,8 @@ def test_learner_runs_the_release_and_each_self_check_says_what_to_write(assignm
             unhelpful[grade_id] = f"a traceback of {len(lines)} lines instead of a short message:\n{message[:1500]}"
         elif not any(re.search(rf"\b{re.escape(n)}\b", message) for n in names):
             unhelpful[grade_id] = f"the message names none of {sorted(names)}: {message!r}"
+        elif exercise.metadata.get("attnlab", {}).get("language") == "zh_CN" and not CJK.search(message):
+            unhelpful[grade_id] = f"the Chinese notebook's self-check speaks English: {message!r}"
     assert not unhelpful, (f"{assignment}: self-checks that do not tell a learner with an empty notebook what to do:\n"
                            + "\n".join(f"- {k}: {v}" for k, v in unhelpful.items()))
 
@@ -250,13 +274,13 @@ def documented_commands() -> list[str]:
             if GRADE_COMMAND in line]
 
 
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    """A course folder where the instructor has graded alice (perfect), bob (partial), carol (broken)."""
+def grade_a_class(tmp_path_factory, release: str = "exercises"):
+    """A course folder where the instructor has graded alice (perfect), bob (partial), carol (broken),
+    who all handed in the notebook of ``release``."""
     assignment = INSTRUCTOR_ASSIGNMENT
-    if not (EXERCISES / assignment / f"{assignment}.ipynb").is_file():
-        pytest.fail(f"exercises/{assignment}/{assignment}.ipynb is missing: run `make exercises`")
-    exercise, solution = _load(assignment)
+    if not (ROOT / release / assignment / f"{assignment}.ipynb").is_file():
+        pytest.fail(f"{release}/{assignment}/{assignment}.ipynb is missing: run `make exercises`")
+    exercise, solution = _load(assignment, release)
     course = tmp_path_factory.mktemp("course")
     handins = course / "handins"
     # alice: every answer written (the source notebook's answers)
@@ -280,6 +304,18 @@ def graded_class(tmp_path_factory):
     result = subprocess.run(command, cwd=course, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command[1:])} failed ({result.returncode}):\n{result.stderr[-4000:]}"
     return course, assignment, result
+
+
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    return grade_a_class(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def graded_class_zh(tmp_path_factory):
+    return grade_a_class(tmp_path_factory, "exercises_zh")
 
 
 def _points(assignment: str) -> dict[str, float]:
@@ -330,3 +366,26 @@ def test_instructor_has_feedback_for_every_student(graded_class):
     carol = (course / "feedback" / "carol" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
     assert "Traceback (most recent call last)" not in carol, "the broken submission's feedback is a traceback"
     assert (course / "gradebook.db").is_file(), "no nbgrader gradebook written"
+
+
+@pytest.mark.slow
+def test_a_class_that_handed_in_the_chinese_notebook_gets_the_same_scores_and_chinese_feedback(graded_class,
+                                                                                                graded_class_zh):
+    english, assignment, _ = graded_class
+    chinese, _, _ = graded_class_zh
+
+    def table(course):
+        rows = csv.DictReader((course / f"grades_{assignment}.csv").open(encoding="utf-8"))
+        return {row["student"]: {k: v for k, v in row.items() if k != "problem"} for row in rows}
+
+    assert table(chinese) == table(english), "the Chinese notebooks are not graded like the English ones"
+    for student in ("alice", "bob", "carol"):
+        page = (chinese / "feedback" / student / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+        if student == "carol":  # an unreadable notebook has no language: its page stays in English
+            continue
+        assert '<html lang="zh-CN">' in page, f"{student}'s feedback page is not marked Chinese"
+        assert CJK.search(page), f"{student}'s feedback page has no Chinese"
+    bob = (chinese / "feedback" / "bob" / assignment / f"{assignment}.html").read_text(encoding="utf-8")
+    failed = re.findall(r'<td class="msg">([^<]+)</td>', bob)
+    failed = [m for m in failed if m.strip()]
+    assert failed and all(CJK.search(m) for m in failed), f"bob's failed checks are not explained in Chinese: {failed}"

@@ -56,7 +56,11 @@ def jupyter_book(*arguments: str) -> str:
 
 def extract(out: Path = WORK / "pot") -> Path:
     """One message template per page, ``out/book/<page>.pot``."""
-    config = book_config(WORK, "_config_gettext.yml", gettext_compact=False)
+    # myst-nb gives the gettext builder no image of an output, so a figure's alt text would not reach the
+    # catalogue; with images first, it does (and the edition's Locale transform translates it)
+    config = book_config(WORK, "_config_gettext.yml", gettext_compact=False,
+                         nb_mime_priority_overrides=[["gettext", "image/svg+xml", 1], ["gettext", "image/png", 2],
+                                                     ["gettext", "image/jpeg", 3]])
     if (WORK / "gettext").exists():  # a fresh environment, as in build()
         shutil.rmtree(WORK / "gettext")
     jupyter_book("build", ".", "--builder", "custom", "--custom-builder", "gettext", "--config", str(config),

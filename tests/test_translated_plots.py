@@ -311,3 +311,61 @@ def test_a_missing_script_font_is_a_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match="fonts-noto-cjk"):
         figures.script_font("zh_CN")
     assert figures.script_font("en") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# The executed book: every plot output carries each language's PNG, and no text was missing
+
+def plot_problems(page: str, nb, languages) -> list[str]:
+    """What an executed page's plot outputs (PNG) lack: a language's PNG, or texts its table lacked."""
+    problems = []
+    for number, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if "image/png" not in output.get("data", {}):
+                continue
+            metadata = output.get("metadata", {}).get(figures.METADATA_KEY, {})
+            for language in languages:
+                if "image/png" not in metadata.get("translations", {}).get(language, {}):
+                    problems.append(f"{page}, cell {number}: a plot without its {language} PNG (executed before "
+                                    f"use_course_style(), or by an old version of it)")
+            for language, texts in sorted(metadata.get("untranslated", {}).items()):
+                problems.append(f"{page}, cell {number}: not in text.{language}.yml: {texts}")
+    return problems
+
+
+def cached_pages(cache: Path) -> dict[str, object]:
+    """The newest executed notebook of each page in a jupyter-cache folder: {page: notebook}."""
+    from jupyter_cache import get_cache
+
+    store = get_cache(str(cache))
+    newest = {}
+    for record in sorted(store.list_cache_records(), key=lambda r: r.created):
+        newest[Path(record.uri).stem] = record.pk
+    return {page: store.get_cache_bundle(pk).nb for page, pk in newest.items()}
+
+
+def test_plot_problems_names_a_plot_without_its_png_and_each_missing_text():
+    import nbformat
+
+    png = {"image/png": "iVBOR", "text/plain": "<Figure>"}
+    cell = nbformat.v4.new_code_cell("plt.show()", outputs=[
+        nbformat.v4.new_output("display_data", data=png, metadata={"attnlab": {
+            "translations": {"zh_CN": {"image/png": "iVBOR"}}, "untranslated": {"zh_CN": ["a new title"]}}}),
+        nbformat.v4.new_output("display_data", data=png),
+        nbformat.v4.new_output("stream", name="stdout", text="no plot\n")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page"), cell])
+    assert plot_problems("ch02_attention", nb, ["zh_CN"]) == [
+        "ch02_attention, cell 1: not in text.zh_CN.yml: ['a new title']",
+        "ch02_attention, cell 1: a plot without its zh_CN PNG (executed before use_course_style(), or by an "
+        "old version of it)"]
+
+
+def test_every_plot_of_the_executed_book_is_in_every_language(built_book):
+    """After `make book` (the built_book fixture executes what changed): the execution cache's plots."""
+    from conftest import CACHE
+
+    pages = cached_pages(CACHE)
+    plotting = [page.stem for page in plotting_pages()]
+    assert set(plotting) <= set(pages), sorted(set(plotting) - set(pages))
+    problems = [p for page in plotting for p in plot_problems(page, pages[page], sorted(figures.tables()))]
+    assert problems == []

@@ -2,14 +2,15 @@
 
 Every chapter that plots calls :func:`use_course_style` once, in its setup cell, instead of
 ``plt.style.use("course.mplstyle")``: the same style (``book/course.mplstyle``), and, in IPython, a
-display hook for matplotlib figures. When a figure is displayed (``plt.show()``, or the end of a cell),
-the English PNG is the output exactly as before (the inline backend renders it; this hook does not touch
-the figure), and for each translation table ``book/figures/text.<language>.yml`` the hook copies the
-figure (pickle) and swaps the words of the copy's texts (titles, axis and colourbar labels, legend entries, ``ax.text``/``annotate``, suptitles,
-and tick labels set from a list), renders the copy with the same PNG formatter, puts the PNG in
-the output's metadata, ``metadata["attnlab"]["translations"][<language>]["image/png"]`` (the place the
-diagrams use, see ``attnlab/course/diagrams.py``). ``book/_ext/
-translated_messages.py`` shows it in that language's edition; the English edition ignores it.
+display hook for matplotlib figures. When a figure is displayed (``plt.show()``, or the end of a
+cell), the English PNG is the output exactly as before (the inline backend renders it; the hook does
+not touch the figure), and for each translation table ``book/figures/text.<language>.yml`` the hook
+copies the figure (pickle), swaps the words of the copy's texts (titles, axis and colourbar labels,
+legend entries, ``ax.text``/``annotate``, suptitles, and tick labels set from a list), renders the copy
+with the same PNG formatter and puts that PNG in the output's metadata,
+``metadata["attnlab"]["translations"][<language>]["image/png"]`` (the place the diagrams use, see
+``attnlab/course/diagrams.py``). ``book/_ext/translated_messages.py`` shows it in that language's
+edition; the English edition ignores it.
 
 The table. ``strings`` maps an English text to its translation, whole; ``patterns`` maps a template
 with ``{name}`` fields (Python's format syntax: a literal brace is doubled, as in ``$d_{{k}}$``) to a

@@ -360,6 +360,7 @@ def test_plot_problems_names_a_plot_without_its_png_and_each_missing_text():
         "old version of it)"]
 
 
+@pytest.mark.slow
 def test_every_plot_of_the_executed_book_is_in_every_language(built_book):
     """After `make book` (the built_book fixture executes what changed): the execution cache's plots."""
     from conftest import CACHE

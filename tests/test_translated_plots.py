@@ -211,6 +211,7 @@ def figure(with_unknown: bool = False) -> Figure:
         fig.colorbar(image, ax=ax, label="weight")
         if with_unknown:
             ax.text(0.5, 0.5, "an untranslated note")
+            ax.text(0.2, 0.2, "a hidden note", visible=False)  # not shown: not required
     return fig
 
 

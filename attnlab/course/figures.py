@@ -187,14 +187,17 @@ def _tick_labels(fig: Figure):
                     yield axis, [labels[k] for k in keys], lambda new, d=labels, k=keys: d.update(zip(k, new))
 
 
-def _texts(artist):
-    """The Text artists under ``artist``, tick labels left out (their formatter sets them at each draw)."""
+def _texts(artist, seen=None):
+    """The Text artists under ``artist``, each once, tick labels left out (their formatter sets them at
+    each draw)."""
+    seen = set() if seen is None else seen
     for child in artist.get_children():
-        if isinstance(child, Tick):
+        if isinstance(child, Tick) or id(child) in seen:
             continue
+        seen.add(id(child))
         if isinstance(child, Text):
             yield child
-        yield from _texts(child)
+        yield from _texts(child, seen)
 
 
 def texts(fig: Figure) -> list[str]:
@@ -223,7 +226,7 @@ class swapped:
         try:
             for artist in list(_texts(self.fig)):
                 original = artist.get_text()
-                translation = self.table.lookup(original, self.missing)
+                translation = self.table.lookup(original, self.missing if artist.get_visible() else None)
                 if translation is None or translation == original:
                     continue
                 artist.set_text(translation)

@@ -93,10 +93,14 @@ def zh():
 
 
 def test_the_pages_that_plot_call_use_course_style():
-    pages = plotting_pages()
-    assert len(pages) == 13, [p.stem for p in pages]
+    """A page that imports pyplot sets it up with use_course_style() (else its plots stay English)."""
+    plotting = {p.stem for p in plotting_pages()}
     for page in sorted(BOOK.glob("*.md")):
-        assert 'plt.style.use("course.mplstyle")' not in page.read_text(encoding="utf-8"), page.name
+        text = page.read_text(encoding="utf-8")
+        assert 'plt.style.use("course.mplstyle")' not in text, page.name
+        if "import matplotlib.pyplot" in text:
+            assert page.stem in plotting, f"{page.name} plots without use_course_style()"
+    assert len(plotting) >= 13, sorted(plotting)
 
 
 def test_the_scan_finds_the_texts_of_a_plotting_cell(tmp_path):

@@ -79,7 +79,7 @@ def test_an_output_without_translations_is_unchanged(tmp_path, shown):
 
 def test_a_plot_would_need_no_more_than_its_metadata(tmp_path):
     """The swap is by mime type: a PNG output (what the chapters' plots are) with a Chinese PNG in its
-    metadata is shown in Chinese too; only the execution side is missing for plots (see CONTRIBUTING)."""
+    metadata is shown in Chinese too (attnlab/course/figures.py puts it there, tests/test_translated_plots.py)."""
     import base64
     english, chinese = (base64.b64encode(f"PNG-{tag}".encode()).decode() for tag in ("en", "zh"))
     plot = {"image/png": english, "text/plain": "<Figure>"}

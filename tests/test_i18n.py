@@ -259,52 +259,11 @@ def test_chinese_search_knows_every_term_of_the_glossary(built_zh_book):
 
 
 # --------------------------------------------------------------------------- figures: a Chinese label renders
-FIGURE_SCRIPT = r"""
-import hashlib, io, sys, warnings
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-def figure(style, label, family=None):
-    with plt.style.context(style), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if family:
-            plt.rcParams["font.family"] = family
-        fig, ax = plt.subplots()
-        ax.plot([0, 1, 2], [0, 1, 4], label=label)
-        ax.set_title(label)
-        ax.set_xlabel("position $i$ − 1")
-        ax.legend()
-        out = io.BytesIO()
-        fig.savefig(out, format="png", metadata={"Software": None})
-        plt.close(fig)
-    return hashlib.sha256(out.getvalue()).hexdigest(), [str(w.message) for w in caught]
-
-style = sys.argv[1]
-english = "Scaled dot-product attention (heads = 4, α = 0.5)"
-print(figure(style, english)[0] == figure(style, english, "DejaVu Sans")[0])
-print(figure(style, "缩放点积注意力")[1])
-"""
-
-
-def test_the_book_style_draws_chinese_labels_and_leaves_english_figures_unchanged(tmp_path):
-    """book/course.mplstyle: DejaVu Sans, then Noto Sans CJK SC (installed with Chromium as root) for the
-    characters DejaVu lacks; an English figure is the same, byte for byte, as with DejaVu Sans alone."""
-    import os
-    import subprocess
-
-    from system import find_or_install_cjk_font
-
-    fonts, reason = find_or_install_cjk_font()
-    if not fonts and os.geteuid() != 0:
-        pytest.skip(f"no font for Chinese: {reason}")
-    assert fonts, reason
-    script = tmp_path / "figure.py"
-    script.write_text(FIGURE_SCRIPT, encoding="utf-8")
-    # a fresh interpreter: matplotlib reads the system's fonts at its start (after any install above)
-    result = subprocess.run([sys.executable, str(script), str(i18n.ROOT / "book" / "course.mplstyle")],
-                            capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    same, chinese_warnings = result.stdout.strip().splitlines()[-2:]
-    assert same == "True", "an English figure drawn with the book's style differs from one drawn with DejaVu Sans alone"
-    assert chinese_warnings == "[]", f"a Chinese label is not drawn (missing glyphs): {chinese_warnings[:300]}"
+def test_the_book_style_names_only_a_font_that_matplotlib_ships():
+    """book/course.mplstyle asks for DejaVu Sans alone (matplotlib's own font): a learner who runs a chapter
+    on Colab or Binder, without a CJK font, gets no "findfont" warning under every plot. The Chinese
+    texts of the zh edition's figures are drawn with Noto Sans CJK SC explicitly, at execution
+    (attnlab.course.figures, diagrams; tests/test_translated_plots.py)."""
+    style = (i18n.ROOT / "book" / "course.mplstyle").read_text(encoding="utf-8")
+    families = [line.split(":", 1)[1].strip() for line in style.splitlines() if line.startswith("font.family")]
+    assert families == ["DejaVu Sans"], families

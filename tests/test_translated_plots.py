@@ -375,3 +375,25 @@ def test_every_plot_of_the_executed_book_is_in_every_language(built_book):
     assert set(plotting) <= set(pages), sorted(set(plotting) - set(pages))
     problems = [p for page in plotting for p in plot_problems(page, pages[page], sorted(figures.tables()))]
     assert problems == []
+
+
+def test_without_the_script_font_a_chapter_runs_and_shows_its_english_figures(monkeypatch):
+    """A learner who runs a chapter on Colab (no CJK font): no error and no translation, English output."""
+    from attnlab.course import diagrams, figures
+
+    monkeypatch.setattr(diagrams.font_manager.fontManager, "ttflist", [
+        f for f in diagrams.font_manager.fontManager.ttflist if "CJK" not in f.name])
+    assert not diagrams.script_font_installed("zh_CN") and diagrams.script_font_installed("en")
+    shown = diagrams.show("masks")
+    assert shown.translations == {} and "<svg" in shown.data
+
+    class Shell:  # what install() touches of IPython's shell
+        class display_formatter:
+            class mimebundle_formatter:
+                registered = []
+
+                @classmethod
+                def for_type(cls, kind, function):
+                    cls.registered.append(kind)
+    figures.install(Shell)
+    assert Shell.display_formatter.mimebundle_formatter.registered == [], "the hook needs the font it draws with"

@@ -667,6 +667,14 @@ def language_of(labels: str | Path | dict | None) -> str | None:
     return None
 
 
+def script_font_installed(language: str | None) -> bool:
+    """Whether matplotlib has the font of ``language``'s script (always, for a Latin script). Where it has
+    not (a learner's Colab or Binder running a chapter), the translated figures are simply not made: they
+    are for the book's build, which installs the font (`make fonts`) and whose tests fail without them."""
+    script = SCRIPT_FONTS.get((language or "en").split("_")[0].split("-")[0].lower())
+    return script is None or any(font.name == script[0] for font in font_manager.fontManager.ttflist)
+
+
 def rc(language: str | None = None) -> dict:
     """Matplotlib's settings for a diagram in ``language``: :data:`RC`, with the font of its script, if any."""
     settings = dict(RC)
@@ -752,7 +760,8 @@ def show(name: str, labels: str | Path | dict | None = None) -> SVG:
     """Diagram ``name`` for a notebook cell: ``diagrams.show("qkv")`` as the cell's last line. With the
     default (English) labels, every translation of the label file is rendered too, for the output's
     metadata (the translated editions show it; they execute nothing themselves)."""
-    others = {language: render(name, path) for language, path in translations().items()} if labels is None else {}
+    others = {language: render(name, path) for language, path in translations().items()
+              if script_font_installed(language)} if labels is None else {}
     return SVG(render(name, labels), others)
 
 

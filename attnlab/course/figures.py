@@ -53,7 +53,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter, FuncFormatter
 
-from attnlab.course.diagrams import METADATA_KEY, ROOT, SCRIPT_FONTS
+from attnlab.course.diagrams import METADATA_KEY, ROOT, SCRIPT_FONTS, script_font_installed
 
 STYLE = ROOT / "book" / "course.mplstyle"
 TABLES = ROOT / "book" / "figures"  # text.<language>.yml
@@ -309,15 +309,18 @@ def install(shell) -> None:
     """Register the hook with an IPython shell: a mimebundle formatter for figures that returns no data of
     its own (the PNG formatter, which runs after it, renders the English PNG as always) and the
     translations as the output's metadata."""
-    for language in tables():
-        script_font(language)  # a missing font is an error now, not boxes in every figure
+    # a language whose script's font is missing here (a learner's Colab) gets no translated figures: they
+    # are for the book's build, which installs the font; its tests fail on a plot without them
+    languages = {language: table for language, table in tables().items() if script_font_installed(language)}
+    if not languages:
+        return
 
     def figure_bundle(fig: Figure):
         try:
             render = shell.display_formatter.formatters["image/png"].lookup(fig)
         except KeyError:  # figures are not shown as PNG here: nothing to translate
             return {}, {}
-        return {}, translated_pngs(fig, render)
+        return {}, translated_pngs(fig, render, languages)
 
     shell.display_formatter.mimebundle_formatter.for_type(Figure, figure_bundle)
 

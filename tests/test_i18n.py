@@ -122,6 +122,27 @@ def test_the_chinese_edition_builds_strictly_from_the_committed_catalogues(built
     assert all('lang="zh-CN"' in page.read_text(encoding="utf-8") for page in pages)
 
 
+def code_problems(english: str, chinese: str, page: str) -> list[str]:
+    """The code blocks of a page that differ between the editions (none may: code is never translated)."""
+    en, zh = code_blocks(english), code_blocks(chinese)
+    if len(en) != len(zh):
+        return [f"{page}: {len(en)} code blocks in English, {len(zh)} in Chinese"]
+    return [f"{page}: code block {i} differs: {a[:80]!r} / {b[:80]!r}" for i, (a, b) in enumerate(zip(en, zh)) if a != b]
+
+
+def test_every_chinese_page_shows_the_code_of_its_english_page(built_book, built_zh_book):
+    problems, pages = [], sorted(built_book.glob("book/*.html"))
+    assert len(pages) >= 20
+    for english in pages:
+        chinese = built_zh_book / "book" / english.name
+        problems += code_problems(english.read_text(encoding="utf-8"), chinese.read_text(encoding="utf-8"),
+                                  english.name)
+    assert not problems, "\n".join(problems[:10])
+    # and the comparison can fail
+    page = '<div class="highlight"><pre>x = 1</pre>'
+    assert code_problems(page, page.replace("x = 1", "x = 2"), "p.html")
+
+
 # --------------------------------------------------------------------------- the two editions as one site
 def editions_config() -> list[dict]:
     return yaml.safe_load((i18n.ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]

@@ -78,6 +78,14 @@ def built_book_without_solutions(built_book, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def built_zh_book_without_solutions(built_zh_book, tmp_path_factory) -> Path:
+    """The Chinese edition with the same one setting, ``course_solutions: false``."""
+    from i18n import build
+
+    return build("zh_CN", out=tmp_path_factory.mktemp("zh_no_solutions") / "zh", course_solutions=False)
+
+
+@pytest.fixture(scope="session")
 def course_wheel(tmp_path_factory) -> tuple[Path, Path]:
     from _venvs import build_wheel, fresh_venv, pip_install
 

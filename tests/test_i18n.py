@@ -288,3 +288,14 @@ def test_the_book_style_names_only_a_font_that_matplotlib_ships():
     style = (i18n.ROOT / "book" / "course.mplstyle").read_text(encoding="utf-8")
     families = [line.split(":", 1)[1].strip() for line in style.splitlines() if line.startswith("font.family")]
     assert families == ["DejaVu Sans"], families
+
+
+def test_each_edition_offers_the_exercise_notebook_in_its_language(built_book, built_zh_book):
+    """A chapter's exercise link: the English release in English, exercises_zh/ in the Chinese edition
+    (book/_ext/editions.py), the same notebook but for its prose and one line of the setup cell."""
+    for root, language in ((built_book, None), (built_zh_book, "zh_CN")):
+        html = (root / "book" / "ch02_attention.html").read_text(encoding="utf-8")
+        links = re.findall(r'href="\.\./(_downloads/[^"]+/ps02_attention\.ipynb)"', html)
+        assert links, f"{root}: chapter 2 offers no ps02_attention.ipynb"
+        notebook = json.loads((root / links[0]).read_text(encoding="utf-8"))
+        assert notebook["metadata"].get("attnlab", {}).get("language") == language, (root, notebook["metadata"])

@@ -78,20 +78,32 @@ def update(lang: str, pot: Path = WORK / "pot", locales: Path = LOCALES) -> None
                    check=True, cwd=ROOT)
 
 
-def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: bool = True) -> Path:
+def editions_config() -> list[dict]:
+    """_config.yml's ``sphinx.config.editions``: language, label, folder (and title) of each edition."""
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
+
+
+def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: bool = True, **sphinx_config) -> Path:
     """The edition in ``lang`` (e.g. zh_CN), by default into its folder of the English site, the one that
     ``_config.yml``'s ``editions`` names (zh_CN: _build/html/zh/), where every page's language switch
     (book/_ext/editions.py) points."""
     if out is None:
-        editions = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
+        editions = editions_config()
         folder = next((e["folder"] for e in editions if e["language"] == lang), None)
         if not folder:
             raise SystemExit(f"{lang} is not a translated edition in _config.yml's sphinx.config.editions "
                              f"({', '.join(e['language'] for e in editions)})")
         out = ROOT / "_build" / "html" / folder
+    # Sphinx compiles a catalogue (.po -> .mo) only when the .po is newer: a .mo written in the same second
+    # as an older .po (a checkout, a script) would be kept, stale. The .mo files are build products
+    # (git ignores them): compile every one afresh (well under a second).
+    for mo in (locales / lang).rglob("*.mo"):
+        mo.unlink()
+    title = next((e.get("title") for e in editions_config() if e["language"] == lang), None)
     config = book_config(WORK, f"_config_{lang}.yml", language=lang, locale_dirs=[str(locales.resolve())],
+                         **({"html_title": title} if title else {}), **sphinx_config,
                          gettext_compact=False)
-    work = WORK / f"html_{lang}"
+    work = WORK / "_".join([f"html_{lang}", *sorted(sphinx_config)])  # e.g. html_zh_CN_course_solutions
     if work.exists():  # a fresh environment: Sphinx does not reread a page when only an extension changed
         shutil.rmtree(work)
     jupyter_book("build", ".", *(("-W", "-n", "--keep-going") if strict else ()), "--config", str(config),

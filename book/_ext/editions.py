@@ -21,6 +21,11 @@ into 和束 / 搜索), so the terms of appendix B's glossary (its 中文 column,
 use) are given to jieba as a user dictionary (Sphinx's ``html_search_options["dict"]``), written at
 the start of the build into the doctree folder.
 
+A translated edition's exercises. A page's link to an exercise notebook of the English release,
+``exercises/<a>/<a>.ipynb`` (a MyST ``path:`` link: Sphinx's download role), offers the notebook of the
+edition's own release instead, ``exercises_<folder>/<a>/<a>.ipynb`` (``exercises_zh/`` for zh_CN), where
+it exists: the same cells and checks, with the prose in the reader's language.
+
 Our own because neither Sphinx, sphinx-intl nor sphinx-book-theme has a language switch for editions
 that are separate builds (Read the Docs adds one on its own hosting only); this is a template and
 three event handlers.
@@ -31,7 +36,9 @@ import posixpath
 import re
 from pathlib import Path
 
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
 from sphinx.errors import ConfigError
 
 TEMPLATE = "edition-switch.html"
@@ -137,9 +144,31 @@ def page_links(app: Sphinx, pagename: str, templatename: str, context: dict, doc
         f'\n<link rel="alternate" hreflang="{e["lang"]}" href="{e["href"]}" />' for e in others) + STYLE
 
 
+EXERCISE = re.compile(r"(^|/)exercises/(ps\w+)/\2\.ipynb$")
+
+
+class ExercisesOfTheEdition(SphinxTransform):
+    """In a translated edition, a download link to an English exercise notebook points at its translation."""
+
+    default_priority = 810  # after course_solutions (800: a withheld link is gone), before the download collector
+
+    def apply(self, **kwargs) -> None:
+        language = self.config.language or "en"
+        folder = next((e["folder"] for e in editions(self.config) if e["language"] == language), "")
+        if not folder:
+            return
+        here = Path(self.env.doc2path(self.env.docname)).parent
+        for node in self.document.findall(addnodes.download_reference):
+            target = node.get("reftarget", "")
+            translated = EXERCISE.sub(rf"\1exercises_{folder}/\2/\2.ipynb", target)
+            if translated != target and (here / translated).is_file():
+                node["reftarget"] = translated
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("editions", DEFAULT, "html", types=[list])
     app.connect("config-inited", add_switch)
     app.connect("config-inited", search_dictionary)
     app.connect("html-page-context", page_links)
+    app.add_transform(ExercisesOfTheEdition)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

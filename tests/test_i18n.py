@@ -299,3 +299,15 @@ def test_each_edition_offers_the_exercise_notebook_in_its_language(built_book, b
         assert links, f"{root}: chapter 2 offers no ps02_attention.ipynb"
         notebook = json.loads((root / links[0]).read_text(encoding="utf-8"))
         assert notebook["metadata"].get("attnlab", {}).get("language") == language, (root, notebook["metadata"])
+
+
+def test_the_words_the_book_extensions_write_are_in_the_editions_language(built_book, built_zh_book):
+    """The solutions appendix's sentences and the exercise menu come from our extensions, not from a page:
+    they are messages of messages.po (``N_``), in the language of the edition being built."""
+    english = (built_book / "book" / "appC_solutions.html").read_text(encoding="utf-8")
+    chinese = (built_zh_book / "book" / "appC_solutions.html").read_text(encoding="utf-8")
+    assert "One way to write the graded answers of" in english and "The answer cell" in english
+    assert "One way to write" not in chinese and "The answer cell" not in chinese, "appendix C has English sentences"
+    assert "计分答案的一种写法" in chinese
+    menu = (built_zh_book / "book" / "ch02_attention.html").read_text(encoding="utf-8")
+    assert "下载练习笔记本 ps02_attention.ipynb" in menu and "Download the exercise notebook" not in menu

@@ -141,7 +141,7 @@ def exercises(lang: str) -> None:
 # library reads (attnlab/course/locale/<lang>.json, shipped in its wheel). Babel does the extraction and
 # reads and writes the .po; the update is our own few lines because babel's ``Catalog.update`` marks
 # near matches fuzzy, and this catalogue has none: a changed template is a new, empty entry.
-MESSAGE_SOURCES = ("attnlab", "autograder")
+MESSAGE_SOURCES = ("attnlab", "autograder", "book/_ext")  # book/_ext: the words the book's extensions write
 MESSAGE_LOCALE = ROOT / "attnlab" / "course" / "locale"
 
 
@@ -154,7 +154,7 @@ def message_templates(root: Path = ROOT) -> dict[str, list[str]]:
         for path in sorted((root / package).rglob("*.py")):
             if "__pycache__" in path.parts:
                 continue
-            for _lineno, message, _comments, _context in extract_from_file("python", path, keywords={"_": None}):
+            for _lineno, message, _comments, _context in extract_from_file("python", path, keywords={"_": None, "N_": None}):
                 if isinstance(message, str) and message:
                     found.setdefault(message, set()).add(path.relative_to(root).as_posix())
     return {template: sorted(files) for template, files in sorted(found.items())}

@@ -169,6 +169,22 @@ def _(template: str, /, **params) -> Message:
     return Message(template, **params)
 
 
+def N_(template: str) -> str:
+    """A template marked for the catalogue but formatted later, piece by piece (the book's extensions
+    build a sentence around nodes: :func:`translated_template` gives its text in a language)."""
+    return template
+
+
+def translated_template(template: str, language: str | None = None) -> str:
+    """``template`` in ``language`` (its fields unchanged), or the English template where none exists."""
+    language = language or LANGUAGE
+    translated = catalogue(language).get(template) if language != "en" else None
+    try:
+        return translated if translated and fields(translated) == fields(template) else template
+    except ValueError:
+        return template
+
+
 def render(text, language: str | None = None) -> str:
     """Any text in ``language``: a Message is translated, any other string is shown as it is."""
     return text.render(language) if isinstance(text, Message) else str(text)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import string
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -39,16 +40,33 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from attnlab.course import release
+from attnlab.course.messages import N_, translated_template
 
 logger = logging.getLogger(__name__)
 
 CONFIG = "course_solutions"
 WITHHELD = "course-exercise-withheld"  # class of the node that replaces a withheld download link
 WITHHELD_NOTE = "course-exercise-note"  # id prefix of the note that says who hands the exercise out
-NOTE_NO_SOLUTIONS = ("The solutions are not published in this edition of the book: your class is still working "
+NOTE_NO_SOLUTIONS = N_("The solutions are not published in this edition of the book: your class is still working "
                      "on the exercises. Your instructor decides when they are handed out.")
-NOTE_EXERCISES = ("In this edition of the book the exercise notebooks are not offered for download: "
+NOTE_EXERCISES = N_("In this edition of the book the exercise notebooks are not offered for download: "
                   "your instructor hands them out.")
+
+
+def words(config, template: str) -> str:
+    """``template`` (a ``N_()`` sentence, in messages.po) in the language of the edition being built."""
+    return translated_template(template, getattr(config, "language", None) or "en")
+
+
+def sentence(config, template: str, **parts: nodes.Node) -> list[nodes.Node]:
+    """The sentence ``template`` in the edition's language, each ``{field}`` replaced by the node given for it."""
+    out: list[nodes.Node] = []
+    for literal, field, _spec, _conversion in string.Formatter().parse(words(config, template)):
+        if literal:
+            out.append(nodes.Text(literal))
+        if field:
+            out.append(parts[field])
+    return out
 
 
 def solutions_published(config) -> bool:
@@ -124,7 +142,7 @@ class SolutionsDirective(SphinxDirective):
             self.env.note_dependency(f"{release.ROOT}/{release.SOLUTIONS}/{assignment}/{assignment}{suffix}")
         if not solutions_published(self.config):
             note = nodes.note()
-            note += nodes.paragraph(text=NOTE_NO_SOLUTIONS)
+            note += nodes.paragraph(text=words(self.config, NOTE_NO_SOLUTIONS))
             return [note]
 
         solutions = release.graded_solutions(assignment)
@@ -132,13 +150,12 @@ class SolutionsDirective(SphinxDirective):
         for solution in solutions:
             label = nodes.paragraph()
             if solution.from_library:
-                label += nodes.literal(text=solution.name)
-                label += nodes.Text(", the course's reference:")
+                label += sentence(self.config, N_("{name}, the course's reference:"),
+                                  name=nodes.literal(text=solution.name))
                 self.env.note_dependency(inspect.getsourcefile(_resolve(solution.name)))
             else:
-                label += nodes.Text("The answer cell ")
-                label += nodes.literal(text=solution.name)
-                label += nodes.Text(" of the notebook:")
+                label += sentence(self.config, N_("The answer cell {name} of the notebook:"),
+                                  name=nodes.literal(text=solution.name))
             code = solution.source
             if not solution.from_library:  # the nbgrader markers are for the release, not for a reader
                 code = "\n".join(line for line in code.splitlines()
@@ -149,18 +166,21 @@ class SolutionsDirective(SphinxDirective):
     def _pointer(self, assignment: str) -> nodes.paragraph:
         """'One way to write the graded code of <exercise> (chapter ...). Try the exercise first.'"""
         para = nodes.paragraph()
-        para += nodes.Text("One way to write the graded answers of ")
-        para += nodes.literal(text=f"{assignment}.ipynb")
+        notebook = nodes.literal(text=f"{assignment}.ipynb")
         chapter = release.chapter_of(assignment)
         if chapter:
             docname = chapter.removesuffix(".md")
-            para += nodes.Text(", the exercise of ")
             ref = addnodes.pending_xref("", nodes.inline("", "", classes=["xref", "std", "std-doc"]),
                                         refdomain="std", reftype="doc", reftarget="/" + docname,
                                         refexplicit=False, refwarn=True, refdoc=self.env.docname)
-            para += ref
-        para += nodes.Text(". Try the exercise first: the grader checks what your code does, "
-                           "and any code that behaves the same earns the same points.")
+            para += sentence(self.config, N_("One way to write the graded answers of {notebook}, the exercise of "
+                                             "{chapter}. Try the exercise first: the grader checks what your code "
+                                             "does, and any code that behaves the same earns the same points."),
+                             notebook=notebook, chapter=ref)
+        else:
+            para += sentence(self.config, N_("One way to write the graded answers of {notebook}. Try the exercise "
+                                             "first: the grader checks what your code does, and any code that "
+                                             "behaves the same earns the same points."), notebook=notebook)
         return para
 
 
@@ -191,12 +211,12 @@ class WithholdExerciseDownloads(SphinxTransform):
                 continue
             done.add(id(block))
             note = nodes.note(ids=[f"{WITHHELD_NOTE}-{len(done)}"], classes=[WITHHELD_NOTE])
-            note += nodes.paragraph(text=NOTE_EXERCISES)
+            note += nodes.paragraph(text=words(self.config, NOTE_EXERCISES))
             block.parent.insert(block.parent.index(block), note)
 
 
 BUGS = "attnlab/course/bugs.py"
-NOTE_BUGS = ("In this edition of the book the listings of the bug catalogue show only the wrong lines "
+NOTE_BUGS = N_("In this edition of the book the listings of the bug catalogue show only the wrong lines "
              "(marked # BUG): the lines around them are correct code of the exercises.")
 
 
@@ -231,7 +251,7 @@ class ShowOnlyTheBugs(SphinxTransform):
             block.rawsource = text
             if first and block.parent is not None:
                 note = nodes.note(classes=["course-bugs-note"])
-                note += nodes.paragraph(text=NOTE_BUGS)
+                note += nodes.paragraph(text=words(self.config, NOTE_BUGS))
                 block.parent.insert(block.parent.index(block), note)
                 first = False
 

@@ -29,6 +29,8 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
 
+from attnlab.course.messages import N_, translated_template
+
 PROVIDERS = ("binderhub_url", "jupyterhub_url", "colab_url", "deepnote_url", "jupyterlite_url")
 UI_PREFIX = {"classic": "tree", "jupyterlab": "lab/tree"}
 
@@ -121,12 +123,19 @@ def exercise_menu(app: Sphinx, pagename, templatename, context, doctree) -> None
         return
     withheld = [n.astext() for n in doctree.findall(nodes.literal) if WITHHELD in n.get("classes", [])]
     notes = [n["ids"][0] for n in doctree.findall(nodes.note) if WITHHELD_NOTE in n.get("classes", []) and n["ids"]]
+    language = app.config.language or "en"
+
+    def say(template: str, **values) -> str:  # the menu's words in the edition's language (messages.po)
+        return translated_template(template, language).format(**values)
+
     if withheld and notes:
-        buttons = [{"type": "link", "url": f"#{notes[0]}", "text": f"{name}: from your instructor",
-                    "tooltip": "This edition does not offer the exercise for download: your instructor hands it out",
+        buttons = [{"type": "link", "url": f"#{notes[0]}", "text": say(N_("{name}: from your instructor"), name=name),
+                    "tooltip": say(N_("This edition does not offer the exercise for download: your instructor "
+                                      "hands it out")),
                     "icon": "fas fa-info-circle", "label": "withheld-exercise-button"}
                    for name in dict.fromkeys(withheld)]
-        context["header_buttons"].append({"type": "group", "tooltip": "Exercise notebook", "icon": "fas fa-pencil-alt",
+        context["header_buttons"].append({"type": "group", "tooltip": say(N_("Exercise notebook")),
+                                          "icon": "fas fa-pencil-alt",
                                           "buttons": buttons, "label": "exercise-buttons"})
     pathto = context["pathto"]
     seen = set()
@@ -138,13 +147,14 @@ def exercise_menu(app: Sphinx, pagename, templatename, context, doctree) -> None
         path_in_repo, _ = app.env.relfn2path(target, pagename)
         name = Path(path_in_repo).name
         buttons = [{"type": "link", "url": pathto(f"_downloads/{filename}", 1), "text": name,
-                    "tooltip": f"Download the exercise notebook {name}", "icon": "fas fa-download",
+                    "tooltip": say(N_("Download the exercise notebook {name}"), name=name), "icon": "fas fa-download",
                     "label": "download-exercise-button"}]
         for provider, icon, url in launch_urls(app, Path(path_in_repo).as_posix()):
-            buttons.append({"type": "link", "url": url, "text": f"{name} on {provider}",
-                            "tooltip": f"Open the exercise notebook on {provider}", "icon": icon,
+            buttons.append({"type": "link", "url": url, "text": say(N_("{name} on {provider}"), name=name, provider=provider),
+                            "tooltip": say(N_("Open the exercise notebook on {provider}"), provider=provider), "icon": icon,
                             "label": "launch-exercise-button"})
-        context["header_buttons"].append({"type": "group", "tooltip": "Exercise notebook", "icon": "fas fa-pencil-alt",
+        context["header_buttons"].append({"type": "group", "tooltip": say(N_("Exercise notebook")),
+                                          "icon": "fas fa-pencil-alt",
                                           "buttons": buttons, "label": "exercise-buttons"})
 
 

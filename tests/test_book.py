@@ -202,3 +202,68 @@ def test_chapter_code_is_included_not_copied():
         for dotted in re.findall(r"```\{skeleton\} (\S+)", text):
             module, _, name = dotted.rpartition(".")
             assert hasattr(importlib.import_module(module), name), f"book/{chapter}.md: no {dotted} to show"
+
+
+# Every image says what it shows: a computed figure gets its text from `mystnb: image: alt:` in the
+# YAML header of the cell that DRAWS it (myst-nb applies a cell's image options to that cell's own
+# outputs only); without one the HTML writes the image's file path as its alt text.
+MIN_ALT_CHARS = 30
+IMAGE_FILE = re.compile(r"\S+\.(png|jpe?g|gif|svg|webp)", re.IGNORECASE)
+
+
+class Images(HTMLParser):
+    """Collect (src, alt) of every <img>; alt is None when the attribute is absent."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            attrs = dict(attrs)
+            self.images.append((attrs.get("src") or "", attrs.get("alt")))
+
+
+def images_without_alt_text(html: str) -> list[str]:
+    """The images of one page whose alt text is missing, shorter than MIN_ALT_CHARS or a file path."""
+    parser = Images()
+    parser.feed(html)
+    bad = []
+    for src, alt in parser.images:
+        text = (alt or "").strip()
+        if len(text) < MIN_ALT_CHARS or IMAGE_FILE.fullmatch(text) or text == src.strip():
+            bad.append(f"{src} (alt {alt!r})")
+    return bad
+
+
+def pages_with_images_without_alt_text(root: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    pages = sorted(p for p in root.rglob("*.html")
+                   if "mathjax" not in p.relative_to(root).parts and p.relative_to(root).parts[0] not in skip)
+    assert len(pages) >= 3, f"only {len(pages)} HTML pages under {root}"
+    return [f"{page.relative_to(root)}: {image}"
+            for page in pages for image in images_without_alt_text(page.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.slow
+def test_every_image_has_alt_text(built_book):
+    # the translated editions (_build/html/zh/) are checked by the next test, from their own build
+    bad = pages_with_images_without_alt_text(built_book, skip=("zh",))
+    assert not bad, ("images without an alt text of at least 30 characters (give the cell that draws the figure "
+                     "`mystnb: image: alt:`):\n" + "\n".join(bad))
+
+
+@pytest.mark.slow
+def test_every_image_of_the_zh_edition_has_alt_text(built_zh_book):
+    bad = pages_with_images_without_alt_text(built_zh_book)
+    assert not bad, ("images of the zh edition without an alt text of at least 30 characters:\n" + "\n".join(bad))
+
+
+def test_alt_text_check_catches_missing_short_and_path_alts():
+    """The check above can fail: a file path as alt (what the HTML writes when a figure has none),
+    a missing or short alt; a real description passes."""
+    page = ('<img alt="../_images/3bbc8f3b.png" src="../_images/3bbc8f3b.png">'
+            '<img src="b.png"><img alt="a plot" src="c.png">'
+            '<img alt="Line plot of the loss against the training step: it falls to near 0." src="d.png">')
+    bad = images_without_alt_text(page)
+    assert [entry.split(" ")[0] for entry in bad] == ["../_images/3bbc8f3b.png", "b.png", "c.png"], bad
+    assert not images_without_alt_text('<img alt="损失随训练步数变化的折线图：参考模型的损失降到接近 0，而没有残差连接的层一直停留在随机水平。" src="e.png">')

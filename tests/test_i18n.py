@@ -311,3 +311,16 @@ def test_the_words_the_book_extensions_write_are_in_the_editions_language(built_
     assert "计分答案的一种写法" in chinese
     menu = (built_zh_book / "book" / "ch02_attention.html").read_text(encoding="utf-8")
     assert "下载练习笔记本 ps02_attention.ipynb" in menu and "Download the exercise notebook" not in menu
+
+
+def test_every_figure_caption_of_the_chinese_edition_is_chinese(built_zh_book):
+    """A figure's caption is written in its cell's metadata, inside the cell's output: it is still prose,
+    and a message (book/_ext/translated_messages.py), unlike the output's own text."""
+    captions = {}
+    for page in sorted(built_zh_book.glob("book/*.html")):
+        for caption in re.findall(r'<span class="caption-text">(.*?)</span><a class="headerlink"',
+                                  page.read_text(encoding="utf-8"), flags=re.S):
+            captions.setdefault(page.name, []).append(re.sub(r"<[^>]+>", "", caption))
+    assert sum(map(len, captions.values())) >= 9, captions
+    english = {page: [c[:60] for c in found if not re.search(r"[\u4e00-\u9fff]", c)] for page, found in captions.items()}
+    assert not any(english.values()), f"captions left in English: { {k: v for k, v in english.items() if v} }"

@@ -21,7 +21,8 @@ into a translated page still work.
 
 Computed outputs. What a code cell displays (a table it computes, a printed result) is output, like
 the code itself: the same in every edition, and never a message for translators (its numbers may
-differ between two executions). Every text node inside a cell's output is marked untranslatable.
+differ between two executions). Every text node inside a cell's output is marked untranslatable, except
+a figure's caption, which the chapter writes in the cell's metadata: it is prose, and a message.
 
 Translated figures. An output may carry its own translations, rendered at the one (English) execution:
 ``metadata["attnlab"]["translations"][<language>][<mime type>]`` (the book's diagrams do, see
@@ -73,7 +74,21 @@ class OutputsAreNotMessages(SphinxTransform):
         for output in self.document.findall(nodes.container):
             if "cell_output" in output.get("classes", ()):
                 for text in output.findall(nodes.TextElement):
-                    text["translatable"] = False
+                    if isinstance(text, nodes.caption):
+                        # a figure's caption is the chapter's prose (the cell's metadata), not output:
+                        # a message, with the page as its source (myst-nb gives it none)
+                        text.source = text.source or self.document["source"]
+                        text.line = text.line or output.line or 0
+                        continue
+                    if not any(isinstance(parent, nodes.caption) for parent in _ancestors(text)):
+                        text["translatable"] = False
+
+
+def _ancestors(node):
+    node = node.parent
+    while node is not None:
+        yield node
+        node = node.parent
 
 
 METADATA_KEY = "attnlab"  # the same key as attnlab.course.diagrams.METADATA_KEY (not imported: it imports torch)

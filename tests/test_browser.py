@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from browser import SETTLE_STEPS, Browser, StaticServer, find_chromium  # tools/browser.py (tests/conftest.py puts tools/ on the path)
+from i18n import edition_folders  # tools/i18n.py
 from attnlab.course import diagrams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,12 +103,6 @@ new Promise(resolve => {
   poll();
 })
 """
-
-
-def edition_folders() -> list[str]:
-    """The folders of the translated editions in the English site (_config.yml's editions; zh)."""
-    editions = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]["editions"]
-    return [e["folder"] for e in editions if e["folder"]]
 
 
 def pages_of(html: Path) -> list[str]:

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from babel.messages.pofile import read_po, write_po
 
 import i18n
@@ -144,10 +143,6 @@ def test_every_chinese_page_shows_the_code_of_its_english_page(built_book, built
 
 
 # --------------------------------------------------------------------------- the two editions as one site
-def editions_config() -> list[dict]:
-    return yaml.safe_load((i18n.ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
-
-
 def edition_pages(root: Path, folders: list[str]) -> list[str]:
     """Every page of the edition at ``root`` (not MathJax's files, not another edition's folder, not a
     redirect such as index.html), relative to ``root``."""
@@ -195,7 +190,7 @@ def switch_problems(root: Path, page: str, other_root: Path, other_lang: str, la
 
 
 def test_every_page_of_each_edition_links_its_counterpart(built_book, built_zh_book):
-    english, chinese = editions_config()[0], editions_config()[1]
+    english, chinese = i18n.editions_config()[0], i18n.editions_config()[1]
     assert (english["language"], chinese["language"], chinese["folder"]) == ("en", "zh_CN", "zh")
     en_pages = edition_pages(built_book, [chinese["folder"]])
     zh_pages = edition_pages(built_zh_book, [])

@@ -63,6 +63,7 @@ import pytest
 import yaml
 
 from attnlab.course import release
+from i18n import edition_folders  # tools/i18n.py (tests/conftest.py puts tools/ on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = re.compile(r"\w+(?:\.\w+)*|[^\w\s]")
@@ -394,13 +395,6 @@ def toc_pages() -> list[str]:
         walk(part.get("chapters"))
     walk(toc.get("chapters"))
     return [page.removesuffix(".md") for page in pages]
-
-
-def edition_folders() -> list[str]:
-    import yaml
-
-    editions = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
-    return [e["folder"] for e in editions if e["folder"]]
 
 
 class Site:

@@ -312,7 +312,7 @@ def test_the_metadata_key_is_the_one_the_book_reads():
 
 
 def test_a_missing_script_font_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(figures.font_manager.fontManager, "ttflist", [])
+    monkeypatch.setattr(diagrams.font_manager.fontManager, "ttflist", [])  # the one font list (matplotlib's)
     with pytest.raises(RuntimeError, match="fonts-noto-cjk"):
         figures.script_font("zh_CN")
     assert figures.script_font("en") is None

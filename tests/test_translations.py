@@ -10,7 +10,9 @@ learner-facing messages of the self-checks and the grader) is read as data: no b
 """
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +92,22 @@ def _english_variants(cell: str) -> list[tuple[str, bool]]:
     return out
 
 
+def glossary_rows() -> list[list[str]]:
+    """The table's rows as the book reads them (book/_ext/editions.py: the Chinese search's dictionary)."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    try:
+        from editions import glossary_rows as rows
+    finally:
+        sys.path.remove(str(ROOT / "book" / "_ext"))
+    return rows(GLOSSARY)
+
+
+@functools.cache  # read once: every message of every catalogue is checked against it
 def glossary() -> tuple[list[Term], list[str]]:
     """The glossary table of appendix B: its terms (English variant -> Chinese variants) and its wrong terms."""
     terms, wrong = [], []
-    rows = [line for line in GLOSSARY.read_text(encoding="utf-8").splitlines()
-            if line.startswith("| ") and "{doc}" in line and line.count("|") >= 6]
-    for row in rows:
-        english, chinese, _meaning, _chapter, mistakes = [c.strip() for c in row.strip("|").split(" | ")][:5]
+    for row in glossary_rows():
+        english, chinese, _meaning, _chapter, mistakes = row[:5]
         wrong += [w.strip() for w in re.split(r"[，,、]", mistakes) if w.strip()]
         # "post-norm / pre-norm" pairs with "后置归一化（Post-LN）／前置归一化（Pre-LN）", "query, key, value" with "查询、键、值"
         en_parts = re.split(r"\s*/\s*|,\s*", re.sub(r"\s*\([^)]*/[^)]*\)", "", english))  # "(MQA / GQA)" goes
@@ -110,8 +121,7 @@ def glossary() -> tuple[list[Term], list[str]]:
 
 
 def glossary_english_cells() -> list[str]:
-    rows = [line for line in GLOSSARY.read_text(encoding="utf-8").splitlines() if line.startswith("| ") and "{doc}" in line]
-    return [row.strip("|").split(" | ")[0].strip() for row in rows]
+    return [row[0] for row in glossary_rows()]
 
 
 # A term is checked where it can only mean itself: phrases of two words or more, hyphenated words and

@@ -83,6 +83,11 @@ def editions_config() -> list[dict]:
     return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["editions"]
 
 
+def edition_folders() -> list[str]:
+    """The folders of the translated editions inside the English site (zh)."""
+    return [e["folder"] for e in editions_config() if e["folder"]]
+
+
 def build(lang: str, locales: Path = LOCALES, out: Path | None = None, strict: bool = True, **sphinx_config) -> Path:
     """The edition in ``lang`` (e.g. zh_CN), by default into its folder of the English site, the one that
     ``_config.yml``'s ``editions`` names (zh_CN: _build/html/zh/), where every page's language switch

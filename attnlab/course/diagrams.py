@@ -667,29 +667,42 @@ def language_of(labels: str | Path | dict | None) -> str | None:
     return None
 
 
+def _script(language: str | None) -> tuple[str, list[str]] | None:
+    """(matplotlib family, browser families) of ``language``'s script; None for a Latin script."""
+    return SCRIPT_FONTS.get((language or "en").split("_")[0].split("-")[0].lower())
+
+
 def script_font_installed(language: str | None) -> bool:
     """Whether matplotlib has the font of ``language``'s script (always, for a Latin script). Where it has
     not (a learner's Colab or Binder running a chapter), the translated figures are simply not made: they
     are for the book's build, which installs the font (`make fonts`) and whose tests fail without them."""
-    script = SCRIPT_FONTS.get((language or "en").split("_")[0].split("-")[0].lower())
+    script = _script(language)
     return script is None or any(font.name == script[0] for font in font_manager.fontManager.ttflist)
+
+
+def script_font(language: str | None, what: str = "diagrams") -> str | None:
+    """The family that draws ``language``'s script (None: the Latin font does); an error naming the package
+    to install when matplotlib does not know it (``what`` says which figures need it)."""
+    script = _script(language)
+    if script is None:
+        return None
+    if not script_font_installed(language):
+        raise RuntimeError(
+            f"{what} in {language} need the font {script[0]!r}, which matplotlib does not know: install it "
+            f"(Debian/Ubuntu: apt-get install fonts-noto-cjk); if it is installed, matplotlib's font list "
+            f"predates it: delete {matplotlib.get_cachedir()}/fontlist-*.json")
+    return script[0]
 
 
 def rc(language: str | None = None) -> dict:
     """Matplotlib's settings for a diagram in ``language``: :data:`RC`, with the font of its script, if any."""
     settings = dict(RC)
-    script = SCRIPT_FONTS.get((language or "en").split("_")[0].split("-")[0].lower())
-    if script is not None:
-        family, browsers = script
-        if not any(font.name == family for font in font_manager.fontManager.ttflist):
-            raise RuntimeError(
-                f"diagrams in {language} need the font {family!r}, which matplotlib does not know: install it "
-                f"(Debian/Ubuntu: apt-get install fonts-noto-cjk); if it is installed, matplotlib's font list "
-                f"predates it: delete {matplotlib.get_cachedir()}/fontlist-*.json")
+    family = script_font(language)
+    if family is not None:
         # the family list makes matplotlib fall back to the script's font glyph by glyph; the browser fonts
         # come after DejaVu Sans in the generic list, which matplotlib never reaches (DejaVu Sans is found)
         settings["font.family"] = [RC["font.sans-serif"][0], family, "sans-serif"]
-        settings["font.sans-serif"] = [*RC["font.sans-serif"], *browsers]
+        settings["font.sans-serif"] = [*RC["font.sans-serif"], *_script(language)[1]]
     return settings
 
 

@@ -47,13 +47,14 @@ from pathlib import Path
 import matplotlib
 import matplotlib.style
 import yaml
-from matplotlib import cbook, font_manager
+from matplotlib import cbook
 from matplotlib.axis import Tick
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter, FuncFormatter
 
-from attnlab.course.diagrams import METADATA_KEY, ROOT, SCRIPT_FONTS, script_font_installed
+from attnlab.course.diagrams import METADATA_KEY, ROOT, script_font_installed
+from attnlab.course.diagrams import script_font as diagrams_script_font
 
 STYLE = ROOT / "book" / "course.mplstyle"
 TABLES = ROOT / "book" / "figures"  # text.<language>.yml
@@ -155,16 +156,7 @@ def tables(folder: Path = TABLES) -> dict[str, Table]:
 
 def script_font(language: str) -> str | None:
     """The font that draws ``language``'s script (None: the Latin font does); an error if matplotlib lacks it."""
-    script = SCRIPT_FONTS.get(language.split("_")[0].split("-")[0].lower())
-    if script is None:
-        return None
-    family = script[0]
-    if not any(font.name == family for font in font_manager.fontManager.ttflist):
-        raise RuntimeError(
-            f"plots in {language} need the font {family!r}, which matplotlib does not know: install it "
-            f"(Debian/Ubuntu: apt-get install fonts-noto-cjk); if it is installed, matplotlib's font list "
-            f"predates it: delete {matplotlib.get_cachedir()}/fontlist-*.json")
-    return family
+    return diagrams_script_font(language, "plots")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import stat
 # worker, which has no network and must install nothing. (A learner who marks a cell of their own
 # so only keeps their own code from running.)
 from attnlab.course.messages import _
-from attnlab.course.setup_cell import is_setup_cell
+from attnlab.course.setup_cell import is_setup_cell, notebook_language
 
 from .. import protocol
 from ..protocol import Limits, StudentError
@@ -35,18 +35,6 @@ from .sandbox import Worker, WorkerError
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 MAX_RESTARTS = 3
-
-
-def notebook_language(nb) -> str:
-    """The language a notebook's learner reads (``metadata.attnlab.language``, "en" when absent or not
-    one of the course's languages). The same rule as ``attnlab.course.release.notebook_language``;
-    kept here so that grading does not depend on the release tooling."""
-    from attnlab.course.messages import LANGUAGES
-
-    meta = nb.get("metadata") if isinstance(nb, dict) else None
-    course = meta.get("attnlab") if isinstance(meta, dict) else None
-    language = course.get("language", "en") if isinstance(course, dict) else "en"
-    return language if isinstance(language, str) and language in LANGUAGES else "en"
 
 
 class SubmissionUnreadable(Exception):

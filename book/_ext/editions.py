@@ -91,19 +91,28 @@ GLOSSARY = Path(__file__).resolve().parents[1] / "appB_glossary.md"
 CJK_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
 
 
-def glossary_terms(glossary: Path = GLOSSARY) -> list[str]:
-    """The Chinese terms of the glossary's table (its second column), each run of Chinese characters of a
-    cell one term: "注意力分数（注意力评分）" gives 注意力分数 and 注意力评分."""
+def glossary_rows(glossary: Path = GLOSSARY) -> list[list[str]]:
+    """The rows of appendix B's glossary table, each a list of its cells (English, 中文, Meaning, Chapter,
+    wrong terms), header and separator left out: the one reader of the table (the search's dictionary
+    here, the translation tests' term checks)."""
     text = glossary.read_text(encoding="utf-8")
     start = text.find("## Glossary")
     if start < 0:
         raise ConfigError(f"{glossary} has no '## Glossary' section: the Chinese search's terms come from it")
-    terms = []
-    for line in text[start:].splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("|") and len(cells) > 1:
-            terms += CJK_WORD.findall(cells[1])
-    return list(dict.fromkeys(terms))
+    rows = []
+    for line in text[start:].splitlines()[1:]:
+        if not line.startswith("|"):
+            if rows:
+                break  # the end of the table
+            continue
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return [row for row in rows[2:] if len(row) > 1]  # [0] is the header, [1] the |---| line
+
+
+def glossary_terms(glossary: Path = GLOSSARY) -> list[str]:
+    """The Chinese terms of the glossary's table (its second column), each run of Chinese characters of a
+    cell one term: "注意力分数（注意力评分）" gives 注意力分数 and 注意力评分."""
+    return list(dict.fromkeys(term for row in glossary_rows(glossary) for term in CJK_WORD.findall(row[1])))
 
 
 def search_dictionary(app: Sphinx, config) -> None:

@@ -110,11 +110,10 @@ class Message(str):
         if language == "en":
             return str.__str__(self)
         params = {k: v.render(language) if isinstance(v, Message) else v for k, v in self.params.items()}
-        translated = catalogue(language).get(self.template)
-        if translated:
+        translated = translated_template(self.template, language)
+        if translated is not self.template:
             try:
-                if fields(translated) == fields(self.template):
-                    return format_message(translated, params)
+                return format_message(translated, params)
             except (ValueError, KeyError, IndexError, TypeError):
                 pass
         try:
